@@ -1,0 +1,18 @@
+//! pgfork's domain: the vocabulary every other crate speaks.
+//!
+//! Everything here is pure: no filesystem, no processes, no clock reads (callers pass
+//! `now`). That keeps the rules users see (which names are valid, where a branch's files
+//! live, when a TTL expires, which port a branch gets) unit-testable in microseconds and
+//! identical in the daemon, the CLI and future remote servers.
+
+mod error;
+mod name;
+mod port;
+mod state;
+mod ttl;
+
+pub use error::CoreError;
+pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS};
+pub use port::{pick_port, PortRange};
+pub use state::BranchState;
+pub use ttl::{expires_at_from_ttl, format_duration, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};

@@ -1,0 +1,85 @@
+//! Durations and expiry: TTLs, trash grace periods.
+
+use crate::CoreError;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// How long a deleted branch stays recoverable in the trash.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The word users type to remove a TTL (`set-ttl NAME none`).
+pub const DEFAULT_TTL_NONE: &str = "none";
+
+/// Parses `24h`, `90m`, `7d`, `1h30m`. Zero is rejected: a branch that expires at once
+/// is a mistake, not a policy.
+pub fn parse_ttl(input: &str) -> Result<Duration, CoreError> {
+    let d = humantime::parse_duration(input.trim()).map_err(|e| CoreError::InvalidDuration {
+        input: input.to_string(),
+        reason: format!("{e}; write it like 30m, 24h or 7d"),
+    })?;
+    if d.is_zero() {
+        return Err(CoreError::InvalidDuration {
+            input: input.to_string(),
+            reason: "a TTL must be longer than zero".to_string(),
+        });
+    }
+    Ok(d)
+}
+
+/// `now + ttl`, saturating at the far future instead of overflowing.
+pub fn expires_at_from_ttl(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Compact human form for tables: `3d 4h`, `25m`, `40s`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn parses_common_forms() {
+        assert_eq!(parse_ttl("24h").expect("ok"), Duration::from_secs(86_400));
+        assert_eq!(parse_ttl("1h30m").expect("ok"), Duration::from_secs(5400));
+        assert_eq!(parse_ttl("7d").expect("ok"), Duration::from_secs(7 * 86_400));
+        assert!(parse_ttl("0s").is_err());
+        assert!(parse_ttl("soon").expect_err("bad").to_string().contains("24h"));
+    }
+
+    #[test]
+    fn expiry_saturates() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid");
+        assert_eq!(
+            expires_at_from_ttl(now, Duration::from_secs(3600)),
+            Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0).single().expect("valid")
+        );
+        assert_eq!(
+            expires_at_from_ttl(now, Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(format_duration(Duration::from_secs(40)), "40s");
+        assert_eq!(format_duration(Duration::from_secs(25 * 60)), "25m");
+        assert_eq!(format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+    }
+}

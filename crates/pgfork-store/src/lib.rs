@@ -1,0 +1,453 @@
+//! Metadata: projects, branches (a tree via `parent_id`), ports, credentials, states and
+//! timestamps, in one SQLite file in WAL mode.
+//!
+//! Why SQLite: the daemon is the only writer, but the CLI, tests and humans may read it
+//! while it runs; WAL mode gives readers a consistent snapshot without blocking the
+//! writer, and a transaction is the atomic "commit" step of every branch operation: a
+//! branch exists exactly when its row does (the data directory is renamed into place
+//! just before the row is inserted, and orphan directories are swept at start).
+//!
+//! This crate knows nothing about HTTP, processes or Postgres.
+
+use chrono::{DateTime, Utc};
+use pgfork_core::BranchState;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("could not open the metadata database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("metadata database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the metadata database was written by a newer pgfork (schema {found}, this pgfork knows {known}): upgrade pgfork")]
+    TooNew { found: i64, known: i64 },
+    #[error("a branch named {name:?} already exists in project {project:?}")]
+    BranchExists { project: String, name: String },
+    #[error("a project named {0:?} already exists")]
+    ProjectExists(String),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub pg_major: u32,
+    /// The database users connect to by default (`postgres` unless an import named another).
+    pub db_name: String,
+    /// The role in connection URLs.
+    pub role_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Branch {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+    pub state: BranchState,
+    pub port: u16,
+    pub password: String,
+    /// The branch's PGDATA while it is live; its trash location once deleted.
+    pub data_dir: PathBuf,
+    pub clone_method: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub protected: bool,
+    pub git_branch: Option<String>,
+    pub masked: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Where the data directory returns to on recover (the live location).
+    pub home_dir: PathBuf,
+    /// The parent's WAL position the branch was cut at, when cloned online.
+    pub parent_lsn: Option<String>,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE projects (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    pg_major    INTEGER NOT NULL,
+    db_name     TEXT NOT NULL,
+    role_name   TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE branches (
+    id           TEXT PRIMARY KEY,
+    project_id   TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    parent_id    TEXT REFERENCES branches(id) ON DELETE SET NULL,
+    state        TEXT NOT NULL,
+    port         INTEGER NOT NULL,
+    password     TEXT NOT NULL,
+    data_dir     TEXT NOT NULL,
+    home_dir     TEXT NOT NULL,
+    clone_method TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    expires_at   TEXT,
+    protected    INTEGER NOT NULL DEFAULT 0,
+    git_branch   TEXT,
+    masked       INTEGER NOT NULL DEFAULT 0,
+    deleted_at   TEXT,
+    parent_lsn   TEXT
+);
+-- One live branch per name and project; the trash may hold several of the same name.
+CREATE UNIQUE INDEX branches_live_name ON branches(project_id, name) WHERE state <> 'deleted';
+CREATE UNIQUE INDEX branches_port ON branches(port);
+"#;
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_opt_ts(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+const BRANCH_COLS: &str = "id, project_id, name, parent_id, state, port, password, data_dir, clone_method, created_at, updated_at, expires_at, protected, git_branch, masked, deleted_at, home_dir, parent_lsn";
+
+fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
+    let state: String = row.get(4)?;
+    let port: i64 = row.get(5)?;
+    Ok(Branch {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        name: row.get(2)?,
+        parent_id: row.get(3)?,
+        state: BranchState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                format!("unknown branch state {state:?}").into(),
+            )
+        })?,
+        port: u16::try_from(port).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Integer, Box::new(e))
+        })?,
+        password: row.get(6)?,
+        data_dir: PathBuf::from(row.get::<_, String>(7)?),
+        clone_method: row.get(8)?,
+        created_at: parse_ts(&row.get::<_, String>(9)?)?,
+        updated_at: parse_ts(&row.get::<_, String>(10)?)?,
+        expires_at: parse_opt_ts(row.get(11)?)?,
+        protected: row.get(12)?,
+        git_branch: row.get(13)?,
+        masked: row.get(14)?,
+        deleted_at: parse_opt_ts(row.get(15)?)?,
+        home_dir: PathBuf::from(row.get::<_, String>(16)?),
+        parent_lsn: row.get(17)?,
+    })
+}
+
+fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
+    let major: i64 = row.get(2)?;
+    Ok(Project {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        pg_major: u32::try_from(major).unwrap_or(0),
+        db_name: row.get(3)?,
+        role_name: row.get(4)?,
+        created_at: parse_ts(&row.get::<_, String>(5)?)?,
+    })
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str()
+        .ok_or_else(|| StoreError::Corrupt(format!("path {} is not UTF-8", p.display())))
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the metadata database.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store { conn };
+        store.configure()?;
+        Ok(store)
+    }
+
+    /// An in-memory store, for tests of code above this crate.
+    pub fn open_in_memory() -> Result<Store> {
+        let store = Store {
+            conn: Connection::open_in_memory()?,
+        };
+        store.configure()?;
+        Ok(store)
+    }
+
+    fn configure(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == 0 {
+            self.conn.execute_batch(&format!(
+                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+        }
+        Ok(())
+    }
+
+    pub fn insert_project(&self, p: &Project) -> Result<()> {
+        Store::borrowed(&self.conn).insert_project(p)
+    }
+
+    /// Inserts a project and its root branch in one transaction.
+    pub fn insert_project_with_root(&mut self, p: &Project, root: &Branch) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let store = Store::borrowed(&tx);
+            store.insert_project(p)?;
+            store.insert_branch_inner(root, &p.name)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn borrowed(conn: &Connection) -> BorrowedStore<'_> {
+        BorrowedStore { conn }
+    }
+
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, pg_major, db_name, role_name, created_at FROM projects ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([], project_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A project by id or by name.
+    pub fn project(&self, id_or_name: &str) -> Result<Option<Project>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, pg_major, db_name, role_name, created_at FROM projects WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+                [id_or_name],
+                project_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn delete_project(&self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM projects WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn insert_branch(&self, b: &Branch, project_name: &str) -> Result<()> {
+        Store::borrowed(&self.conn).insert_branch_inner(b, project_name)
+    }
+
+    /// All branches of a project (the trash included when `include_deleted`), oldest first.
+    pub fn branches(&self, project_id: &str, include_deleted: bool) -> Result<Vec<Branch>> {
+        let sql = format!(
+            "SELECT {BRANCH_COLS} FROM branches WHERE project_id = ?1 AND (?2 OR state <> 'deleted') ORDER BY created_at, id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![project_id, include_deleted], branch_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every branch of every project, trash included (for reconcile and the reaper).
+    pub fn all_branches(&self) -> Result<Vec<Branch>> {
+        let sql = format!("SELECT {BRANCH_COLS} FROM branches ORDER BY created_at, id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], branch_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn branch(&self, id: &str) -> Result<Option<Branch>> {
+        let sql = format!("SELECT {BRANCH_COLS} FROM branches WHERE id = ?1");
+        Ok(self.conn.query_row(&sql, [id], branch_from_row).optional()?)
+    }
+
+    /// The live branch with this name, if any.
+    pub fn live_branch_by_name(&self, project_id: &str, name: &str) -> Result<Option<Branch>> {
+        let sql = format!(
+            "SELECT {BRANCH_COLS} FROM branches WHERE project_id = ?1 AND name = ?2 AND state <> 'deleted'"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![project_id, name], branch_from_row)
+            .optional()?)
+    }
+
+    /// The most recently deleted branch with this name, if any.
+    pub fn trashed_branch_by_name(&self, project_id: &str, name: &str) -> Result<Option<Branch>> {
+        let sql = format!(
+            "SELECT {BRANCH_COLS} FROM branches WHERE project_id = ?1 AND name = ?2 AND state = 'deleted' ORDER BY deleted_at DESC LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, params![project_id, name], branch_from_row)
+            .optional()?)
+    }
+
+    /// Ports held by any branch, trash included (a recovered branch gets its URL back).
+    pub fn used_ports(&self) -> Result<std::collections::HashSet<u16>> {
+        let mut stmt = self.conn.prepare("SELECT port FROM branches")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        let mut set = std::collections::HashSet::new();
+        for p in rows {
+            if let Ok(p) = u16::try_from(p?) {
+                set.insert(p);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Writes every mutable field of a branch.
+    pub fn update_branch(&self, b: &Branch) -> Result<()> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE branches SET name = ?2, parent_id = ?3, state = ?4, port = ?5, password = ?6, data_dir = ?7, clone_method = ?8, updated_at = ?9, expires_at = ?10, protected = ?11, git_branch = ?12, masked = ?13, deleted_at = ?14, home_dir = ?15, parent_lsn = ?16 WHERE id = ?1",
+                params![
+                    b.id,
+                    b.name,
+                    b.parent_id,
+                    b.state.as_str(),
+                    b.port,
+                    b.password,
+                    path_str(&b.data_dir)?,
+                    b.clone_method,
+                    ts(b.updated_at),
+                    b.expires_at.map(ts),
+                    b.protected,
+                    b.git_branch,
+                    b.masked,
+                    b.deleted_at.map(ts),
+                    path_str(&b.home_dir)?,
+                    b.parent_lsn,
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::BranchExists {
+                        project: b.project_id.clone(),
+                        name: b.name.clone(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        if changed == 0 {
+            return Err(StoreError::Corrupt(format!("branch {} vanished", b.id)));
+        }
+        Ok(())
+    }
+
+    pub fn set_state(&self, id: &str, state: BranchState, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branches SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, state.as_str(), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a branch row for good; its children are re-parented to nothing
+    /// (they are physically independent clones, so they keep working).
+    pub fn purge_branch(&self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM branches WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}
+
+struct BorrowedStore<'c> {
+    conn: &'c Connection,
+}
+
+impl BorrowedStore<'_> {
+    fn insert_project(&self, p: &Project) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO projects (id, name, pg_major, db_name, role_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![p.id, p.name, p.pg_major, p.db_name, p.role_name, ts(p.created_at)],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::ProjectExists(p.name.clone())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    fn insert_branch_inner(&self, b: &Branch, project_name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                &format!("INSERT INTO branches ({BRANCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+                params![
+                    b.id,
+                    b.project_id,
+                    b.name,
+                    b.parent_id,
+                    b.state.as_str(),
+                    b.port,
+                    b.password,
+                    path_str(&b.data_dir)?,
+                    b.clone_method,
+                    ts(b.created_at),
+                    ts(b.updated_at),
+                    b.expires_at.map(ts),
+                    b.protected,
+                    b.git_branch,
+                    b.masked,
+                    b.deleted_at.map(ts),
+                    path_str(&b.home_dir)?,
+                    b.parent_lsn,
+                ],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::BranchExists {
+                        project: project_name.to_string(),
+                        name: b.name.clone(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,104 @@
+use super::*;
+
+fn project() -> Project {
+    Project {
+        id: "prj-1".into(),
+        name: "shop".into(),
+        pg_major: 15,
+        db_name: "postgres".into(),
+        role_name: "postgres".into(),
+        created_at: Utc::now(),
+    }
+}
+
+fn branch(id: &str, name: &str, port: u16, parent: Option<&str>) -> Branch {
+    let now = Utc::now();
+    Branch {
+        id: id.into(),
+        project_id: "prj-1".into(),
+        name: name.into(),
+        parent_id: parent.map(str::to_string),
+        state: BranchState::Running,
+        port,
+        password: "pw".into(),
+        data_dir: PathBuf::from(format!("/store/{name}")),
+        home_dir: PathBuf::from(format!("/store/{name}")),
+        clone_method: "reflink".into(),
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        protected: false,
+        git_branch: None,
+        masked: false,
+        deleted_at: None,
+        parent_lsn: None,
+    }
+}
+
+#[test]
+fn project_and_tree_round_trip() {
+    let mut s = Store::open_in_memory().expect("open");
+    s.insert_project_with_root(&project(), &branch("br-main", "main", 55000, None))
+        .expect("insert");
+    s.insert_branch(&branch("br-a", "feature/a", 55001, Some("br-main")), "shop")
+        .expect("child");
+    let all = s.branches("prj-1", false).expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].parent_id.as_deref(), Some("br-main"));
+    assert_eq!(s.project("shop").expect("q").expect("found").id, "prj-1");
+    assert_eq!(s.project("prj-1").expect("q").expect("found").name, "shop");
+    let got = s.branch("br-a").expect("q").expect("found");
+    assert_eq!(got, all[1]);
+    assert_eq!(s.used_ports().expect("ports").len(), 2);
+}
+
+#[test]
+fn live_names_are_unique_but_trash_may_repeat() {
+    let mut s = Store::open_in_memory().expect("open");
+    s.insert_project_with_root(&project(), &branch("br-main", "main", 55000, None))
+        .expect("insert");
+    let mut a = branch("br-a", "x", 55001, Some("br-main"));
+    s.insert_branch(&a, "shop").expect("first");
+    let dup = s.insert_branch(&branch("br-b", "x", 55002, Some("br-main")), "shop");
+    assert!(matches!(dup, Err(StoreError::BranchExists { .. })), "{dup:?}");
+    a.state = BranchState::Deleted;
+    a.deleted_at = Some(Utc::now());
+    s.update_branch(&a).expect("trash");
+    s.insert_branch(&branch("br-b", "x", 55002, Some("br-main")), "shop")
+        .expect("same name after delete");
+    assert_eq!(s.live_branch_by_name("prj-1", "x").expect("q").expect("live").id, "br-b");
+    assert_eq!(s.trashed_branch_by_name("prj-1", "x").expect("q").expect("trash").id, "br-a");
+    assert_eq!(s.branches("prj-1", true).expect("all").len(), 3);
+}
+
+#[test]
+fn purge_keeps_children() {
+    let mut s = Store::open_in_memory().expect("open");
+    s.insert_project_with_root(&project(), &branch("br-main", "main", 55000, None))
+        .expect("insert");
+    s.insert_branch(&branch("br-a", "a", 55001, Some("br-main")), "shop").expect("a");
+    s.insert_branch(&branch("br-b", "b", 55002, Some("br-a")), "shop").expect("b");
+    s.purge_branch("br-a").expect("purge");
+    let b = s.branch("br-b").expect("q").expect("child survives");
+    assert_eq!(b.parent_id, None);
+}
+
+#[test]
+fn file_store_is_wal_and_reopens() {
+    let dir = std::env::temp_dir().join(format!("pgfork-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("meta.db");
+    {
+        let mut s = Store::open(&path).expect("open");
+        s.insert_project_with_root(&project(), &branch("br-main", "main", 55000, None))
+            .expect("insert");
+    }
+    let s = Store::open(&path).expect("reopen");
+    let mode: String = s
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode.to_lowercase(), "wal");
+    assert_eq!(s.projects().expect("list").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
