@@ -62,13 +62,13 @@ pub fn validate_branch_name(name: &str) -> Result<(), CoreError> {
         ));
     }
     if name.ends_with('.') || name.ends_with(".lock") {
-        return Err(invalid(name, "a branch name cannot end with '.' or '.lock'"));
-    }
-    if name.split('/').any(|part| part.starts_with('.')) {
         return Err(invalid(
             name,
-            "no part of a branch name may start with '.'",
+            "a branch name cannot end with '.' or '.lock'",
         ));
+    }
+    if name.split('/').any(|part| part.starts_with('.')) {
+        return Err(invalid(name, "no part of a branch name may start with '.'"));
     }
     Ok(())
 }
@@ -143,7 +143,14 @@ mod tests {
 
     #[test]
     fn accepts_git_like_names() {
-        for ok in ["main", "feature/x", "feature/inventory-split", "v1.2", "ünïcode", "a"] {
+        for ok in [
+            "main",
+            "feature/x",
+            "feature/inventory-split",
+            "v1.2",
+            "ünïcode",
+            "a",
+        ] {
             validate_branch_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
         validate_branch_name(&"x".repeat(63)).expect("63 chars is the limit");

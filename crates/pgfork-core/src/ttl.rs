@@ -58,17 +58,28 @@ mod tests {
     fn parses_common_forms() {
         assert_eq!(parse_ttl("24h").expect("ok"), Duration::from_secs(86_400));
         assert_eq!(parse_ttl("1h30m").expect("ok"), Duration::from_secs(5400));
-        assert_eq!(parse_ttl("7d").expect("ok"), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            parse_ttl("7d").expect("ok"),
+            Duration::from_secs(7 * 86_400)
+        );
         assert!(parse_ttl("0s").is_err());
-        assert!(parse_ttl("soon").expect_err("bad").to_string().contains("24h"));
+        assert!(parse_ttl("soon")
+            .expect_err("bad")
+            .to_string()
+            .contains("24h"));
     }
 
     #[test]
     fn expiry_saturates() {
-        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid");
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
         assert_eq!(
             expires_at_from_ttl(now, Duration::from_secs(3600)),
-            Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0).single().expect("valid")
+            Utc.with_ymd_and_hms(2026, 1, 1, 1, 0, 0)
+                .single()
+                .expect("valid")
         );
         assert_eq!(
             expires_at_from_ttl(now, Duration::from_secs(u64::MAX)),
@@ -80,6 +91,9 @@ mod tests {
     fn formats() {
         assert_eq!(format_duration(Duration::from_secs(40)), "40s");
         assert_eq!(format_duration(Duration::from_secs(25 * 60)), "25m");
-        assert_eq!(format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+        assert_eq!(
+            format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d 4h"
+        );
     }
 }

@@ -120,7 +120,9 @@ fn ts(t: DateTime<Utc>) -> String {
 fn parse_ts(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
 }
 
 fn parse_opt_ts(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -145,7 +147,11 @@ fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
             )
         })?,
         port: u16::try_from(port).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Integer, Box::new(e))
+            rusqlite::Error::FromSqlConversionFailure(
+                5,
+                rusqlite::types::Type::Integer,
+                Box::new(e),
+            )
         })?,
         password: row.get(6)?,
         data_dir: PathBuf::from(row.get::<_, String>(7)?),
@@ -205,12 +211,13 @@ impl Store {
     }
 
     fn configure(&self) -> Result<()> {
-        self.conn
-            .pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
                 found: version,
@@ -266,7 +273,8 @@ impl Store {
     }
 
     pub fn delete_project(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM projects WHERE id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM projects WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -294,7 +302,10 @@ impl Store {
 
     pub fn branch(&self, id: &str) -> Result<Option<Branch>> {
         let sql = format!("SELECT {BRANCH_COLS} FROM branches WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], branch_from_row).optional()?)
+        Ok(self
+            .conn
+            .query_row(&sql, [id], branch_from_row)
+            .optional()?)
     }
 
     /// The live branch with this name, if any.
@@ -384,7 +395,8 @@ impl Store {
     /// Removes a branch row for good; its children are re-parented to nothing
     /// (they are physically independent clones, so they keep working).
     pub fn purge_branch(&self, id: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM branches WHERE id = ?1", [id])?;
+        self.conn
+            .execute("DELETE FROM branches WHERE id = ?1", [id])?;
         Ok(())
     }
 }

@@ -60,14 +60,29 @@ fn live_names_are_unique_but_trash_may_repeat() {
     let mut a = branch("br-a", "x", 55001, Some("br-main"));
     s.insert_branch(&a, "shop").expect("first");
     let dup = s.insert_branch(&branch("br-b", "x", 55002, Some("br-main")), "shop");
-    assert!(matches!(dup, Err(StoreError::BranchExists { .. })), "{dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::BranchExists { .. })),
+        "{dup:?}"
+    );
     a.state = BranchState::Deleted;
     a.deleted_at = Some(Utc::now());
     s.update_branch(&a).expect("trash");
     s.insert_branch(&branch("br-b", "x", 55002, Some("br-main")), "shop")
         .expect("same name after delete");
-    assert_eq!(s.live_branch_by_name("prj-1", "x").expect("q").expect("live").id, "br-b");
-    assert_eq!(s.trashed_branch_by_name("prj-1", "x").expect("q").expect("trash").id, "br-a");
+    assert_eq!(
+        s.live_branch_by_name("prj-1", "x")
+            .expect("q")
+            .expect("live")
+            .id,
+        "br-b"
+    );
+    assert_eq!(
+        s.trashed_branch_by_name("prj-1", "x")
+            .expect("q")
+            .expect("trash")
+            .id,
+        "br-a"
+    );
     assert_eq!(s.branches("prj-1", true).expect("all").len(), 3);
 }
 
@@ -76,8 +91,10 @@ fn purge_keeps_children() {
     let mut s = Store::open_in_memory().expect("open");
     s.insert_project_with_root(&project(), &branch("br-main", "main", 55000, None))
         .expect("insert");
-    s.insert_branch(&branch("br-a", "a", 55001, Some("br-main")), "shop").expect("a");
-    s.insert_branch(&branch("br-b", "b", 55002, Some("br-a")), "shop").expect("b");
+    s.insert_branch(&branch("br-a", "a", 55001, Some("br-main")), "shop")
+        .expect("a");
+    s.insert_branch(&branch("br-b", "b", 55002, Some("br-a")), "shop")
+        .expect("b");
     s.purge_branch("br-a").expect("purge");
     let b = s.branch("br-b").expect("q").expect("child survives");
     assert_eq!(b.parent_id, None);

@@ -1,0 +1,210 @@
+//! The axum router: HTTP in, [`Backend`] calls, JSON out.
+
+use crate::types::*;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::Arc;
+
+/// What a server must do to serve the API. Branch references in paths are ids or, as a
+/// pgfork extension, names (percent-encoded when they contain `/`), which saves clients
+/// a lookup round trip.
+pub trait Backend: Send + Sync + 'static {
+    fn status(&self) -> impl Future<Output = Result<DaemonStatus, ApiError>> + Send;
+    fn doctor(&self) -> impl Future<Output = Result<DoctorResponse, ApiError>> + Send;
+    fn shutdown(&self) -> impl Future<Output = Result<(), ApiError>> + Send;
+    fn list_projects(&self) -> impl Future<Output = Result<ProjectsResponse, ApiError>> + Send;
+    fn create_project(
+        &self,
+        req: ProjectCreateRequest,
+    ) -> impl Future<Output = Result<ProjectResponse, ApiError>> + Send;
+    fn get_project(
+        &self,
+        project: String,
+    ) -> impl Future<Output = Result<ProjectResponse, ApiError>> + Send;
+    fn delete_project(
+        &self,
+        project: String,
+    ) -> impl Future<Output = Result<ProjectResponse, ApiError>> + Send;
+    fn list_branches(
+        &self,
+        project: String,
+        q: ListQuery,
+    ) -> impl Future<Output = Result<BranchesResponse, ApiError>> + Send;
+    fn create_branch(
+        &self,
+        project: String,
+        req: BranchCreateRequest,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn get_branch(
+        &self,
+        project: String,
+        branch: String,
+        sizes: bool,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn update_branch(
+        &self,
+        project: String,
+        branch: String,
+        req: BranchUpdateRequest,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn delete_branch(
+        &self,
+        project: String,
+        branch: String,
+        purge: bool,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn restore_branch(
+        &self,
+        project: String,
+        branch: String,
+        req: BranchRestoreRequest,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn recover_branch(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    /// Starts (`run = true`) or stops the branch's Postgres.
+    fn set_running(
+        &self,
+        project: String,
+        branch: String,
+        run: bool,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn get_operation(
+        &self,
+        project: String,
+        operation: String,
+    ) -> impl Future<Output = Result<OperationResponse, ApiError>> + Send;
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(ApiErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct SizesQuery {
+    #[serde(default)]
+    sizes: bool,
+}
+
+/// Endpoint ids mirror branch ids (`ep-x` serves `br-x`), as each branch has one endpoint.
+pub fn endpoint_to_branch(endpoint: &str) -> String {
+    match endpoint.strip_prefix("ep-") {
+        Some(rest) => format!("br-{rest}"),
+        None => endpoint.to_string(),
+    }
+}
+
+pub fn router<B: Backend>(backend: Arc<B>) -> Router {
+    Router::new()
+        .route("/api/v2/pgfork/status", get(|State(b): State<Arc<B>>| async move { b.status().await.map(Json) }))
+        .route("/api/v2/pgfork/doctor", get(|State(b): State<Arc<B>>| async move { b.doctor().await.map(Json) }))
+        .route(
+            "/api/v2/pgfork/shutdown",
+            post(|State(b): State<Arc<B>>| async move { b.shutdown().await.map(|_| StatusCode::ACCEPTED) }),
+        )
+        .route(
+            "/api/v2/projects",
+            get(|State(b): State<Arc<B>>| async move { b.list_projects().await.map(Json) }).post(
+                |State(b): State<Arc<B>>, Json(req): Json<ProjectCreateRequest>| async move {
+                    b.create_project(req).await.map(|r| (StatusCode::CREATED, Json(r)))
+                },
+            ),
+        )
+        .route(
+            "/api/v2/projects/{project}",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.get_project(p).await.map(Json) })
+                .delete(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.delete_project(p).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>, Query(q): Query<ListQuery>| async move {
+                b.list_branches(p, q).await.map(Json)
+            })
+            .post(
+                |State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<BranchCreateRequest>| async move {
+                    b.create_branch(p, req).await.map(|r| (StatusCode::CREATED, Json(r)))
+                },
+            ),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}",
+            get(
+                |State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<SizesQuery>| async move {
+                    b.get_branch(p, br, q.sizes).await.map(Json)
+                },
+            )
+            .patch(
+                |State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Json(req): Json<BranchUpdateRequest>| async move {
+                    b.update_branch(p, br, req).await.map(Json)
+                },
+            )
+            .delete(
+                |State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<DeleteQuery>| async move {
+                    b.delete_branch(p, br, q.purge).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/restore",
+            post(
+                |State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, body: Option<Json<BranchRestoreRequest>>| async move {
+                    b.restore_branch(p, br, body.map(|Json(r)| r).unwrap_or_default()).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/recover",
+            post(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move {
+                b.recover_branch(p, br).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/start",
+            post(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move {
+                b.set_running(p, br, true).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/stop",
+            post(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move {
+                b.set_running(p, br, false).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/endpoints/{endpoint}/start",
+            post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
+                b.set_running(p, endpoint_to_branch(&ep), true).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/endpoints/{endpoint}/suspend",
+            post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
+                b.set_running(p, endpoint_to_branch(&ep), false).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/operations/{operation}",
+            get(|State(b): State<Arc<B>>, Path((p, op)): Path<(String, String)>| async move {
+                b.get_operation(p, op).await.map(Json)
+            }),
+        )
+        .fallback(|| async { ApiError::not_found("no such API route").into_response() })
+        .with_state(backend)
+}

@@ -1,0 +1,342 @@
+//! Request and response bodies. Names and shapes follow Neon's API v2.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `{code, message}`, Neon's error body. `code` is a stable machine-readable string.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// An error a backend returns: an HTTP status plus the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "NOT_FOUND", message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BAD_REQUEST", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "CONFLICT", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "INTERNAL", message)
+    }
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        Self::new(507, "INSUFFICIENT_STORAGE", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Where a project's root branch comes from (pgfork extension of project creation).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RootSource {
+    Empty,
+    Sample { scale: u32 },
+    Logical { url: String },
+    Physical { url: String },
+    Dir { path: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ProjectCreate {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_version: Option<u32>,
+    /// Name of the root branch (Neon: `branch.name`), default `main`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_branch_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_source: Option<RootSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectCreateRequest {
+    pub project: ProjectCreate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub pg_version: u32,
+    pub created_at: DateTime<Utc>,
+    /// pgfork: the default database and role of connection URLs.
+    pub database_name: String,
+    pub role_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectResponse {
+    pub project: Project,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+    #[serde(default)]
+    pub connection_uris: Vec<ConnectionUri>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectsResponse {
+    pub projects: Vec<Project>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionUri {
+    pub connection_uri: String,
+}
+
+/// A branch, with Neon's fields and pgfork's (`state`, `port`, sizes, `clone_method`...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Branch {
+    pub id: String,
+    pub project_id: String,
+    pub parent_id: Option<String>,
+    pub parent_lsn: Option<String>,
+    pub name: String,
+    /// Neon's coarse state: `init` while being built, `ready` after.
+    pub current_state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub protected: bool,
+    pub default: bool,
+    /// Neon: logical size in bytes.
+    pub logical_size: Option<u64>,
+    // ---- pgfork ----
+    pub parent_name: Option<String>,
+    /// `creating`, `running`, `suspended`, `deleted`, `failed`.
+    pub state: String,
+    pub port: u16,
+    pub git_branch: Option<String>,
+    pub logical_bytes: Option<u64>,
+    pub unique_bytes: Option<u64>,
+    pub clone_method: String,
+    pub data_dir: String,
+    pub masked: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// When a deleted branch is purged for good.
+    pub purge_at: Option<DateTime<Utc>>,
+    /// Connection URL including the branch's password.
+    pub connection_uri: String,
+}
+
+/// Neon's endpoint: the compute serving a branch. In pgfork, the branch's Postgres.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    pub id: String,
+    pub project_id: String,
+    pub branch_id: String,
+    pub host: String,
+    pub port: u16,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `active` or `idle`.
+    pub current_state: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct OperationProgress {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Operation {
+    pub id: String,
+    pub project_id: String,
+    pub branch_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    /// e.g. `create_branch`, `create_timeline`, `reset_branch`, `delete_timeline`.
+    pub action: String,
+    /// `running`, `finished`, `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    /// pgfork: machine-readable error code when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub total_duration_ms: u64,
+    /// pgfork: progress of long operations (copies, imports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<OperationProgress>,
+    /// pgfork: one-line warnings for the user (e.g. "full copy: no reflinks here").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Operation {
+    pub fn is_running(&self) -> bool {
+        self.status == "running" || self.status == "scheduling"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperationResponse {
+    pub operation: Operation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BranchCreate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Parent branch id (or, as a pgfork extension, its name). Default: the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
+    /// pgfork: the git branch this database branch is paired with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BranchCreateRequest {
+    pub branch: BranchCreate,
+    #[serde(default)]
+    pub endpoints: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BranchResponse {
+    pub branch: Branch,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BranchesResponse {
+    pub branches: Vec<Branch>,
+}
+
+/// PATCH body. `expires_at: null` clears the TTL, absent leaves it.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BranchUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BranchUpdateRequest {
+    pub branch: BranchUpdate,
+}
+
+/// Neon's `restore` body; pgfork's reset is a restore from the parent's head.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct BranchRestoreRequest {
+    pub source_branch_id: Option<String>,
+}
+
+/// Query of DELETE: `?purge=true` removes for good instead of trashing.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ListQuery {
+    /// pgfork: include the trash.
+    #[serde(default)]
+    pub include_deleted: bool,
+    /// pgfork: compute logical and unique bytes (walks the files).
+    #[serde(default)]
+    pub sizes: bool,
+}
+
+/// `GET /api/v2/pgfork/status`: the daemon and its store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub pid: u32,
+    pub home: String,
+    pub socket: String,
+    /// TCP base of /api/v2 when the daemon listens on TCP (team server mode).
+    pub api_url: Option<String>,
+    pub clone_method: String,
+    pub filesystem: String,
+    pub store_warning: Option<String>,
+    pub pg_versions: Vec<String>,
+    pub server_user: String,
+    pub running_branches: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// One line of `pgfork doctor`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    /// `ok`, `warn`, `fail`.
+    pub status: String,
+    pub detail: String,
+    /// The exact fix, when not ok.
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DoctorResponse {
+    pub checks: Vec<Check>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Ok(Some(Option::deserialize(d)?))
+    }
+}

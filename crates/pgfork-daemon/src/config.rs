@@ -1,0 +1,51 @@
+//! Daemon settings, from the environment (the CLI passes its own through when it
+//! starts the daemon).
+
+use pgfork_core::PortRange;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: PathBuf,
+    /// `PGFORK_PG_BIN`.
+    pub pg_bin: Option<PathBuf>,
+    /// OS user for Postgres when pgfork runs as root (`PGFORK_PG_USER`, default `postgres`).
+    pub pg_user: String,
+    /// `PGFORK_PORTS`, e.g. `55000-55999`.
+    pub ports: PortRange,
+    /// How long deleted branches stay recoverable (`PGFORK_GRACE`, default 24h).
+    pub grace: Duration,
+    /// How often the reaper runs.
+    pub reap_every: Duration,
+    /// Test-only: a named point where the daemon pauses (`PGFORK_TEST_PAUSE=after-clone`),
+    /// so crash tests can kill it mid-operation.
+    pub test_pause: Option<String>,
+}
+
+impl Config {
+    /// Reads the environment. Invalid values are errors, not silent defaults.
+    pub fn from_env(home: PathBuf) -> Result<Config, String> {
+        let ports = match std::env::var("PGFORK_PORTS") {
+            Ok(v) => v
+                .parse()
+                .map_err(|e: pgfork_core::CoreError| format!("PGFORK_PORTS: {e}"))?,
+            Err(_) => PortRange::default(),
+        };
+        let grace = match std::env::var("PGFORK_GRACE") {
+            Ok(v) => pgfork_core::parse_ttl(&v).map_err(|e| format!("PGFORK_GRACE: {e}"))?,
+            Err(_) => pgfork_core::DEFAULT_GRACE,
+        };
+        Ok(Config {
+            home,
+            pg_bin: std::env::var_os("PGFORK_PG_BIN").map(PathBuf::from),
+            pg_user: std::env::var("PGFORK_PG_USER").unwrap_or_else(|_| "postgres".to_string()),
+            ports,
+            grace,
+            reap_every: Duration::from_secs(30),
+            test_pause: std::env::var("PGFORK_TEST_PAUSE")
+                .ok()
+                .filter(|s| !s.is_empty()),
+        })
+    }
+}

@@ -1,0 +1,1457 @@
+//! Branch operations. Every one follows the same discipline:
+//!
+//! 1. Build in `tmp/` (clone or import), never in place.
+//! 2. Make it durable (one `syncfs`), rename into `branches/`, fsync the directory.
+//! 3. Start it, then commit the metadata row. Until that commit the branch does not
+//!    exist for anyone; a crash before it leaves only leftovers that
+//!    [`crate::reconcile`] sweeps at the next start.
+//!
+//! Structural changes are serialised by one async mutex: they are short (a reflink
+//! branch takes a few hundred ms) and serialising them keeps port and directory
+//! allocation trivially race-free.
+
+use crate::config::Config;
+use crate::ids::{new_id, new_password};
+use crate::layout::Layout;
+use crate::ops::{endpoint_id, Ops};
+use chrono::{DateTime, Utc};
+use pgfork_api as api;
+use pgfork_api::ApiError;
+use pgfork_core::{
+    pick_port, safe_dir_name, validate_branch_name, validate_project_name, BranchState, Progress,
+};
+use pgfork_cow::{CloneMethod, Probe};
+use pgfork_pg::{
+    clone, import, instance, sql, Instance, PgError, PgInstall, PgInstalls, ServerUser,
+};
+use pgfork_store::{Branch, Project, Store, StoreError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a request waits for its operation before answering "running".
+const FAST_WAIT: Duration = Duration::from_millis(1500);
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Engine {
+    pub cfg: Config,
+    pub layout: Layout,
+    store: Mutex<Store>,
+    pub installs: PgInstalls,
+    pub user: ServerUser,
+    pub probe: Probe,
+    pub ops: Ops,
+    mutate: Arc<tokio::sync::Mutex<()>>,
+    pub started_at: DateTime<Utc>,
+    pub shutdown: tokio::sync::Notify,
+}
+
+// ---------- error mapping: every failure becomes one sentence with a fix ----------
+
+pub(crate) fn pg_err(e: PgError) -> ApiError {
+    if e.is_no_space() {
+        return ApiError::insufficient_storage(format!(
+            "no space left on the store's filesystem ({e}): free some space or move PGFORK_HOME to a larger filesystem; nothing was changed"
+        ));
+    }
+    match e {
+        PgError::NoBinaries { .. }
+        | PgError::BadPgBin(_)
+        | PgError::MajorMissing { .. }
+        | PgError::NoSuchUser(_) => ApiError::new(412, "PRECONDITION_FAILED", e.to_string()),
+        PgError::Unsupported(_) | PgError::DirInUse { .. } | PgError::NotADataDir { .. } => {
+            ApiError::bad_request(e.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+pub(crate) fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::BranchExists { .. } | StoreError::ProjectExists(_) => {
+            ApiError::conflict(e.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn cow_err(e: pgfork_cow::CowError) -> ApiError {
+    pg_err(PgError::Cow(e))
+}
+
+fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ApiError {
+    let msg = format!("{what} {}", path.display());
+    move |e| {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            ApiError::insufficient_storage(format!("no space left on the store's filesystem while trying to {msg}: free some space or move PGFORK_HOME"))
+        } else {
+            ApiError::internal(format!("could not {msg}: {e}"))
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+/// Removes a directory tree, tolerating its absence.
+pub(crate) fn remove_tree(path: &Path) {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove leftover directory")
+        }
+    }
+}
+
+fn total_file_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    pub fn new(
+        cfg: Config,
+        layout: Layout,
+        store: Store,
+        installs: PgInstalls,
+        user: ServerUser,
+        probe: Probe,
+    ) -> Engine {
+        Engine {
+            cfg,
+            layout,
+            store: Mutex::new(store),
+            installs,
+            user,
+            probe,
+            ops: Ops::default(),
+            mutate: Arc::new(tokio::sync::Mutex::new(())),
+            started_at: Utc::now(),
+            shutdown: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions
+        // roll back), so a poisoned lock is safe to reuse.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) async fn lock_mutations(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.mutate.clone().lock_owned().await
+    }
+
+    // ---------- lookups ----------
+
+    pub fn project(&self, reference: &str) -> Result<Project, ApiError> {
+        self.store()
+            .project(reference)
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::not_found(format!("no project {reference:?}: run `pgfork init` in your repository first, or pass --project")))
+    }
+
+    /// A live branch by id or name.
+    pub fn branch(&self, project: &Project, reference: &str) -> Result<Branch, ApiError> {
+        let store = self.store();
+        if let Some(b) = store.branch(reference).map_err(store_err)? {
+            if b.project_id == project.id && b.state.is_live() {
+                return Ok(b);
+            }
+        }
+        store
+            .live_branch_by_name(&project.id, reference)
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "no branch {reference:?} in project {:?}: see `pgfork branch list`",
+                    project.name
+                ))
+            })
+    }
+
+    pub fn root_branch(&self, project: &Project) -> Result<Branch, ApiError> {
+        self.store()
+            .branches(&project.id, false)
+            .map_err(store_err)?
+            .into_iter()
+            .find(|b| b.parent_id.is_none())
+            .ok_or_else(|| {
+                ApiError::internal(format!("project {:?} has no root branch", project.name))
+            })
+    }
+
+    pub fn instance(&self, project: &Project, b: &Branch) -> Instance {
+        Instance {
+            pgdata: b.data_dir.clone(),
+            socket_dir: self.layout.socket_dir(&b.id),
+            port: b.port,
+            log_file: self.layout.branch_log(&b.id),
+            superuser: project.role_name.clone(),
+        }
+    }
+
+    fn install_for(&self, pgdata: &Path) -> Result<PgInstall, ApiError> {
+        self.installs.for_data_dir(pgdata).cloned().map_err(pg_err)
+    }
+
+    pub fn connection_uri(&self, project: &Project, b: &Branch) -> String {
+        format!(
+            "postgresql://{}:{}@127.0.0.1:{}/{}",
+            project.role_name, b.password, b.port, project.db_name
+        )
+    }
+
+    /// The API view of a branch. `sizes` walks its files (FIEMAP), so it is opt-in.
+    pub fn view(&self, project: &Project, b: &Branch, sizes: bool) -> api::Branch {
+        let (logical, unique) = if sizes {
+            match pgfork_cow::usage(&b.data_dir) {
+                Ok(u) => (Some(u.logical_bytes), Some(u.unique_bytes)),
+                Err(e) => {
+                    tracing::warn!(branch = %b.name, error = %e, "could not measure branch size");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
+        let parent_name = b
+            .parent_id
+            .as_deref()
+            .and_then(|p| self.store().branch(p).ok().flatten())
+            .map(|p| p.name);
+        api::Branch {
+            id: b.id.clone(),
+            project_id: b.project_id.clone(),
+            parent_id: b.parent_id.clone(),
+            parent_lsn: b.parent_lsn.clone(),
+            name: b.name.clone(),
+            current_state: match b.state {
+                BranchState::Creating => "init",
+                _ => "ready",
+            }
+            .to_string(),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            expires_at: b.expires_at,
+            protected: b.protected,
+            default: b.parent_id.is_none(),
+            logical_size: logical,
+            parent_name,
+            state: b.state.to_string(),
+            port: b.port,
+            git_branch: b.git_branch.clone(),
+            logical_bytes: logical,
+            unique_bytes: unique,
+            clone_method: b.clone_method.clone(),
+            data_dir: b.data_dir.display().to_string(),
+            masked: b.masked,
+            deleted_at: b.deleted_at,
+            purge_at: b
+                .deleted_at
+                .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace)),
+            connection_uri: self.connection_uri(project, b),
+        }
+    }
+
+    pub fn endpoint(&self, b: &Branch) -> api::Endpoint {
+        api::Endpoint {
+            id: endpoint_id(&b.id),
+            project_id: b.project_id.clone(),
+            branch_id: b.id.clone(),
+            host: "127.0.0.1".to_string(),
+            port: b.port,
+            kind: "read_write".to_string(),
+            current_state: if b.state == BranchState::Running {
+                "active"
+            } else {
+                "idle"
+            }
+            .to_string(),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+
+    pub fn api_project(&self, p: &Project) -> api::Project {
+        api::Project {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            pg_version: p.pg_major,
+            created_at: p.created_at,
+            database_name: p.db_name.clone(),
+            role_name: p.role_name.clone(),
+        }
+    }
+
+    /// Runs `work` as an operation; waits [`FAST_WAIT`] for it. `None` means it is still
+    /// running and the client should poll the operation.
+    async fn run_op<T, F, Fut>(
+        self: &Arc<Self>,
+        project_id: &str,
+        branch_id: Option<&str>,
+        action: &str,
+        work: F,
+    ) -> (String, Option<Result<T, ApiError>>)
+    where
+        T: Send + 'static,
+        F: FnOnce(String, Arc<Progress>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let (op_id, progress) = self.ops.begin(project_id, branch_id, action);
+        let fut = work(op_id.clone(), progress);
+        let this = self.clone();
+        let id = op_id.clone();
+        let handle = tokio::spawn(async move {
+            let r = fut.await;
+            this.ops.finish(&id, r.as_ref().map(|_| ()));
+            if let Err(e) = &r {
+                tracing::warn!(op = %id, error = %e, "operation failed");
+            }
+            r
+        });
+        match tokio::time::timeout(FAST_WAIT, handle).await {
+            Ok(Ok(r)) => (op_id, Some(r)),
+            Ok(Err(e)) => (
+                op_id,
+                Some(Err(ApiError::internal(format!(
+                    "operation task failed: {e}"
+                )))),
+            ),
+            Err(_) => (op_id, None),
+        }
+    }
+
+    fn op_list(&self, op_id: &str) -> Vec<api::Operation> {
+        self.ops.get(op_id).into_iter().collect()
+    }
+
+    fn branch_response(
+        &self,
+        project: &Project,
+        b: &Branch,
+        op_id: Option<&str>,
+    ) -> api::BranchResponse {
+        api::BranchResponse {
+            branch: self.view(project, b, false),
+            endpoints: vec![self.endpoint(b)],
+            operations: op_id.map(|id| self.op_list(id)).unwrap_or_default(),
+        }
+    }
+
+    // ---------- starting and stopping ----------
+
+    /// Starts a branch's Postgres (if not running) and makes sure its password is set.
+    async fn start_instance(
+        &self,
+        project: &Project,
+        b: &Branch,
+        set_password: bool,
+    ) -> Result<(), ApiError> {
+        let inst = self.instance(project, b);
+        let install = self.install_for(&b.data_dir)?;
+        let user = self.user.clone();
+        let inst2 = inst.clone();
+        blocking(move || {
+            inst2
+                .start(&install, &user, &[], START_TIMEOUT)
+                .map(|_| ())
+                .map_err(pg_err)
+        })
+        .await?;
+        if set_password {
+            let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
+            sql::set_password(&client, &project.role_name, &b.password)
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stop_instance(&self, inst: Instance) -> Result<(), ApiError> {
+        blocking(move || inst.stop(STOP_TIMEOUT).map_err(pg_err)).await
+    }
+
+    /// Stops every running branch (daemon shutdown), in parallel.
+    pub async fn stop_all(&self) {
+        let branches = self.store().all_branches().unwrap_or_default();
+        let mut tasks = Vec::new();
+        for b in branches {
+            let Ok(Some(p)) = self.store().project(&b.project_id) else {
+                continue;
+            };
+            let inst = self.instance(&p, &b);
+            if inst.is_running() {
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    if let Err(e) = inst.stop(STOP_TIMEOUT) {
+                        tracing::error!(pgdata = %inst.pgdata.display(), error = %e, "could not stop branch");
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    fn pause_point(&self, name: &str) {
+        if self.cfg.test_pause.as_deref() == Some(name) {
+            tracing::warn!(point = name, "test pause point reached; sleeping");
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    // ---------- projects ----------
+
+    pub async fn create_project(
+        self: &Arc<Self>,
+        req: api::ProjectCreateRequest,
+    ) -> Result<api::ProjectResponse, ApiError> {
+        let spec = req.project;
+        validate_project_name(&spec.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if self
+            .store()
+            .project(&spec.name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a project named {:?} already exists: pick another name with --project",
+                spec.name
+            )));
+        }
+        let root_name = spec
+            .default_branch_name
+            .clone()
+            .unwrap_or_else(|| "main".to_string());
+        validate_branch_name(&root_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let source = spec.pgfork_source.clone().unwrap_or(api::RootSource::Empty);
+        if let Some(v) = spec.pg_version {
+            self.installs.for_major(v).map_err(pg_err)?;
+        }
+        let project_id = new_id("prj");
+        let planned = Arc::new(Mutex::new(None::<(Project, Branch)>));
+        let slot = planned.clone();
+        let this = self.clone();
+        let pid = project_id.clone();
+        let (op_id, result) = self
+            .run_op(
+                &project_id,
+                None,
+                "create_project",
+                move |op_id, progress| async move {
+                    let _guard = this.lock_mutations().await;
+                    this.build_project(
+                        pid,
+                        spec.name,
+                        root_name,
+                        spec.pg_version,
+                        source,
+                        op_id,
+                        progress,
+                        slot,
+                    )
+                    .await
+                },
+            )
+            .await;
+        let (project, root) = match result {
+            Some(r) => r?,
+            None => planned.lock().ok().and_then(|p| p.clone()).ok_or_else(|| {
+                ApiError::internal("the project is being created; poll its operation")
+            })?,
+        };
+        Ok(api::ProjectResponse {
+            project: self.api_project(&project),
+            branch: Some(self.view(&project, &root, false)),
+            endpoints: vec![self.endpoint(&root)],
+            operations: self.op_list(&op_id),
+            connection_uris: vec![api::ConnectionUri {
+                connection_uri: self.connection_uri(&project, &root),
+            }],
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build_project(
+        self: &Arc<Self>,
+        project_id: String,
+        name: String,
+        root_name: String,
+        pg_version: Option<u32>,
+        source: api::RootSource,
+        op_id: String,
+        progress: Arc<Progress>,
+        planned: Arc<Mutex<Option<(Project, Branch)>>>,
+    ) -> Result<(Project, Branch), ApiError> {
+        if self.store().project(&name).map_err(store_err)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a project named {name:?} already exists"
+            )));
+        }
+        let branch_id = new_id("br");
+        self.ops.set_branch(&op_id, &branch_id);
+        let port = pick_port(
+            self.cfg.ports,
+            &self.store().used_ports().map_err(store_err)?,
+        )
+        .ok_or_else(|| {
+            ApiError::new(
+                503,
+                "NO_PORTS",
+                format!(
+                    "all ports of {}-{} are taken: delete branches or widen PGFORK_PORTS",
+                    self.cfg.ports.first, self.cfg.ports.last
+                ),
+            )
+        })?;
+        let now = Utc::now();
+        let home_dir = self.layout.branch_dir(&name, &safe_dir_name(&root_name));
+        let mut project = Project {
+            id: project_id,
+            name: name.clone(),
+            pg_major: 0,
+            db_name: "postgres".to_string(),
+            role_name: "postgres".to_string(),
+            created_at: now,
+        };
+        let mut root = Branch {
+            id: branch_id.clone(),
+            project_id: project.id.clone(),
+            name: root_name,
+            parent_id: None,
+            state: BranchState::Creating,
+            port,
+            password: new_password(),
+            data_dir: home_dir.clone(),
+            home_dir: home_dir.clone(),
+            clone_method: "initdb".to_string(),
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            protected: false,
+            git_branch: None,
+            masked: false,
+            deleted_at: None,
+            parent_lsn: None,
+        };
+        if let Ok(mut p) = planned.lock() {
+            *p = Some((project.clone(), root.clone()));
+        }
+        let tmp = self.layout.tmp.join(&branch_id);
+        let tmp_pgdata = tmp.join("pgdata");
+        let mut build_inst = Instance {
+            pgdata: tmp_pgdata.clone(),
+            socket_dir: self.layout.socket_dir(&branch_id),
+            port,
+            log_file: self.layout.branch_log(&branch_id),
+            superuser: "postgres".to_string(),
+        };
+        let result = self
+            .import_root(
+                &mut project,
+                &mut root,
+                &mut build_inst,
+                pg_version,
+                &source,
+                &tmp,
+                &progress,
+            )
+            .await;
+        let result = match result {
+            Ok(()) => {
+                self.commit_new_branch(
+                    &project,
+                    &mut root,
+                    &build_inst,
+                    &tmp_pgdata,
+                    Some(&project),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = self.stop_instance(build_inst.clone()).await;
+            let _ = self
+                .stop_instance(Instance {
+                    pgdata: home_dir.clone(),
+                    ..build_inst.clone()
+                })
+                .await;
+            let committed = self.store().branch(&root.id).ok().flatten().is_some();
+            if !committed {
+                remove_tree(&home_dir);
+            }
+        }
+        remove_tree(&tmp);
+        result?;
+        tracing::info!(project = %project.name, branch = %root.name, "project created");
+        Ok((project, root))
+    }
+
+    /// Fills `tmp/pgdata` from the root source; leaves the build instance stopped.
+    #[allow(clippy::too_many_arguments)]
+    async fn import_root(
+        &self,
+        project: &mut Project,
+        root: &mut Branch,
+        inst: &mut Instance,
+        pg_version: Option<u32>,
+        source: &api::RootSource,
+        tmp: &Path,
+        progress: &Arc<Progress>,
+    ) -> Result<(), ApiError> {
+        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
+        self.user.chown(tmp).map_err(pg_err)?;
+        let install = match pg_version {
+            Some(v) => self.installs.for_major(v).map_err(pg_err)?.clone(),
+            None => self.installs.newest().clone(),
+        };
+        let user = self.user.clone();
+        let pgdata = inst.pgdata.clone();
+        let install_used: PgInstall = match source {
+            api::RootSource::Empty
+            | api::RootSource::Sample { .. }
+            | api::RootSource::Logical { .. } => {
+                progress.phase("initdb", 0);
+                let (i, u, d) = (install.clone(), user.clone(), pgdata.clone());
+                blocking(move || instance::initdb(&i, &u, &d, "postgres").map_err(pg_err)).await?;
+                root.clone_method = "initdb".into();
+                install
+            }
+            api::RootSource::Physical { url } => {
+                let (installs, u, d, url, p) = (
+                    self.installs.clone(),
+                    user.clone(),
+                    pgdata.clone(),
+                    url.clone(),
+                    progress.clone(),
+                );
+                let (i, info) = blocking(move || {
+                    import::physical(&installs, &u, &url, &d, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                inst.superuser = info.bootstrap_superuser.clone();
+                project.db_name = info.dbname;
+                root.clone_method = "pg_basebackup".into();
+                i
+            }
+            api::RootSource::Dir { path } => {
+                let src = PathBuf::from(path);
+                if !src.is_dir() {
+                    return Err(ApiError::bad_request(format!(
+                        "{path} is not a directory: pass the PGDATA of a stopped PostgreSQL"
+                    )));
+                }
+                let method = self.clone_method_between(&src);
+                let (installs, u, d, p) = (
+                    self.installs.clone(),
+                    user.clone(),
+                    pgdata.clone(),
+                    progress.clone(),
+                );
+                let s = src.clone();
+                let i = blocking(move || {
+                    import::adopt_dir(&installs, &u, &s, &d, method, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                root.clone_method = method.as_str().into();
+                let mut candidates = Vec::new();
+                if let Some(owner) = pgfork_pg::user::owner_name(&src) {
+                    candidates.push(owner);
+                }
+                candidates.push("postgres".to_string());
+                candidates.push(self.user.name.clone());
+                candidates.dedup();
+                // Start to discover the superuser; the rest of the flow restarts it.
+                self.start_build(inst, &i).await?;
+                inst.superuser = import::find_superuser(inst, &candidates)
+                    .await
+                    .map_err(pg_err)?;
+                i
+            }
+        };
+        project.pg_major = install_used.major;
+        project.role_name = inst.superuser.clone();
+        self.start_build(inst, &install_used).await?;
+        match source {
+            api::RootSource::Sample { scale } => {
+                let (i, u, b, p, scale) = (
+                    install_used.clone(),
+                    user.clone(),
+                    inst.clone(),
+                    progress.clone(),
+                    *scale,
+                );
+                blocking(move || {
+                    import::sample(&i, &u, &b, "postgres", scale, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+            }
+            api::RootSource::Logical { url } => {
+                let (i, u, url2) = (install_used.clone(), user.clone(), url.clone());
+                let info =
+                    blocking(move || import::source_info(&i, &u, &url2).map_err(pg_err)).await?;
+                let dump = tmp.join("dump");
+                let jobs = std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(2)
+                    .clamp(2, 8);
+                let (i, u, url2, d, p) = (
+                    install_used.clone(),
+                    user.clone(),
+                    url.clone(),
+                    dump.clone(),
+                    progress.clone(),
+                );
+                blocking(move || {
+                    import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                import::create_database(inst, &info.dbname)
+                    .await
+                    .map_err(pg_err)?;
+                let (i, u, b, d, p, db) = (
+                    install_used.clone(),
+                    user.clone(),
+                    inst.clone(),
+                    dump.clone(),
+                    progress.clone(),
+                    info.dbname.clone(),
+                );
+                blocking(move || {
+                    import::logical_restore(&i, &u, &b, &db, &d, jobs, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                remove_tree(&dump);
+                project.db_name = info.dbname;
+            }
+            _ => {}
+        }
+        progress.phase("finishing", 0);
+        self.stop_instance(inst.clone()).await?;
+        Ok(())
+    }
+
+    async fn start_build(&self, inst: &Instance, install: &PgInstall) -> Result<(), ApiError> {
+        let (i, u, b) = (install.clone(), self.user.clone(), inst.clone());
+        blocking(move || {
+            b.start(&i, &u, &[], START_TIMEOUT)
+                .map(|_| ())
+                .map_err(pg_err)
+        })
+        .await
+    }
+
+    /// Reflink when `src` is on the same reflink-capable filesystem as the store.
+    fn clone_method_between(&self, src: &Path) -> CloneMethod {
+        if self.probe.method != CloneMethod::Reflink {
+            return CloneMethod::Copy;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let same_fs = match (std::fs::metadata(src), std::fs::metadata(&self.layout.home)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev(),
+            _ => false,
+        };
+        if same_fs {
+            CloneMethod::Reflink
+        } else {
+            CloneMethod::Copy
+        }
+    }
+
+    /// Steps 2–3 of the discipline: durable, renamed into place, started, committed.
+    /// `new_project` inserts the project in the same transaction (root branches).
+    async fn commit_new_branch(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        build: &Instance,
+        built: &Path,
+        new_project: Option<&Project>,
+    ) -> Result<(), ApiError> {
+        let home = b.home_dir.clone();
+        let built2 = built.to_path_buf();
+        let user = self.user.clone();
+        blocking(move || {
+            pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
+            if let Some(parent) = home.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            }
+            if home.exists() {
+                return Err(ApiError::conflict(format!(
+                    "{} already exists: remove it or pick another branch name",
+                    home.display()
+                )));
+            }
+            std::fs::rename(&built2, &home).map_err(io_err("move the new branch into", &home))?;
+            if let Some(parent) = home.parent() {
+                pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
+            }
+            let _ = user;
+            Ok(())
+        })
+        .await?;
+        b.data_dir = b.home_dir.clone();
+        let _ = build;
+        self.start_instance(project, b, true).await?;
+        b.state = BranchState::Running;
+        b.updated_at = Utc::now();
+        let mut store = self.store();
+        match new_project {
+            Some(p) => store.insert_project_with_root(p, b).map_err(store_err)?,
+            None => store.insert_branch(b, &project.name).map_err(store_err)?,
+        }
+        Ok(())
+    }
+
+    // ---------- branches ----------
+
+    pub async fn create_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        req: api::BranchCreateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let spec = req.branch;
+        let name = spec
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("a branch needs a name"))?;
+        validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let parent = match &spec.parent_id {
+            Some(p) => self.branch(&project, p).map_err(|e| {
+                ApiError::not_found(format!(
+                    "parent {}",
+                    e.message.trim_start_matches("no branch ")
+                ))
+            })?,
+            None => self.root_branch(&project)?,
+        };
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!("a branch named {name:?} already exists in project {:?}: pick another name or delete it first", project.name)));
+        }
+        if let Some(t) = spec.expires_at {
+            if t <= Utc::now() {
+                return Err(ApiError::bad_request(
+                    "expires_at is in the past: give a future time or a --ttl",
+                ));
+            }
+        }
+        let planned = Arc::new(Mutex::new(None::<Branch>));
+        let slot = planned.clone();
+        let this = self.clone();
+        let p2 = project.clone();
+        let (op_id, result) = self
+            .run_op(
+                &project.id,
+                None,
+                "create_branch",
+                move |op_id, progress| async move {
+                    let _guard = this.lock_mutations().await;
+                    this.build_branch(&p2, name, parent, spec, op_id, progress, slot)
+                        .await
+                },
+            )
+            .await;
+        let b = match result {
+            Some(r) => r?,
+            None => planned.lock().ok().and_then(|p| p.clone()).ok_or_else(|| {
+                ApiError::internal("the branch is being created; poll its operation")
+            })?,
+        };
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build_branch(
+        &self,
+        project: &Project,
+        name: String,
+        parent: Branch,
+        spec: api::BranchCreate,
+        op_id: String,
+        progress: Arc<Progress>,
+        planned: Arc<Mutex<Option<Branch>>>,
+    ) -> Result<Branch, ApiError> {
+        // Re-check under the lock: another request may have won the name meanwhile.
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a branch named {name:?} already exists in project {:?}",
+                project.name
+            )));
+        }
+        let parent = self.branch(project, &parent.id)?;
+        let id = new_id("br");
+        self.ops.set_branch(&op_id, &id);
+        let port = pick_port(
+            self.cfg.ports,
+            &self.store().used_ports().map_err(store_err)?,
+        )
+        .ok_or_else(|| {
+            ApiError::new(
+                503,
+                "NO_PORTS",
+                format!(
+                    "all ports of {}-{} are taken: delete branches or widen PGFORK_PORTS",
+                    self.cfg.ports.first, self.cfg.ports.last
+                ),
+            )
+        })?;
+        let mut dir_name = safe_dir_name(&name);
+        if self.layout.branch_dir(&project.name, &dir_name).exists() {
+            // A renamed branch may still occupy this name's directory.
+            dir_name = format!("{dir_name}~{id}");
+        }
+        let home = self.layout.branch_dir(&project.name, &dir_name);
+        let now = Utc::now();
+        let mut b = Branch {
+            id: id.clone(),
+            project_id: project.id.clone(),
+            name,
+            parent_id: Some(parent.id.clone()),
+            state: BranchState::Creating,
+            port,
+            password: new_password(),
+            data_dir: home.clone(),
+            home_dir: home.clone(),
+            clone_method: self.probe.method.as_str().to_string(),
+            created_at: now,
+            updated_at: now,
+            expires_at: spec.expires_at,
+            protected: spec.protected.unwrap_or(false),
+            git_branch: spec.git_branch,
+            masked: false,
+            deleted_at: None,
+            parent_lsn: None,
+        };
+        if let Ok(mut p) = planned.lock() {
+            *p = Some(b.clone());
+        }
+        let tmp = self.layout.tmp.join(&id);
+        let built = tmp.join("pgdata");
+        let result = async {
+            let lsn = self
+                .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
+                .await?;
+            b.parent_lsn = lsn;
+            let build = Instance {
+                pgdata: built.clone(),
+                ..self.instance(project, &b)
+            };
+            self.commit_new_branch(project, &mut b, &build, &built, None)
+                .await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(branch = %b.name, error = %e, "branch creation failed; cleaning up");
+            let _ = self.stop_instance(self.instance(project, &b)).await;
+            if self.store().branch(&b.id).ok().flatten().is_none() {
+                remove_tree(&home);
+            }
+        }
+        remove_tree(&tmp);
+        result?;
+        tracing::info!(branch = %b.name, parent = %parent.name, method = %b.clone_method, "branch created");
+        Ok(b)
+    }
+
+    /// Clones `parent` into `built` (inside `tmp`), online when it runs. Returns the
+    /// parent LSN for online clones.
+    #[allow(clippy::too_many_arguments)]
+    async fn clone_parent_into(
+        &self,
+        project: &Project,
+        parent: &Branch,
+        tmp: &Path,
+        built: &Path,
+        op_id: &str,
+        progress: &Arc<Progress>,
+        label: &str,
+    ) -> Result<Option<String>, ApiError> {
+        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
+        let method = self.probe.method;
+        if method == CloneMethod::Copy {
+            if let Some(w) = self.probe.warning() {
+                self.ops.warn(op_id, w);
+            }
+            let src = parent.data_dir.clone();
+            let need = tokio::task::spawn_blocking(move || total_file_bytes(&src))
+                .await
+                .unwrap_or(0);
+            let free = pgfork_cow::available_bytes(tmp).map_err(cow_err)?;
+            if need > free {
+                return Err(ApiError::insufficient_storage(format!(
+                    "not enough space for a full copy of {:?}: it needs {} and the store has {} free; free some space or put PGFORK_HOME on a reflink filesystem (XFS, btrfs) where branches cost almost nothing",
+                    parent.name,
+                    human_bytes(need),
+                    human_bytes(free)
+                )));
+            }
+            progress.phase(&format!("copying {}", parent.name), need);
+        }
+        let parent_inst = self.instance(project, parent);
+        let report = if parent_inst.is_running() {
+            clone::clone_running(
+                &parent_inst,
+                project.pg_major,
+                built,
+                method,
+                &self.user,
+                Some(progress.clone()),
+                label,
+            )
+            .await
+            .map_err(pg_err)?
+        } else {
+            let (src, dst, user, p) = (
+                parent.data_dir.clone(),
+                built.to_path_buf(),
+                self.user.clone(),
+                progress.clone(),
+            );
+            blocking(move || {
+                clone::clone_stopped(&src, &dst, method, &user, Some(&p)).map_err(pg_err)
+            })
+            .await?
+        };
+        tracing::debug!(?report, "parent cloned");
+        self.pause_point("after-clone");
+        Ok(report.lsn)
+    }
+
+    pub async fn reset_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let b = self.branch(&project, branch_ref)?;
+        let parent_id = b.parent_id.clone().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{:?} is the root branch: it has no parent to reset from",
+                b.name
+            ))
+        })?;
+        let this = self.clone();
+        let p2 = project.clone();
+        let b2 = b.clone();
+        let (op_id, result) = self
+            .run_op(
+                &project.id,
+                Some(&b.id),
+                "reset_branch",
+                move |op_id, progress| async move {
+                    let _guard = this.lock_mutations().await;
+                    this.do_reset(&p2, &b2.id, &parent_id, op_id, progress)
+                        .await
+                },
+            )
+            .await;
+        let b = match result {
+            Some(r) => r?,
+            None => b,
+        };
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    async fn do_reset(
+        &self,
+        project: &Project,
+        branch_id: &str,
+        parent_id: &str,
+        op_id: String,
+        progress: Arc<Progress>,
+    ) -> Result<Branch, ApiError> {
+        let mut b = self.branch(project, branch_id)?;
+        let parent = self
+            .store()
+            .branch(parent_id)
+            .map_err(store_err)?
+            .filter(|p| p.state.is_live())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "the parent of {:?} was deleted: there is nothing to reset it to",
+                    b.name
+                ))
+            })?;
+        let tmp = self.layout.tmp.join(format!("{}-reset", b.id));
+        let built = tmp.join("pgdata");
+        let old = tmp.join("old");
+        let label = format!("{}-reset", b.id);
+        let lsn = match self
+            .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &label)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                remove_tree(&tmp);
+                return Err(e);
+            }
+        };
+        let was_running =
+            self.instance(project, &b).is_running() || b.state == BranchState::Running;
+        let swap = {
+            let (home, built2, old2) = (b.data_dir.clone(), built.clone(), old.clone());
+            let inst = self.instance(project, &b);
+            async move {
+                self.stop_instance(inst).await?;
+                blocking(move || {
+                    pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
+                    std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
+                    if let Err(e) = std::fs::rename(&built2, &home) {
+                        let _ = std::fs::rename(&old2, &home);
+                        return Err(io_err("move the reset branch into", &home)(e));
+                    }
+                    if let Some(parent) = home.parent() {
+                        pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+        .await;
+        if let Err(e) = swap {
+            remove_tree(&tmp);
+            if was_running {
+                let _ = self.start_instance(project, &b, false).await;
+            }
+            return Err(e);
+        }
+        // The reset data carries the parent's password; put the branch's back.
+        if let Err(e) = self.start_instance(project, &b, true).await {
+            tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
+            let _ = self.stop_instance(self.instance(project, &b)).await;
+            let home = b.data_dir.clone();
+            let _ = std::fs::rename(&home, tmp.join("failed"));
+            let _ = std::fs::rename(&old, &home);
+            if was_running {
+                let _ = self.start_instance(project, &b, false).await;
+            }
+            remove_tree(&tmp);
+            return Err(e);
+        }
+        remove_tree(&tmp);
+        b.parent_lsn = lsn;
+        b.state = BranchState::Running;
+        b.updated_at = Utc::now();
+        self.store().update_branch(&b).map_err(store_err)?;
+        Ok(b)
+    }
+
+    pub async fn delete_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        purge: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _guard = self.lock_mutations().await;
+        // A purge may also target a branch already in the trash.
+        let mut b = match self.branch(&project, branch_ref) {
+            Ok(b) => b,
+            Err(e) if purge => self
+                .store()
+                .trashed_branch_by_name(&project.id, branch_ref)
+                .map_err(store_err)?
+                .or(self
+                    .store()
+                    .branch(branch_ref)
+                    .map_err(store_err)?
+                    .filter(|b| b.project_id == project.id))
+                .ok_or(e)?,
+            Err(e) => return Err(e),
+        };
+        if b.parent_id.is_none() && b.state.is_live() {
+            return Err(ApiError::bad_request(format!(
+                "{:?} is the project's root branch and cannot be deleted",
+                b.name
+            )));
+        }
+        if b.protected {
+            return Err(ApiError::new(
+                403,
+                "PROTECTED",
+                format!(
+                    "{:?} is protected: run `pgfork branch unprotect {}` first",
+                    b.name, b.name
+                ),
+            ));
+        }
+        let (op_id, _) = self.ops.begin(&project.id, Some(&b.id), "delete_timeline");
+        let result = self.trash_or_purge(&project, &mut b, purge).await;
+        self.ops.finish(&op_id, result.as_ref().map(|_| ()));
+        result?;
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    pub(crate) async fn trash_or_purge(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        purge: bool,
+    ) -> Result<(), ApiError> {
+        self.stop_instance(self.instance(project, b)).await?;
+        if purge {
+            let dir = b.data_dir.clone();
+            // Rename first so a crash mid-delete leaves a tmp leftover, not a half branch.
+            let doomed = self.layout.tmp.join(format!("purge-{}", b.id));
+            if dir.exists() {
+                std::fs::rename(&dir, &doomed).map_err(io_err("remove", &dir))?;
+            }
+            self.store().purge_branch(&b.id).map_err(store_err)?;
+            tokio::task::spawn_blocking(move || remove_tree(&doomed));
+            b.state = BranchState::Deleted;
+            b.deleted_at = Some(Utc::now());
+            return Ok(());
+        }
+        if !b.state.is_live() {
+            return Ok(());
+        }
+        let trash = self
+            .layout
+            .trash_dir(&project.name, &safe_dir_name(&b.name), &b.id);
+        if let Some(parent) = trash.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        std::fs::rename(&b.data_dir, &trash).map_err(io_err("move to the trash", &b.data_dir))?;
+        b.data_dir = trash;
+        b.state = BranchState::Deleted;
+        b.deleted_at = Some(Utc::now());
+        b.updated_at = Utc::now();
+        self.store().update_branch(b).map_err(store_err)?;
+        tracing::info!(branch = %b.name, "branch moved to trash");
+        Ok(())
+    }
+
+    pub async fn recover_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _guard = self.lock_mutations().await;
+        let by_id = self
+            .store()
+            .branch(branch_ref)
+            .map_err(store_err)?
+            .filter(|b| b.project_id == project.id && !b.state.is_live());
+        let mut b = match by_id {
+            Some(b) => b,
+            None => self
+                .store()
+                .trashed_branch_by_name(&project.id, branch_ref)
+                .map_err(store_err)?
+                .ok_or_else(|| ApiError::not_found(format!("no deleted branch {branch_ref:?} in the trash of project {:?} (purged branches cannot be recovered)", project.name)))?,
+        };
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &b.name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a live branch named {:?} exists: rename or delete it before recovering",
+                b.name
+            )));
+        }
+        if b.home_dir.exists() {
+            return Err(ApiError::conflict(format!(
+                "{} is occupied: remove it before recovering {:?}",
+                b.home_dir.display(),
+                b.name
+            )));
+        }
+        std::fs::rename(&b.data_dir, &b.home_dir)
+            .map_err(io_err("move out of the trash", &b.data_dir))?;
+        b.data_dir = b.home_dir.clone();
+        b.state = BranchState::Suspended;
+        b.deleted_at = None;
+        b.updated_at = Utc::now();
+        self.store().update_branch(&b).map_err(store_err)?;
+        self.start_instance(&project, &b, false).await?;
+        b.state = BranchState::Running;
+        self.store()
+            .set_state(&b.id, b.state, Utc::now())
+            .map_err(store_err)?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+
+    pub async fn set_running(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        run: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _guard = self.lock_mutations().await;
+        let mut b = self.branch(&project, branch_ref)?;
+        if run {
+            self.start_instance(&project, &b, false).await?;
+            b.state = BranchState::Running;
+        } else {
+            self.stop_instance(self.instance(&project, &b)).await?;
+            b.state = BranchState::Suspended;
+        }
+        b.updated_at = Utc::now();
+        self.store()
+            .set_state(&b.id, b.state, b.updated_at)
+            .map_err(store_err)?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+
+    pub async fn update_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        req: api::BranchUpdateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _guard = self.lock_mutations().await;
+        let mut b = self.branch(&project, branch_ref)?;
+        let u = req.branch;
+        if let Some(name) = u.name {
+            validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if name != b.name
+                && self
+                    .store()
+                    .live_branch_by_name(&project.id, &name)
+                    .map_err(store_err)?
+                    .is_some()
+            {
+                return Err(ApiError::conflict(format!(
+                    "a branch named {name:?} already exists in project {:?}",
+                    project.name
+                )));
+            }
+            b.name = name;
+        }
+        if let Some(p) = u.protected {
+            b.protected = p;
+        }
+        if let Some(exp) = u.expires_at {
+            if let Some(t) = exp {
+                if t <= Utc::now() {
+                    return Err(ApiError::bad_request(
+                        "expires_at is in the past: give a future time or a duration",
+                    ));
+                }
+            }
+            b.expires_at = exp;
+        }
+        b.updated_at = Utc::now();
+        self.store().update_branch(&b).map_err(store_err)?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+
+    pub async fn delete_project(
+        self: &Arc<Self>,
+        project_ref: &str,
+    ) -> Result<api::ProjectResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _guard = self.lock_mutations().await;
+        let branches = self
+            .store()
+            .branches(&project.id, true)
+            .map_err(store_err)?;
+        for mut b in branches {
+            self.trash_or_purge(&project, &mut b, true).await?;
+        }
+        self.store()
+            .delete_project(&project.id)
+            .map_err(store_err)?;
+        remove_tree(&self.layout.branches.join(&project.name));
+        remove_tree(&self.layout.trash.join(&project.name));
+        Ok(api::ProjectResponse {
+            project: self.api_project(&project),
+            branch: None,
+            endpoints: vec![],
+            operations: vec![],
+            connection_uris: vec![],
+        })
+    }
+
+    /// Trash past its grace period is purged; live branches past their TTL are trashed
+    /// (never the root or protected ones).
+    pub async fn reap(&self, now: DateTime<Utc>) {
+        let branches = self.store().all_branches().unwrap_or_default();
+        for mut b in branches {
+            let Ok(Some(project)) = self.store().project(&b.project_id) else {
+                continue;
+            };
+            let expired_trash = b
+                .deleted_at
+                .is_some_and(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace) <= now);
+            let expired_ttl = b.state.is_live()
+                && b.expires_at.is_some_and(|t| t <= now)
+                && !b.protected
+                && b.parent_id.is_some();
+            if expired_trash || expired_ttl {
+                let _guard = self.lock_mutations().await;
+                let what = if expired_trash {
+                    "purging trash past its grace period"
+                } else {
+                    "TTL expired: moving to trash"
+                };
+                tracing::info!(branch = %b.name, "{what}");
+                if let Err(e) = self.trash_or_purge(&project, &mut b, expired_trash).await {
+                    tracing::warn!(branch = %b.name, error = %e, "reaper could not remove branch");
+                }
+            }
+        }
+    }
+
+    pub fn running_count(&self) -> u32 {
+        let branches = self.store().all_branches().unwrap_or_default();
+        branches
+            .iter()
+            .filter(|b| b.state.is_live() && b.data_dir.join("postmaster.pid").exists())
+            .count() as u32
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

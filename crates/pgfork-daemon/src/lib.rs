@@ -1,0 +1,22 @@
+//! The pgfork daemon: the single process that owns every branch's Postgres and the
+//! metadata, and serves the HTTP API on a unix socket in `PGFORK_HOME`.
+//!
+//! - [`layout`]: where everything lives in the store.
+//! - [`engine`]: branch operations (create, reset, delete, recover, start/stop), each
+//!   built in a temporary directory and committed last, so a crash never leaves a
+//!   visible half-made branch.
+//! - [`reconcile`]: at start, sweep leftovers and re-adopt or restart branches.
+//! - [`server`]: the socket, signals, the reaper and a clean shutdown that stops every
+//!   Postgres.
+
+pub mod config;
+pub mod engine;
+mod ids;
+pub mod layout;
+mod ops;
+mod reconcile;
+pub mod server;
+
+pub use config::Config;
+pub use layout::Layout;
+pub use server::run;

@@ -1,0 +1,128 @@
+//! Operations: Neon's record of asynchronous work, with pgfork's progress added.
+//!
+//! A request that changes branches runs as an operation task. The HTTP handler waits a
+//! short while for it; quick operations (a reflink branch) answer with the finished
+//! result in one round trip, slow ones (a full copy, an import) answer at once with a
+//! running operation that clients poll for progress. Operations live in memory: they
+//! describe work in flight, and the branch metadata is the durable record.
+
+use chrono::Utc;
+use pgfork_api::{ApiError, Operation, OperationProgress};
+use pgfork_core::Progress;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+struct Entry {
+    op: Operation,
+    progress: Arc<Progress>,
+    started: Instant,
+}
+
+#[derive(Default)]
+pub struct Ops {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+/// Keep at most this many finished operations for polling clients.
+const KEEP_FINISHED: usize = 500;
+
+impl Ops {
+    pub fn begin(
+        &self,
+        project_id: &str,
+        branch_id: Option<&str>,
+        action: &str,
+    ) -> (String, Arc<Progress>) {
+        let id = crate::ids::new_id("op");
+        let now = Utc::now();
+        let progress = Arc::new(Progress::new());
+        let op = Operation {
+            id: id.clone(),
+            project_id: project_id.to_string(),
+            branch_id: branch_id.map(str::to_string),
+            endpoint_id: branch_id.map(endpoint_id),
+            action: action.to_string(),
+            status: "running".to_string(),
+            error: None,
+            error_code: None,
+            created_at: now,
+            updated_at: now,
+            total_duration_ms: 0,
+            progress: None,
+            warnings: Vec::new(),
+        };
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() > KEEP_FINISHED {
+                map.retain(|_, e| e.op.is_running());
+            }
+            map.insert(
+                id.clone(),
+                Entry {
+                    op,
+                    progress: progress.clone(),
+                    started: Instant::now(),
+                },
+            );
+        }
+        (id, progress)
+    }
+
+    pub fn set_branch(&self, id: &str, branch_id: &str) {
+        self.update(id, |op| {
+            op.branch_id = Some(branch_id.to_string());
+            op.endpoint_id = Some(endpoint_id(branch_id));
+        });
+    }
+
+    pub fn warn(&self, id: &str, warning: String) {
+        self.update(id, |op| op.warnings.push(warning));
+    }
+
+    pub fn finish(&self, id: &str, result: Result<(), &ApiError>) {
+        self.update(id, |op| match result {
+            Ok(()) => op.status = "finished".to_string(),
+            Err(e) => {
+                op.status = "failed".to_string();
+                op.error = Some(e.message.clone());
+                op.error_code = Some(e.code.clone());
+            }
+        });
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Operation)) {
+        if let Ok(mut map) = self.entries.lock() {
+            if let Some(e) = map.get_mut(id) {
+                f(&mut e.op);
+                e.op.updated_at = Utc::now();
+                e.op.total_duration_ms = e.started.elapsed().as_millis() as u64;
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Operation> {
+        let map = self.entries.lock().ok()?;
+        let e = map.get(id)?;
+        let mut op = e.op.clone();
+        if op.is_running() {
+            op.total_duration_ms = e.started.elapsed().as_millis() as u64;
+        }
+        let snap = e.progress.snapshot();
+        if !snap.phase.is_empty() || snap.total > 0 {
+            op.progress = Some(OperationProgress {
+                phase: snap.phase,
+                done: snap.done,
+                total: snap.total,
+            });
+        }
+        Some(op)
+    }
+}
+
+/// Each branch has one endpoint whose id mirrors the branch id.
+pub fn endpoint_id(branch_id: &str) -> String {
+    match branch_id.strip_prefix("br-") {
+        Some(rest) => format!("ep-{rest}"),
+        None => format!("ep-{branch_id}"),
+    }
+}

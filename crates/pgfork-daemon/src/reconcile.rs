@@ -1,0 +1,118 @@
+//! Start-up reconciliation: make the disk and the processes agree with the metadata.
+//!
+//! The metadata row is the commit point of every branch operation, so anything on
+//! disk that no row points to is a leftover of an interrupted operation: it is stopped
+//! (if a Postgres runs in it) and removed. Branches the metadata says are running are
+//! re-adopted when their postmaster survived the daemon, or started again.
+
+use crate::engine::{remove_tree, Engine};
+use pgfork_core::BranchState;
+use pgfork_pg::Instance;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn stop_stray(pgdata: &Path) {
+    let inst = Instance {
+        pgdata: pgdata.to_path_buf(),
+        socket_dir: PathBuf::new(),
+        port: 0,
+        log_file: PathBuf::new(),
+        superuser: String::new(),
+    };
+    if inst.is_running() {
+        tracing::warn!(pgdata = %pgdata.display(), "stopping a Postgres left running in a leftover directory");
+        if let Err(e) = inst.stop(Duration::from_secs(30)) {
+            tracing::error!(pgdata = %pgdata.display(), error = %e, "could not stop leftover Postgres");
+        }
+    }
+}
+
+fn children(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes everything in `tmp/` and unreferenced directories in `branches/` and `trash/`.
+pub fn sweep(engine: &Engine) -> usize {
+    let mut removed = 0;
+    for entry in children(&engine.layout.tmp) {
+        stop_stray(&entry);
+        stop_stray(&entry.join("pgdata"));
+        remove_tree(&entry);
+        removed += 1;
+    }
+    let known: HashSet<PathBuf> = engine
+        .store()
+        .all_branches()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| b.data_dir)
+        .collect();
+    for root in [&engine.layout.branches, &engine.layout.trash] {
+        for project_dir in children(root) {
+            for dir in children(&project_dir) {
+                if !known.contains(&dir) {
+                    tracing::warn!(dir = %dir.display(), "removing a directory no branch owns (an interrupted operation)");
+                    stop_stray(&dir);
+                    remove_tree(&dir);
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Sweeps leftovers, then re-adopts or restarts the branches that should be running.
+pub async fn reconcile(engine: &Arc<Engine>) {
+    let removed = {
+        let e = engine.clone();
+        tokio::task::spawn_blocking(move || sweep(&e))
+            .await
+            .unwrap_or(0)
+    };
+    if removed > 0 {
+        tracing::info!(removed, "swept leftovers of interrupted operations");
+    }
+    let branches = engine.store().all_branches().unwrap_or_default();
+    for b in branches.into_iter().filter(|b| b.state.is_live()) {
+        let Ok(Some(project)) = engine.store().project(&b.project_id) else {
+            continue;
+        };
+        if !b.data_dir.join("PG_VERSION").exists() {
+            tracing::error!(branch = %b.name, dir = %b.data_dir.display(), "branch data directory is missing");
+            let _ = engine
+                .store()
+                .set_state(&b.id, BranchState::Failed, chrono::Utc::now());
+            continue;
+        }
+        let inst = engine.instance(&project, &b);
+        let alive = inst.is_running();
+        let want_running = matches!(
+            b.state,
+            BranchState::Running | BranchState::Creating | BranchState::Failed
+        );
+        if alive {
+            tracing::info!(branch = %b.name, "re-adopted running Postgres");
+            if b.state != BranchState::Running {
+                let _ = engine
+                    .store()
+                    .set_state(&b.id, BranchState::Running, chrono::Utc::now());
+            }
+        } else if want_running {
+            match engine.set_running(&project.id, &b.id, true).await {
+                Ok(_) => tracing::info!(branch = %b.name, "restarted"),
+                Err(e) => {
+                    tracing::error!(branch = %b.name, error = %e, "could not restart branch");
+                    let _ =
+                        engine
+                            .store()
+                            .set_state(&b.id, BranchState::Failed, chrono::Utc::now());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The daemon process: set up the store, reconcile, serve the API on the unix socket,
+//! reap expired branches, and on any shutdown path stop every Postgres it owns.
+
+use crate::engine::Engine;
+use crate::{reconcile, Config, Layout};
+use pgfork_api as api;
+use pgfork_api::{ApiError, Backend};
+use pgfork_cow::CloneMethod;
+use pgfork_pg::{PgInstalls, ServerUser};
+use pgfork_store::Store;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("a pgfork daemon already runs for {0}: use it, or stop it with `pgfork daemon stop`")]
+    AlreadyRunning(String),
+    #[error("could not prepare the store at {path}: {source}")]
+    Store {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] pgfork_store::StoreError),
+    #[error(transparent)]
+    Pg(#[from] pgfork_pg::PgError),
+    #[error(transparent)]
+    Cow(#[from] pgfork_cow::CowError),
+    #[error("PostgreSQL runs as {user}, which cannot reach {path}: set PGFORK_HOME to a directory every user can traverse (e.g. /var/lib/pgfork)")]
+    Unreachable { user: String, path: String },
+    #[error("could not listen on {path}: {source}")]
+    Listen {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn store_io(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Store {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Checks that every ancestor of `path` lets the server user through (x permission).
+pub fn check_reachable(user: &ServerUser, path: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    if !user.switch {
+        return Ok(());
+    }
+    for dir in path.ancestors() {
+        let Ok(m) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = m.mode();
+        let ok = mode & 0o001 != 0
+            || (m.uid() == user.uid && mode & 0o100 != 0)
+            || (m.gid() == user.gid && mode & 0o010 != 0);
+        if !ok {
+            return Err(DaemonError::Unreachable {
+                user: user.name.clone(),
+                path: dir.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
+    for dir in [
+        &layout.home,
+        &layout.branches,
+        &layout.trash,
+        &layout.tmp,
+        &layout.logs,
+        &layout.run,
+    ] {
+        std::fs::create_dir_all(dir).map_err(store_io(dir))?;
+    }
+    // Others may traverse (Postgres runs as another user) but not list.
+    std::fs::set_permissions(&layout.home, std::fs::Permissions::from_mode(0o711))
+        .map_err(store_io(&layout.home))?;
+    for dir in [&layout.branches, &layout.trash, &layout.tmp, &layout.run] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(store_io(dir))?;
+    }
+    Ok(())
+}
+
+/// Holds an exclusive flock on `daemon.lock` for the life of the daemon.
+struct LockFile(#[allow(dead_code)] std::fs::File);
+
+fn take_lock(layout: &Layout) -> Result<LockFile, DaemonError> {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&layout.lock)
+        .map_err(store_io(&layout.lock))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(DaemonError::AlreadyRunning(
+            layout.home.display().to_string(),
+        ));
+    }
+    Ok(LockFile(f))
+}
+
+/// Runs the daemon until a signal or an API shutdown; stops every branch before
+/// returning.
+pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    let layout = Layout::new(&cfg.home);
+    prepare_dirs(&layout)?;
+    let _lock = take_lock(&layout)?;
+    let store = Store::open(&layout.db)?;
+    std::fs::set_permissions(&layout.db, std::fs::Permissions::from_mode(0o600))
+        .map_err(store_io(&layout.db))?;
+    let installs = PgInstalls::discover(cfg.pg_bin.as_deref())?;
+    let user = ServerUser::resolve(&cfg.pg_user)?;
+    check_reachable(&user, &layout.branches)?;
+    let probe = pgfork_cow::probe(&layout.home)?;
+    if let Some(w) = probe.warning() {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(home = %layout.home.display(), method = %probe.method, fs = %probe.filesystem, pg = %installs.newest().version, "pgfork daemon starting");
+    let engine = Arc::new(Engine::new(
+        cfg.clone(),
+        layout.clone(),
+        store,
+        installs,
+        user,
+        probe,
+    ));
+    reconcile::reconcile(&engine).await;
+
+    let _ = std::fs::remove_file(&layout.socket);
+    let listener =
+        tokio::net::UnixListener::bind(&layout.socket).map_err(|source| DaemonError::Listen {
+            path: layout.socket.display().to_string(),
+            source,
+        })?;
+    std::fs::set_permissions(&layout.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(store_io(&layout.socket))?;
+
+    let reaper = {
+        let e = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(e.cfg.reap_every);
+            loop {
+                tick.tick().await;
+                e.reap(chrono::Utc::now()).await;
+            }
+        })
+    };
+
+    let app = api::router(Arc::new(Api(engine.clone())));
+    let shutdown = {
+        let e = engine.clone();
+        async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => tracing::info!("SIGTERM: shutting down"),
+                _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => tracing::info!("SIGHUP: shutting down"),
+                _ = e.shutdown.notified() => tracing::info!("shutdown requested through the API"),
+            }
+        }
+    };
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    reaper.abort();
+    tracing::info!("stopping all branches");
+    engine.stop_all().await;
+    let _ = std::fs::remove_file(&layout.socket);
+    if let Err(e) = served {
+        tracing::error!(error = %e, "API server failed");
+    }
+    tracing::info!("pgfork daemon stopped");
+    Ok(())
+}
+
+/// The API backend: the engine, adapted to the router's trait.
+pub struct Api(pub Arc<Engine>);
+
+impl Backend for Api {
+    async fn status(&self) -> Result<api::DaemonStatus, ApiError> {
+        let e = &self.0;
+        Ok(api::DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            home: e.layout.home.display().to_string(),
+            socket: e.layout.socket.display().to_string(),
+            api_url: None,
+            clone_method: e.probe.method.as_str().to_string(),
+            filesystem: e.probe.filesystem.clone(),
+            store_warning: e.probe.warning(),
+            pg_versions: e
+                .installs
+                .installs
+                .iter()
+                .map(|i| format!("{} ({})", i.major, i.bin_dir.display()))
+                .collect(),
+            server_user: e.user.name.clone(),
+            running_branches: e.running_count(),
+            started_at: e.started_at,
+        })
+    }
+
+    async fn doctor(&self) -> Result<api::DoctorResponse, ApiError> {
+        Ok(api::DoctorResponse {
+            checks: doctor_checks(&self.0),
+        })
+    }
+
+    async fn shutdown(&self) -> Result<(), ApiError> {
+        self.0.shutdown.notify_one();
+        Ok(())
+    }
+
+    async fn list_projects(&self) -> Result<api::ProjectsResponse, ApiError> {
+        let projects = self
+            .0
+            .store()
+            .projects()
+            .map_err(crate::engine::store_err)?;
+        Ok(api::ProjectsResponse {
+            projects: projects.iter().map(|p| self.0.api_project(p)).collect(),
+        })
+    }
+
+    async fn create_project(
+        &self,
+        req: api::ProjectCreateRequest,
+    ) -> Result<api::ProjectResponse, ApiError> {
+        self.0.create_project(req).await
+    }
+
+    async fn get_project(&self, project: String) -> Result<api::ProjectResponse, ApiError> {
+        let p = self.0.project(&project)?;
+        let root = self.0.root_branch(&p)?;
+        Ok(api::ProjectResponse {
+            project: self.0.api_project(&p),
+            branch: Some(self.0.view(&p, &root, false)),
+            endpoints: vec![self.0.endpoint(&root)],
+            operations: vec![],
+            connection_uris: vec![api::ConnectionUri {
+                connection_uri: self.0.connection_uri(&p, &root),
+            }],
+        })
+    }
+
+    async fn delete_project(&self, project: String) -> Result<api::ProjectResponse, ApiError> {
+        self.0.delete_project(&project).await
+    }
+
+    async fn list_branches(
+        &self,
+        project: String,
+        q: api::ListQuery,
+    ) -> Result<api::BranchesResponse, ApiError> {
+        let e = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let p = e.project(&project)?;
+            let branches = e
+                .store()
+                .branches(&p.id, q.include_deleted)
+                .map_err(crate::engine::store_err)?;
+            Ok(api::BranchesResponse {
+                branches: branches.iter().map(|b| e.view(&p, b, q.sizes)).collect(),
+            })
+        })
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))?
+    }
+
+    async fn create_branch(
+        &self,
+        project: String,
+        req: api::BranchCreateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.create_branch(&project, req).await
+    }
+
+    async fn get_branch(
+        &self,
+        project: String,
+        branch: String,
+        sizes: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let e = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let p = e.project(&project)?;
+            let b = match e.branch(&p, &branch) {
+                Ok(b) => b,
+                Err(err) => e
+                    .store()
+                    .trashed_branch_by_name(&p.id, &branch)
+                    .map_err(crate::engine::store_err)?
+                    .ok_or(err)?,
+            };
+            Ok(api::BranchResponse {
+                branch: e.view(&p, &b, sizes),
+                endpoints: vec![e.endpoint(&b)],
+                operations: vec![],
+            })
+        })
+        .await
+        .map_err(|err| ApiError::internal(err.to_string()))?
+    }
+
+    async fn update_branch(
+        &self,
+        project: String,
+        branch: String,
+        req: api::BranchUpdateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.update_branch(&project, &branch, req).await
+    }
+
+    async fn delete_branch(
+        &self,
+        project: String,
+        branch: String,
+        purge: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.delete_branch(&project, &branch, purge).await
+    }
+
+    async fn restore_branch(
+        &self,
+        project: String,
+        branch: String,
+        req: api::BranchRestoreRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        if let Some(src) = req.source_branch_id {
+            let p = self.0.project(&project)?;
+            let b = self.0.branch(&p, &branch)?;
+            let s = self.0.branch(&p, &src)?;
+            if b.parent_id.as_deref() != Some(s.id.as_str()) {
+                return Err(ApiError::bad_request(
+                    "pgfork restores a branch from its own parent only: omit source_branch_id",
+                ));
+            }
+        }
+        self.0.reset_branch(&project, &branch).await
+    }
+
+    async fn recover_branch(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.recover_branch(&project, &branch).await
+    }
+
+    async fn set_running(
+        &self,
+        project: String,
+        branch: String,
+        run: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.set_running(&project, &branch, run).await
+    }
+
+    async fn get_operation(
+        &self,
+        _project: String,
+        operation: String,
+    ) -> Result<api::OperationResponse, ApiError> {
+        self.0
+            .ops
+            .get(&operation)
+            .map(|operation| api::OperationResponse { operation })
+            .ok_or_else(|| ApiError::not_found(format!("no operation {operation:?} (operations are kept in memory until the daemon restarts)")))
+    }
+}
+
+fn check(name: &str, status: &str, detail: impl Into<String>, fix: Option<String>) -> api::Check {
+    api::Check {
+        name: name.to_string(),
+        status: status.to_string(),
+        detail: detail.into(),
+        fix,
+    }
+}
+
+/// What works and what does not, each with its exact fix.
+pub fn doctor_checks(e: &Engine) -> Vec<api::Check> {
+    let mut out = vec![check(
+        "postgres",
+        "ok",
+        e.installs
+            .installs
+            .iter()
+            .map(|i| format!("{} at {}", i.version, i.bin_dir.display()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        None,
+    )];
+    out.push(check(
+        "server user",
+        "ok",
+        if e.user.switch {
+            format!(
+                "pgfork runs as root; PostgreSQL runs as {} (uid {})",
+                e.user.name, e.user.uid
+            )
+        } else {
+            format!("PostgreSQL runs as {}", e.user.name)
+        },
+        None,
+    ));
+    match e.probe.method {
+        CloneMethod::Reflink => out.push(check(
+            "clone method",
+            "ok",
+            format!(
+                "reflink on {} at {}: branches are copy-on-write",
+                e.probe.filesystem,
+                e.layout.home.display()
+            ),
+            None,
+        )),
+        CloneMethod::Copy => out.push(check(
+            "clone method",
+            "warn",
+            format!("full copy: {} has no reflinks", e.probe.filesystem),
+            Some(e.probe.warning().unwrap_or_default()),
+        )),
+    }
+    match pgfork_cow::available_bytes(&e.layout.home) {
+        Ok(free) if free < 1 << 30 => out.push(check(
+            "free space",
+            "warn",
+            format!(
+                "{} free at {}",
+                crate::engine::human_bytes(free),
+                e.layout.home.display()
+            ),
+            Some("free some space or move PGFORK_HOME: branches and imports need room".into()),
+        )),
+        Ok(free) => out.push(check(
+            "free space",
+            "ok",
+            format!("{} free", crate::engine::human_bytes(free)),
+            None,
+        )),
+        Err(err) => out.push(check("free space", "warn", err.to_string(), None)),
+    }
+    let used = e.store().used_ports().map(|s| s.len()).unwrap_or(0);
+    let total = usize::from(e.cfg.ports.last - e.cfg.ports.first) + 1;
+    out.push(check(
+        "ports",
+        if used * 10 >= total * 9 { "warn" } else { "ok" },
+        format!(
+            "{used} of {total} ports in {}-{} used",
+            e.cfg.ports.first, e.cfg.ports.last
+        ),
+        (used * 10 >= total * 9).then(|| {
+            "delete unused branches or widen the range with PGFORK_PORTS=FIRST-LAST".to_string()
+        }),
+    ));
+    let branches = e.store().all_branches().unwrap_or_default();
+    for b in branches
+        .iter()
+        .filter(|b| b.state == pgfork_core::BranchState::Failed)
+    {
+        out.push(check(
+            &format!("branch {}", b.name),
+            "fail",
+            format!(
+                "its Postgres does not start; log: {}",
+                e.layout.branch_log(&b.id).display()
+            ),
+            Some(format!(
+                "read the log, then `pgfork branch start {}`",
+                b.name
+            )),
+        ));
+    }
+    out
+}

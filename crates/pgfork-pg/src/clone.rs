@@ -1,0 +1,336 @@
+//! Cloning a cluster: the invariant that matters most (DESIGN.md §4).
+//!
+//! A stopped cluster is consistent on disk, so a plain copy-on-write clone of its
+//! directory is a valid cluster.
+//!
+//! A running cluster is not: its data files change while they are being cloned, and a
+//! clone of them alone *often starts and passes smoke tests while being corrupt*. The
+//! recipe that makes it consistent is the one pg_basebackup uses, done with reflinks:
+//!
+//! 1. In one session: a temporary physical replication slot that reserves WAL now, so
+//!    nothing the clone needs is recycled meanwhile (dropped when the session ends).
+//! 2. `pg_backup_start(label, fast => true)`: an immediate checkpoint; full-page writes
+//!    are forced so torn pages in the clone are repaired by WAL replay.
+//! 3. Clone the data files (not `pg_wal`, not runtime state).
+//! 4. `pg_backup_stop()`: writes the backup-end record and returns the `backup_label`
+//!    (and `tablespace_map`) contents.
+//! 5. Clone `pg_wal` *after* the stop, so it contains everything from the checkpoint up
+//!    to and past the backup-end record.
+//! 6. Write `backup_label` into the clone. Its Postgres then starts with recovery from
+//!    the checkpoint and is consistent once it replays past the backup end.
+
+use crate::sql::{connect, sql_err};
+use crate::{Instance, PgError, ServerUser};
+use pgfork_core::Progress;
+use pgfork_cow::{CloneMethod, TreeOptions, TreeStats, Visit};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a clone did, for logs, metadata and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct CloneReport {
+    pub online: bool,
+    /// The parent's WAL position at the backup stop (online clones only).
+    pub lsn: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub backup_start: Duration,
+    pub data_clone: Duration,
+    pub backup_stop: Duration,
+    pub wal_clone: Duration,
+}
+
+/// Entries that never belong in a clone, relative to PGDATA. Same list as
+/// pg_basebackup's exclusions: runtime state that the new cluster recreates.
+fn pgdata_filter(rel: &Path, online: bool) -> Visit {
+    let s = rel.to_string_lossy();
+    let top = rel.components().count() == 1;
+    if top {
+        match s.as_ref() {
+            "postmaster.pid" | "postmaster.opts" => return Visit::Skip,
+            // A running cluster has no backup_label of its own (non-exclusive backups);
+            // a stopped never-started clone does, and needs it.
+            "backup_label" | "tablespace_map" if online => return Visit::Skip,
+            "pg_wal" if online => return Visit::EmptyDir,
+            "pg_replslot" | "pg_stat_tmp" | "pg_dynshmem" | "pg_notify" | "pg_serial"
+            | "pg_snapshots" | "pg_subtrans" => return Visit::EmptyDir,
+            _ => {}
+        }
+    }
+    if s == "pg_wal/archive_status" {
+        return Visit::EmptyDir;
+    }
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if name == "pg_internal.init" || name.starts_with("pgsql_tmp") {
+        return Visit::Skip;
+    }
+    Visit::Clone
+}
+
+fn check_tablespaces(pgdata: &Path) -> Result<(), PgError> {
+    let dir = pgdata.join("pg_tblspc");
+    let has_any = std::fs::read_dir(&dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if has_any {
+        return Err(PgError::Unsupported(format!(
+            "{} uses tablespaces outside its data directory, which pgfork cannot branch yet: move them into pg_default",
+            pgdata.display()
+        )));
+    }
+    Ok(())
+}
+
+fn tree_opts<'a>(
+    method: CloneMethod,
+    user: &ServerUser,
+    filter: &'a (dyn Fn(&Path) -> Visit + Sync),
+    progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+) -> TreeOptions<'a> {
+    TreeOptions {
+        method,
+        owner: user.owner(),
+        filter,
+        progress,
+        threads: 0,
+    }
+}
+
+/// Clones a stopped cluster. The caller guarantees it is stopped (and stays so).
+pub fn clone_stopped(
+    src: &Path,
+    dst: &Path,
+    method: CloneMethod,
+    user: &ServerUser,
+    progress: Option<&Progress>,
+) -> Result<CloneReport, PgError> {
+    check_tablespaces(src)?;
+    let filter = |rel: &Path| pgdata_filter(rel, false);
+    let cb = |done: u64, total: u64| {
+        if let Some(p) = progress {
+            p.set(done, total)
+        }
+    };
+    let t = Instant::now();
+    let stats: TreeStats =
+        pgfork_cow::clone_tree(src, dst, &tree_opts(method, user, &filter, Some(&cb)))?;
+    Ok(CloneReport {
+        online: false,
+        files: stats.files,
+        bytes: stats.bytes,
+        data_clone: t.elapsed(),
+        ..Default::default()
+    })
+}
+
+/// Clones a running cluster with the online recipe; the parent is never stopped or
+/// paused. `dst` must not exist or be empty.
+pub async fn clone_running(
+    parent: &Instance,
+    major: u32,
+    dst: &Path,
+    method: CloneMethod,
+    user: &ServerUser,
+    progress: Option<Arc<Progress>>,
+    label: &str,
+) -> Result<CloneReport, PgError> {
+    check_tablespaces(&parent.pgdata)?;
+    let client = connect(parent, "postgres").await?;
+    let mut report = CloneReport {
+        online: true,
+        ..Default::default()
+    };
+
+    // 1. Pin WAL from now on for the life of this session.
+    let slot = format!(
+        "pgfork_{}_{}",
+        std::process::id(),
+        label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(40)
+            .collect::<String>()
+    )
+    .to_lowercase();
+    client
+        .execute(
+            "SELECT pg_create_physical_replication_slot($1, true, true)",
+            &[&slot],
+        )
+        .await
+        .map_err(sql_err("reserve WAL with a temporary replication slot"))?;
+
+    // 2. Backup start with an immediate checkpoint.
+    let t = Instant::now();
+    let start_sql = if major >= 15 {
+        "SELECT pg_backup_start($1, true)::text"
+    } else {
+        "SELECT pg_start_backup($1, true, false)::text"
+    };
+    client
+        .query_one(start_sql, &[&label])
+        .await
+        .map_err(sql_err("pg_backup_start"))?;
+    report.backup_start = t.elapsed();
+
+    // 3. Data files. On failure, the backup is aborted by closing the session, which is
+    //    what happens when `client` is dropped on the error path.
+    let t = Instant::now();
+    let (src, dst_owned, user_owned, prog) = (
+        parent.pgdata.clone(),
+        dst.to_path_buf(),
+        user.clone(),
+        progress.clone(),
+    );
+    let stats = tokio::task::spawn_blocking(move || {
+        clone_tree_blocking(&src, &dst_owned, method, &user_owned, prog.as_deref(), true)
+    })
+    .await
+    .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
+    report.data_clone = t.elapsed();
+
+    // 4. Backup stop: the label that makes the clone recover to consistency.
+    let t = Instant::now();
+    let stop_sql = if major >= 15 {
+        "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
+    } else {
+        "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)"
+    };
+    let row = client
+        .query_one(stop_sql, &[])
+        .await
+        .map_err(sql_err("pg_backup_stop"))?;
+    report.backup_stop = t.elapsed();
+    let lsn: String = row.get(0);
+    let label_file: String = row.get(1);
+    let spcmap: Option<String> = row.get(2);
+
+    // 5. WAL, cloned after the stop so it reaches the backup-end record.
+    let t = Instant::now();
+    let (src_wal, dst_wal, user_owned) = (
+        parent.pgdata.join("pg_wal"),
+        dst.join("pg_wal"),
+        user.clone(),
+    );
+    let wal_stats = tokio::task::spawn_blocking(move || {
+        let filter = |rel: &Path| {
+            if rel == Path::new("archive_status") {
+                Visit::EmptyDir
+            } else {
+                Visit::Clone
+            }
+        };
+        pgfork_cow::clone_tree(
+            &src_wal,
+            &dst_wal,
+            &tree_opts(method, &user_owned, &filter, None),
+        )
+    })
+    .await
+    .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
+    report.wal_clone = t.elapsed();
+
+    // 6. The label (and tablespace map) turn the clone into a restorable backup.
+    crate::instance::write_owned(user, &dst.join("backup_label"), &label_file)?;
+    if let Some(map) = spcmap.filter(|m| !m.trim().is_empty()) {
+        crate::instance::write_owned(user, &dst.join("tablespace_map"), &map)?;
+    }
+    drop(client); // ends the session: the temporary slot goes with it.
+
+    report.lsn = Some(lsn);
+    report.files = stats.files + wal_stats.files;
+    report.bytes = stats.bytes + wal_stats.bytes;
+    tracing::debug!(?report, "online clone done");
+    Ok(report)
+}
+
+fn clone_tree_blocking(
+    src: &Path,
+    dst: &Path,
+    method: CloneMethod,
+    user: &ServerUser,
+    progress: Option<&Progress>,
+    online: bool,
+) -> Result<TreeStats, PgError> {
+    let filter = move |rel: &Path| pgdata_filter(rel, online);
+    let cb = |done: u64, total: u64| {
+        if let Some(p) = progress {
+            p.set(done, total)
+        }
+    };
+    Ok(pgfork_cow::clone_tree(
+        src,
+        dst,
+        &tree_opts(method, user, &filter, Some(&cb)),
+    )?)
+}
+
+/// A deliberately wrong clone of a running cluster, kept only so tests can prove that
+/// the consistency checks detect corruption: WAL and control file first, data files
+/// afterwards with pauses, no backup mode, no backup_label. This is what a naive
+/// `cp -a` of a live data directory amounts to, made deterministic.
+#[doc(hidden)]
+pub fn naive_clone_for_tests(
+    src: &Path,
+    dst: &Path,
+    method: CloneMethod,
+    user: &ServerUser,
+    pause: Duration,
+) -> Result<(), PgError> {
+    let skip_runtime = |rel: &Path| match rel.to_string_lossy().as_ref() {
+        "postmaster.pid" | "postmaster.opts" => Visit::Skip,
+        _ => Visit::Clone,
+    };
+    let first = |rel: &Path| {
+        let s = rel.to_string_lossy();
+        if s == "base" {
+            Visit::EmptyDir
+        } else {
+            skip_runtime(rel)
+        }
+    };
+    pgfork_cow::clone_tree(src, dst, &tree_opts(method, user, &first, None))?;
+    std::thread::sleep(pause);
+    let mut dbs: Vec<PathBuf> = std::fs::read_dir(src.join("base"))
+        .map_err(PgError::io(src))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dbs.sort();
+    for db in dbs {
+        let name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let none = |_: &Path| Visit::Clone;
+        pgfork_cow::clone_tree(
+            &db,
+            &dst.join("base").join(name),
+            &tree_opts(method, user, &none, None),
+        )?;
+        std::thread::sleep(pause);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_excludes_runtime_state() {
+        let f = |p: &str, online| pgdata_filter(Path::new(p), online);
+        assert!(matches!(f("postmaster.pid", true), Visit::Skip));
+        assert!(matches!(f("pg_wal", true), Visit::EmptyDir));
+        assert!(matches!(f("pg_wal", false), Visit::Clone));
+        assert!(matches!(f("pg_wal/archive_status", false), Visit::EmptyDir));
+        assert!(matches!(f("backup_label", true), Visit::Skip));
+        assert!(matches!(f("backup_label", false), Visit::Clone));
+        assert!(matches!(f("pg_replslot", false), Visit::EmptyDir));
+        assert!(matches!(f("base/1/pg_internal.init", true), Visit::Skip));
+        assert!(matches!(f("base/pgsql_tmp", true), Visit::Skip));
+        assert!(matches!(f("base/1/1259", true), Visit::Clone));
+        assert!(matches!(f("global/pg_control", true), Visit::Clone));
+    }
+}

@@ -1,0 +1,291 @@
+//! Root branch sources: sample data, logical import (pg_dump/pg_restore), physical import
+//! (pg_basebackup) and adopting a stopped data directory.
+//!
+//! Every source builds into a directory the caller owns (a temporary one, renamed into
+//! place when complete), and none of them ever writes to the source.
+
+use crate::instance::{configure, run, write_owned};
+use crate::sql::{connect, quote_ident, sql_err};
+use crate::{Instance, PgError, PgInstall, PgInstalls, ServerUser};
+use pgfork_core::Progress;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Facts about a source database, read with psql before importing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    pub dbname: String,
+    pub major: u32,
+    /// The bootstrap superuser (oid 10), which owns a physical copy.
+    pub bootstrap_superuser: String,
+}
+
+/// Connects to `url` with psql and reads what an import needs to know.
+pub fn source_info(
+    install: &PgInstall,
+    user: &ServerUser,
+    url: &str,
+) -> Result<SourceInfo, PgError> {
+    let mut cmd = Command::new(install.bin("psql"));
+    cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-d", url, "-c"])
+        .arg("SELECT current_database(), current_setting('server_version_num'), (SELECT rolname FROM pg_roles WHERE oid = 10)")
+        .env("PGCONNECT_TIMEOUT", "10");
+    let out = run(user, &mut cmd, "connecting to the source database").map_err(|e| match e {
+        PgError::Command { stderr, .. } => PgError::Unsupported(format!(
+            "could not connect to the source database: {}: check the URL, that the server is reachable and that the role may log in",
+            stderr.lines().last().unwrap_or("").trim_start_matches("psql: ").trim()
+        )),
+        other => other,
+    })?;
+    let fields: Vec<&str> = out.trim().split('\t').collect();
+    match fields.as_slice() {
+        [db, num, su] => Ok(SourceInfo {
+            dbname: db.to_string(),
+            major: num.parse::<u32>().map(|n| n / 10_000).unwrap_or(0),
+            bootstrap_superuser: su.to_string(),
+        }),
+        _ => Err(PgError::Unsupported(format!(
+            "unexpected answer from the source database: {out:?}"
+        ))),
+    }
+}
+
+/// Fills a running cluster with pgbench-shaped data at `scale` (scale 1 ≈ 15 MB:
+/// 100,000 accounts, with branches, tellers, history and foreign keys). Server-side
+/// generation avoids streaming rows through the client.
+pub fn sample(
+    install: &PgInstall,
+    user: &ServerUser,
+    inst: &Instance,
+    dbname: &str,
+    scale: u32,
+    progress: Option<&Progress>,
+) -> Result<(), PgError> {
+    if let Some(p) = progress {
+        p.phase(&format!("generating sample data (scale {scale})"), 0);
+    }
+    let mut cmd = Command::new(install.bin("pgbench"));
+    cmd.arg("-i")
+        .arg("-q")
+        .args(["-I", "dtGvpf"])
+        .arg("-s")
+        .arg(scale.to_string())
+        .arg("-h")
+        .arg(&inst.socket_dir)
+        .arg("-p")
+        .arg(inst.port.to_string())
+        .arg("-U")
+        .arg(&inst.superuser)
+        .arg(dbname);
+    run(user, &mut cmd, "pgbench -i (sample data)")?;
+    Ok(())
+}
+
+/// Creates a database in a running cluster.
+pub async fn create_database(inst: &Instance, dbname: &str) -> Result<(), PgError> {
+    if dbname == "postgres" {
+        return Ok(());
+    }
+    let client = connect(inst, "postgres").await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(dbname)))
+        .await
+        .map_err(sql_err("create the database"))
+}
+
+/// Dumps `url` in directory format with `jobs` parallel workers into `dump_dir`.
+pub fn logical_dump(
+    install: &PgInstall,
+    user: &ServerUser,
+    url: &str,
+    dump_dir: &Path,
+    jobs: u32,
+    progress: Option<&Progress>,
+) -> Result<(), PgError> {
+    if let Some(p) = progress {
+        p.phase("pg_dump", 0);
+    }
+    let mut cmd = Command::new(install.bin("pg_dump"));
+    cmd.args(["-Fd", "--no-sync"])
+        .arg(format!("-j{jobs}"))
+        .arg("-f")
+        .arg(dump_dir)
+        .arg("-d")
+        .arg(url);
+    run(user, &mut cmd, "pg_dump")?;
+    Ok(())
+}
+
+/// Restores a directory-format dump into `dbname` of a running cluster with `jobs`
+/// workers, reporting items restored against the dump's table of contents.
+pub fn logical_restore(
+    install: &PgInstall,
+    user: &ServerUser,
+    inst: &Instance,
+    dbname: &str,
+    dump_dir: &Path,
+    jobs: u32,
+    progress: Option<&Progress>,
+) -> Result<(), PgError> {
+    let mut list = Command::new(install.bin("pg_restore"));
+    list.arg("-l").arg(dump_dir);
+    let toc = run(user, &mut list, "pg_restore -l")?;
+    let total = toc
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count() as u64;
+    if let Some(p) = progress {
+        p.phase("pg_restore", total);
+    }
+    let mut cmd = Command::new(install.bin("pg_restore"));
+    cmd.args(["-v", "--no-owner", "--no-privileges", "--exit-on-error"])
+        .arg(format!("-j{jobs}"))
+        .arg("-h")
+        .arg(&inst.socket_dir)
+        .arg("-p")
+        .arg(inst.port.to_string())
+        .arg("-U")
+        .arg(&inst.superuser)
+        .arg("-d")
+        .arg(dbname)
+        .arg(dump_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    user.apply(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
+        what: "pg_restore".into(),
+        source,
+    })?;
+    let mut errors = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        let mut done = 0u64;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("error:") {
+                errors.push(line.clone());
+            }
+            if line.contains("finished item")
+                || line.contains("creating ")
+                || line.contains("processing data")
+            {
+                done += 1;
+                if let Some(p) = progress {
+                    p.set(done.min(total.saturating_sub(1)), total);
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| PgError::Spawn {
+        what: "pg_restore".into(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(PgError::Command {
+            what: "pg_restore".into(),
+            code: status.code(),
+            stderr: errors.join("; "),
+        });
+    }
+    if let Some(p) = progress {
+        p.set(total, total);
+    }
+    Ok(())
+}
+
+/// Takes a physical copy of `url` with pg_basebackup (WAL streamed alongside, so the
+/// copy is self-contained) into `pgdata`, then makes it a pgfork cluster. The source's
+/// major must equal an installed one: a physical copy cannot change major versions.
+pub fn physical(
+    installs: &PgInstalls,
+    user: &ServerUser,
+    url: &str,
+    pgdata: &Path,
+    progress: Option<&Progress>,
+) -> Result<(PgInstall, SourceInfo), PgError> {
+    let probe_install = installs.newest();
+    let info = source_info(probe_install, user, url)?;
+    let install = installs.for_major(info.major).map_err(|_| {
+        PgError::Unsupported(format!(
+            "the source runs PostgreSQL {}, but a physical copy needs the same major and only {} is installed here: install PostgreSQL {} or use --method logical",
+            info.major,
+            installs.installs.iter().map(|i| i.major.to_string()).collect::<Vec<_>>().join(", "),
+            info.major
+        ))
+    })?;
+    if let Some(p) = progress {
+        p.phase("pg_basebackup", 0);
+    }
+    user.create_private_dir(pgdata)?;
+    let mut cmd = Command::new(install.bin("pg_basebackup"));
+    cmd.arg("-D")
+        .arg(pgdata)
+        .args(["-X", "stream", "-c", "fast", "--no-sync"])
+        .arg("-d")
+        .arg(url);
+    run(user, &mut cmd, "pg_basebackup")?;
+    for stale in ["standby.signal", "recovery.signal"] {
+        let _ = std::fs::remove_file(pgdata.join(stale));
+    }
+    configure(user, pgdata)?;
+    ensure_ident(user, pgdata)?;
+    Ok((install.clone(), info))
+}
+
+/// Adopts a stopped data directory by cloning it (reflink when the filesystems allow,
+/// else a copy); the original is never modified. Returns the installation that serves
+/// its major.
+pub fn adopt_dir(
+    installs: &PgInstalls,
+    user: &ServerUser,
+    src: &Path,
+    pgdata: &Path,
+    method: pgfork_cow::CloneMethod,
+    progress: Option<&Progress>,
+) -> Result<PgInstall, PgError> {
+    let install = installs.for_data_dir(src)?.clone();
+    if let Some(pf) = crate::instance::read_pid_file(src) {
+        if crate::instance::process_alive(pf.pid) {
+            return Err(PgError::DirInUse {
+                path: src.to_path_buf(),
+                pid: pf.pid,
+            });
+        }
+    }
+    if let Some(p) = progress {
+        p.phase("cloning the data directory", 0);
+    }
+    crate::clone::clone_stopped(src, pgdata, method, user, progress)?;
+    configure(user, pgdata)?;
+    ensure_ident(user, pgdata)?;
+    Ok(install)
+}
+
+fn ensure_ident(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
+    let ident = pgdata.join("pg_ident.conf");
+    if !ident.exists() {
+        write_owned(user, &ident, "")?;
+    }
+    Ok(())
+}
+
+/// Finds a superuser role of an adopted cluster by trying likely names over the
+/// private socket (where pgfork's pg_hba trusts), and returns the bootstrap superuser.
+pub async fn find_superuser(inst: &Instance, candidates: &[String]) -> Result<String, PgError> {
+    let mut last = None;
+    for name in candidates {
+        let mut probe = inst.clone();
+        probe.superuser = name.clone();
+        match connect(&probe, "postgres").await {
+            Ok(client) => {
+                let row = client
+                    .query_one("SELECT rolname::text FROM pg_roles WHERE oid = 10", &[])
+                    .await
+                    .map_err(sql_err("find the bootstrap superuser"))?;
+                return Ok(row.get(0));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| PgError::Unsupported("no superuser candidates".into())))
+}

@@ -1,0 +1,25 @@
+//! Everything pgfork does to PostgreSQL, and nothing about git, HTTP or metadata.
+//!
+//! - [`install`]: find Postgres binaries (`PGFORK_PG_BIN`, `pg_config`, well-known
+//!   paths) and pick the major version a data directory needs.
+//! - [`user`]: when pgfork runs as root, every Postgres process runs as an unprivileged
+//!   OS user (Postgres refuses to run as root, and it should).
+//! - [`instance`]: initdb, start (detached, so branches survive a daemon restart and are
+//!   re-adopted), fast stop, readiness, logs.
+//! - [`clone`]: the online-clone recipe of DESIGN.md §4 — a consistent copy-on-write
+//!   clone of a *running* cluster without stopping or pausing it.
+//! - [`import`]: root branch sources (sample data, pg_dump/pg_restore, pg_basebackup,
+//!   adopting a stopped data directory).
+
+pub mod clone;
+mod error;
+pub mod import;
+pub mod install;
+pub mod instance;
+pub mod sql;
+pub mod user;
+
+pub use error::PgError;
+pub use install::{PgInstall, PgInstalls};
+pub use instance::Instance;
+pub use user::ServerUser;

@@ -1,0 +1,67 @@
+//! pgfork's own SQL connections: always over the branch's private unix socket, as the
+//! bootstrap superuser, never through the public port.
+
+use crate::{Instance, PgError};
+use tokio_postgres::{Client, NoTls};
+
+/// Connects to `dbname` on the instance's socket; the connection task is spawned on the
+/// current tokio runtime and ends when the client is dropped.
+pub async fn connect(inst: &Instance, dbname: &str) -> Result<Client, PgError> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(&inst.socket_dir)
+        .port(inst.port)
+        .user(&inst.superuser)
+        .dbname(dbname)
+        .application_name("pgfork");
+    let (client, conn) = cfg.connect(NoTls).await.map_err(|source| PgError::Sql {
+        what: format!("connect to {}", inst.pgdata.display()),
+        source,
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "pgfork connection closed");
+        }
+    });
+    Ok(client)
+}
+
+pub(crate) fn sql_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> PgError + '_ {
+    move |source| PgError::Sql {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Quotes a string literal for SQL text (for statements that cannot take parameters,
+/// like `ALTER ROLE ... PASSWORD`).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Quotes an identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Sets a role's password (SCRAM, per `password_encryption`).
+pub async fn set_password(client: &Client, role: &str, password: &str) -> Result<(), PgError> {
+    client
+        .batch_execute(&format!(
+            "SET password_encryption = 'scram-sha-256'; ALTER ROLE {} PASSWORD {}",
+            quote_ident(role),
+            quote_literal(password)
+        ))
+        .await
+        .map_err(sql_err("set the branch password"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_literal("a'b"), "'a''b'");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+    }
+}

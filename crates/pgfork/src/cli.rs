@@ -1,0 +1,172 @@
+//! The command-line grammar (DESIGN.md §6).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgfork",
+    version,
+    about = "A copy-on-write PostgreSQL branch for every git branch",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Project to act on (default: from .pgfork.toml, or the only project).
+    #[arg(long, global = true, env = "PGFORK_PROJECT")]
+    pub project: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ImportMethod {
+    Logical,
+    Physical,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Import the root branch from this database URL.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["from_dir", "empty", "sample"])]
+    pub from: Option<String>,
+    /// How to import --from: pg_dump/pg_restore (any version) or pg_basebackup (same major).
+    #[arg(long, value_enum, default_value = "logical", requires = "from")]
+    pub method: ImportMethod,
+    /// Adopt a stopped data directory by cloning it (the original is never modified).
+    #[arg(long, value_name = "PGDATA", conflicts_with_all = ["empty", "sample"])]
+    pub from_dir: Option<PathBuf>,
+    /// Start from an empty cluster (the default when no source is given).
+    #[arg(long, conflicts_with = "sample")]
+    pub empty: bool,
+    /// Fill the root branch with generated pgbench-shaped data.
+    #[arg(long)]
+    pub sample: bool,
+    /// Sample size, like pgbench's scale factor (1 ≈ 15 MB, 100 ≈ 1.5 GB).
+    #[arg(long, default_value_t = 1, requires = "sample", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub scale: u32,
+    /// Don't install git hooks.
+    #[arg(long)]
+    pub no_hooks: bool,
+    /// Name of the root branch.
+    #[arg(long, default_value = "main")]
+    pub root: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the project and its root branch; writes .pgfork.toml.
+    Init(InitArgs),
+    /// Create, list and manage branches.
+    Branch {
+        #[command(subcommand)]
+        command: BranchCommand,
+    },
+    /// Print a branch's connection URL (default: the branch of the current git HEAD, else the root).
+    Url { branch: Option<String> },
+    /// Open psql on a branch.
+    Psql {
+        branch: Option<String>,
+        /// Extra arguments for psql (after --).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Repository, HEAD, its branch, the daemon and the store.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check what works and print the exact fix for what does not.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run or control the daemon.
+    Daemon {
+        #[command(subcommand)]
+        command: DaemonCommand,
+    },
+    /// A self-contained walkthrough in a temporary repository.
+    Demo {
+        /// Sample scale for the demo's root branch.
+        #[arg(long, default_value_t = 5)]
+        scale: u32,
+        /// Keep the temporary repository and store afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BranchCommand {
+    /// Create a branch: a copy-on-write clone of its parent, running.
+    Create {
+        name: String,
+        /// Parent branch (default: the root).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Delete automatically after this long (e.g. 24h, 7d).
+        #[arg(long, conflicts_with = "expires_at")]
+        ttl: Option<String>,
+        /// Delete automatically at this time (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// Refuse deletion until unprotected.
+        #[arg(long)]
+        protected: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List branches with state, port, sizes and clone method.
+    List {
+        /// Include deleted branches in the trash.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one branch.
+    Get {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Soft-delete (recoverable during the grace period), or --purge for good.
+    Delete {
+        name: String,
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Bring a deleted branch back from the trash.
+    Recover { name: String },
+    /// Reset a branch to its parent's current state (same URL and password).
+    Reset { name: String },
+    /// Start a branch's Postgres.
+    Start { name: String },
+    /// Stop a branch's Postgres.
+    Stop { name: String },
+    /// Rename a branch.
+    Rename { old: String, new: String },
+    /// Set or clear (`none`) a branch's time to live.
+    SetTtl { name: String, ttl: String },
+    /// Protect a branch from deletion.
+    Protect { name: String },
+    /// Remove deletion protection.
+    Unprotect { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Run in the foreground (what `start` runs in the background).
+    Run,
+    /// Start in the background if not running.
+    Start,
+    /// Stop the daemon and every branch's Postgres.
+    Stop,
+    /// Is it running, where, with what.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}

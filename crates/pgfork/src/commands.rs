@@ -1,0 +1,595 @@
+//! One function per command; each is a few API calls and some printing.
+
+use crate::cli::{BranchCommand, Cli, Command, DaemonCommand, ImportMethod, InitArgs};
+use crate::connect::{client, ensure_daemon, home};
+use crate::output::{self, bytes, print_json, table, view};
+use crate::project;
+use anyhow::{bail, Context, Result};
+use pgfork_api as api;
+use pgfork_api::Client;
+use std::time::{Duration, Instant};
+
+pub async fn run(cli: Cli) -> Result<i32> {
+    let explicit = cli.project.as_deref();
+    match cli.command {
+        Command::Init(args) => init(args, explicit).await,
+        Command::Branch { command } => branch(command, explicit).await,
+        Command::Url { branch } => {
+            let c = ensure_daemon().await?;
+            let p = project::resolve(&c, explicit).await?;
+            let b = resolve_default_branch(&c, &p, branch).await?;
+            println!("{}", b.connection_uri);
+            Ok(0)
+        }
+        Command::Psql { branch, args } => psql(explicit, branch, args).await,
+        Command::Status { json } => status(explicit, json).await,
+        Command::Doctor { json } => doctor(json).await,
+        Command::Daemon { command } => daemon(command).await,
+        Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
+    }
+}
+
+/// Waits for running operations, drawing progress, and fails if one failed.
+async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Result<()> {
+    let mut warned = std::collections::HashSet::new();
+    for op in ops {
+        let mut current = op.clone();
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        loop {
+            for w in &current.warnings {
+                if warned.insert(w.clone()) {
+                    eprintln!("warning: {w}");
+                }
+            }
+            if !current.is_running() {
+                break;
+            }
+            let pb = bar.get_or_insert_with(|| {
+                let pb = indicatif::ProgressBar::new_spinner();
+                pb.enable_steady_tick(Duration::from_millis(120));
+                pb
+            });
+            if let Some(p) = &current.progress {
+                if p.total > 0 {
+                    pb.set_length(p.total);
+                    pb.set_position(p.done.min(p.total));
+                    let tmpl = if p.phase.starts_with("copying") {
+                        "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+                    } else {
+                        "{spinner} {msg} [{bar:30}] {pos}/{len}"
+                    };
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(tmpl) {
+                        pb.set_style(style.progress_chars("=> "));
+                    }
+                }
+                pb.set_message(p.phase.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            current = c.get_operation(project, &current.id).await?.operation;
+        }
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        if current.status == "failed" {
+            bail!(
+                "{}",
+                current
+                    .error
+                    .unwrap_or_else(|| format!("operation {} failed", current.action))
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> {
+    let cwd = std::env::current_dir().context("could not read the current directory")?;
+    let top = project::git_toplevel().unwrap_or(cwd);
+    let config_path = top.join(project::CONFIG_FILE);
+    let name = match (explicit, config_path.is_file()) {
+        (Some(p), _) => p.to_string(),
+        (None, true) => project::read_config(&config_path)?.project.name,
+        (None, false) => project::project_name_from_dir(&top),
+    };
+    pgfork_core::validate_project_name(&name)?;
+    let source = if let Some(url) = args.from {
+        match args.method {
+            ImportMethod::Logical => api::RootSource::Logical { url },
+            ImportMethod::Physical => api::RootSource::Physical { url },
+        }
+    } else if let Some(dir) = args.from_dir {
+        let abs = std::fs::canonicalize(&dir).with_context(|| {
+            format!(
+                "{} does not exist: pass the data directory of a stopped PostgreSQL",
+                dir.display()
+            )
+        })?;
+        api::RootSource::Dir {
+            path: abs.display().to_string(),
+        }
+    } else if args.sample {
+        api::RootSource::Sample { scale: args.scale }
+    } else {
+        api::RootSource::Empty
+    };
+    let c = ensure_daemon().await?;
+    if let Ok(existing) = c.get_project(&name).await {
+        if !config_path.is_file() {
+            project::write_config(&config_path, &name)?;
+        }
+        let root = existing.branch.map(|b| b.name).unwrap_or_default();
+        eprintln!("project {name:?} is already initialized (root branch {root:?}); nothing to do");
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let resp = c
+        .create_project(&api::ProjectCreateRequest {
+            project: api::ProjectCreate {
+                name: name.clone(),
+                pg_version: None,
+                default_branch_name: Some(args.root.clone()),
+                pgfork_source: Some(source),
+            },
+        })
+        .await?;
+    wait_ops(&c, &resp.project.id, &resp.operations).await?;
+    let root = c.get_branch(&name, &args.root, false).await?.branch;
+    project::write_config(&config_path, &name)?;
+    if args.json {
+        print_json(&serde_json::json!({"project": resp.project, "branch": view(&root)}))?;
+    } else {
+        println!(
+            "initialized project {name:?}: root branch {:?} in {:.1} s",
+            root.name,
+            started.elapsed().as_secs_f64()
+        );
+        println!("  url:    {}", root.connection_uri);
+        println!("  config: {}", config_path.display());
+        if !args.no_hooks {
+            eprintln!("note: git hooks are not installed yet by this version; create branches with `pgfork branch create NAME`");
+        }
+    }
+    Ok(0)
+}
+
+fn parse_expiry(
+    ttl: Option<&str>,
+    at: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    if let Some(t) = ttl {
+        let d = pgfork_core::parse_ttl(t)?;
+        return Ok(Some(pgfork_core::expires_at_from_ttl(
+            chrono::Utc::now(),
+            d,
+        )));
+    }
+    if let Some(a) = at {
+        let t = chrono::DateTime::parse_from_rfc3339(a).with_context(|| {
+            format!(
+                "--expires-at {a:?} is not an RFC 3339 time: write it like 2026-12-01T18:00:00Z"
+            )
+        })?;
+        return Ok(Some(t.with_timezone(&chrono::Utc)));
+    }
+    Ok(None)
+}
+
+async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
+    // Validate names before anything else, so bad input never starts a daemon.
+    let name_arg = match &cmd {
+        BranchCommand::Create { name, .. } => Some(name),
+        BranchCommand::Rename { new, .. } => Some(new),
+        _ => None,
+    };
+    if let Some(n) = name_arg {
+        pgfork_core::validate_branch_name(n)?;
+    }
+    let c = ensure_daemon().await?;
+    let p = project::resolve(&c, explicit).await?;
+    match cmd {
+        BranchCommand::Create {
+            name,
+            parent,
+            ttl,
+            expires_at,
+            protected,
+            json,
+        } => {
+            let expires_at = parse_expiry(ttl.as_deref(), expires_at.as_deref())?;
+            let started = Instant::now();
+            let resp = c
+                .create_branch(
+                    &p,
+                    &api::BranchCreateRequest {
+                        branch: api::BranchCreate {
+                            name: Some(name.clone()),
+                            parent_id: parent,
+                            expires_at,
+                            protected: protected.then_some(true),
+                            git_branch: None,
+                        },
+                        endpoints: vec![serde_json::json!({"type": "read_write"})],
+                    },
+                )
+                .await?;
+            wait_ops(&c, &p, &resp.operations).await?;
+            let b = if resp.operations.iter().any(|o| o.is_running()) {
+                c.get_branch(&p, &resp.branch.id, false).await?.branch
+            } else {
+                resp.branch
+            };
+            let secs = started.elapsed().as_secs_f64();
+            if json {
+                print_json(&view(&b))?;
+            } else {
+                println!(
+                    "created branch {:?} from {:?} in {secs:.2} s ({})",
+                    b.name,
+                    b.parent_name.as_deref().unwrap_or("-"),
+                    b.clone_method
+                );
+                println!("{}", b.connection_uri);
+            }
+        }
+        BranchCommand::List { all, json } => {
+            let list = c.list_branches(&p, all, true).await?.branches;
+            if json {
+                print_json(&list.iter().map(view).collect::<Vec<_>>())?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.name.clone(),
+                            b.parent_name.clone().unwrap_or_else(|| "-".into()),
+                            b.state.clone(),
+                            b.port.to_string(),
+                            bytes(b.logical_bytes),
+                            bytes(b.unique_bytes),
+                            b.clone_method.clone(),
+                            b.expires_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "NAME", "PARENT", "STATE", "PORT", "LOGICAL", "UNIQUE", "METHOD",
+                            "EXPIRES"
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+        BranchCommand::Get { name, json } => {
+            let b = c.get_branch(&p, &name, true).await?.branch;
+            if json {
+                print_json(&view(&b))?;
+            } else {
+                let v = serde_json::to_value(view(&b))?;
+                if let Some(obj) = v.as_object() {
+                    for (k, val) in obj {
+                        let s = match val {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Null => "-".into(),
+                            other => other.to_string(),
+                        };
+                        println!("{k:<14} {s}");
+                    }
+                }
+            }
+        }
+        BranchCommand::Delete { name, purge } => {
+            let b = c.delete_branch(&p, &name, purge).await?.branch;
+            if purge {
+                println!("purged branch {:?}", b.name);
+            } else {
+                let until = b
+                    .purge_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "deleted branch {:?}; recover it until {until} with `pgfork branch recover {}`",
+                    b.name, b.name
+                );
+            }
+        }
+        BranchCommand::Recover { name } => {
+            let b = c.recover_branch(&p, &name).await?.branch;
+            println!("recovered branch {:?}\n{}", b.name, b.connection_uri);
+        }
+        BranchCommand::Reset { name } => {
+            let started = Instant::now();
+            let resp = c.restore_branch(&p, &name).await?;
+            wait_ops(&c, &p, &resp.operations).await?;
+            println!(
+                "reset {:?} to the current state of {:?} in {:.2} s; its URL is unchanged",
+                resp.branch.name,
+                resp.branch.parent_name.as_deref().unwrap_or("-"),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        BranchCommand::Start { name } => {
+            let b = c.set_running(&p, &name, true).await?.branch;
+            println!("{:?} is running on port {}", b.name, b.port);
+        }
+        BranchCommand::Stop { name } => {
+            let b = c.set_running(&p, &name, false).await?.branch;
+            println!("{:?} is stopped", b.name);
+        }
+        BranchCommand::Rename { old, new } => {
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    name: Some(new),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &old, &req).await?.branch;
+            println!("renamed {old:?} to {:?}", b.name);
+        }
+        BranchCommand::SetTtl { name, ttl } => {
+            let expires = if ttl.eq_ignore_ascii_case(pgfork_core::DEFAULT_TTL_NONE) {
+                None
+            } else {
+                parse_expiry(Some(&ttl), None)?
+            };
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    expires_at: Some(expires),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &name, &req).await?.branch;
+            match b.expires_at {
+                Some(t) => println!("{:?} expires at {}", b.name, t.format("%Y-%m-%d %H:%M UTC")),
+                None => println!("{:?} no longer expires", b.name),
+            }
+        }
+        BranchCommand::Protect { name } => set_protected(&c, &p, &name, true).await?,
+        BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
+    }
+    Ok(0)
+}
+
+async fn set_protected(c: &Client, p: &str, name: &str, protected: bool) -> Result<()> {
+    let req = api::BranchUpdateRequest {
+        branch: api::BranchUpdate {
+            protected: Some(protected),
+            ..Default::default()
+        },
+    };
+    let b = c.update_branch(p, name, &req).await?.branch;
+    println!(
+        "{:?} is {}",
+        b.name,
+        if b.protected {
+            "protected"
+        } else {
+            "no longer protected"
+        }
+    );
+    Ok(())
+}
+
+/// An explicit branch, else the one named like the current git branch, else the root.
+async fn resolve_default_branch(
+    c: &Client,
+    p: &str,
+    branch: Option<String>,
+) -> Result<api::Branch> {
+    if let Some(b) = branch {
+        return Ok(c.get_branch(p, &b, false).await?.branch);
+    }
+    if let Some(head) = project::git_head_branch() {
+        if let Ok(r) = c.get_branch(p, &head, false).await {
+            if r.branch.state != "deleted" {
+                return Ok(r.branch);
+            }
+        }
+    }
+    let proj = c.get_project(p).await?;
+    proj.branch.context("the project has no root branch")
+}
+
+async fn psql(explicit: Option<&str>, branch: Option<String>, args: Vec<String>) -> Result<i32> {
+    let c = ensure_daemon().await?;
+    let p = project::resolve(&c, explicit).await?;
+    let b = resolve_default_branch(&c, &p, branch).await?;
+    let psql = pgfork_pg::PgInstalls::discover(
+        std::env::var_os("PGFORK_PG_BIN")
+            .map(std::path::PathBuf::from)
+            .as_deref(),
+    )
+    .map(|i| i.newest().bin("psql"))
+    .unwrap_or_else(|_| "psql".into());
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&psql)
+        .arg(&b.connection_uri)
+        .args(&args)
+        .exec();
+    bail!("could not run {}: {err}: install the PostgreSQL client (apt-get install postgresql-client)", psql.display())
+}
+
+async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
+    let c = ensure_daemon().await?;
+    let st = c.status().await?;
+    let repo = project::git_toplevel();
+    let head = project::git_head_branch();
+    let proj = project::resolve(&c, explicit).await.ok();
+    let mut paired = None;
+    if let (Some(p), Some(h)) = (&proj, &head) {
+        paired = c
+            .get_branch(p, h, false)
+            .await
+            .ok()
+            .map(|r| r.branch)
+            .filter(|b| b.state != "deleted");
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "repo": repo,
+            "head": head,
+            "project": proj,
+            "branch": paired.as_ref().map(view),
+            "daemon": st,
+        }))?;
+        return Ok(0);
+    }
+    println!(
+        "repo:     {}",
+        repo.map(|r| r.display().to_string())
+            .unwrap_or_else(|| "(not in a git repository)".into())
+    );
+    println!(
+        "HEAD:     {}",
+        head.clone().unwrap_or_else(|| "(detached or none)".into())
+    );
+    println!(
+        "project:  {}",
+        proj.clone()
+            .unwrap_or_else(|| "(none: run `pgfork init`)".into())
+    );
+    match &paired {
+        Some(b) => println!(
+            "branch:   {} ({}, port {})\n          {}",
+            b.name, b.state, b.port, b.connection_uri
+        ),
+        None => println!("branch:   (no database branch named after HEAD)"),
+    }
+    println!(
+        "daemon:   pid {} since {}, {} branch(es) running",
+        st.pid,
+        st.started_at.format("%Y-%m-%d %H:%M UTC"),
+        st.running_branches
+    );
+    println!(
+        "store:    {} on {} ({})",
+        st.home, st.filesystem, st.clone_method
+    );
+    if let Some(w) = st.store_warning {
+        eprintln!("warning: {w}");
+    }
+    Ok(0)
+}
+
+async fn doctor(json: bool) -> Result<i32> {
+    let checks = match ensure_daemon().await {
+        Ok(c) => c.doctor().await?.checks,
+        Err(e) => {
+            // The daemon cannot start: diagnose locally what it would need.
+            let mut checks = vec![api::Check {
+                name: "daemon".into(),
+                status: "fail".into(),
+                detail: output::error_sentence(&e),
+                fix: Some(format!(
+                    "fix the problems below, then run `pgfork daemon start`; log: {}",
+                    pgfork_daemon::Layout::new(&home()).daemon_log.display()
+                )),
+            }];
+            match pgfork_pg::PgInstalls::discover(
+                std::env::var_os("PGFORK_PG_BIN")
+                    .map(std::path::PathBuf::from)
+                    .as_deref(),
+            ) {
+                Ok(i) => checks.push(api::Check {
+                    name: "postgres".into(),
+                    status: "ok".into(),
+                    detail: i.newest().version.clone(),
+                    fix: None,
+                }),
+                Err(err) => checks.push(api::Check {
+                    name: "postgres".into(),
+                    status: "fail".into(),
+                    detail: "no PostgreSQL binaries found".into(),
+                    fix: Some(err.to_string()),
+                }),
+            }
+            checks
+        }
+    };
+    let failed = checks.iter().any(|c| c.status == "fail");
+    if json {
+        print_json(&checks)?;
+    } else {
+        for c in &checks {
+            let mark = match c.status.as_str() {
+                "ok" => "ok  ",
+                "warn" => "WARN",
+                _ => "FAIL",
+            };
+            println!("{mark} {:<14} {}", c.name, c.detail);
+            if let Some(f) = &c.fix {
+                println!("     {:<14} fix: {f}", "");
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+async fn daemon(cmd: DaemonCommand) -> Result<i32> {
+    match cmd {
+        DaemonCommand::Run => {
+            let cfg = pgfork_daemon::Config::from_env(home()).map_err(anyhow::Error::msg)?;
+            pgfork_daemon::run(cfg).await?;
+            Ok(0)
+        }
+        DaemonCommand::Start => {
+            let c = ensure_daemon().await?;
+            let st = c.status().await?;
+            println!("pgfork daemon running (pid {}, home {})", st.pid, st.home);
+            Ok(0)
+        }
+        DaemonCommand::Stop => {
+            let c = client()?;
+            let Ok(st) = c.status().await else {
+                println!("no pgfork daemon is running for {}", home().display());
+                return Ok(0);
+            };
+            c.shutdown().await?;
+            let started = Instant::now();
+            // The daemon answers until it has stopped every branch; wait for it to go.
+            while pgfork_pg::instance::process_alive(st.pid as i32) {
+                if started.elapsed() > Duration::from_secs(180) {
+                    bail!(
+                        "the daemon (pid {}) did not stop within 180 s: see its log",
+                        st.pid
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            println!(
+                "pgfork daemon stopped ({} branch(es) stopped)",
+                st.running_branches
+            );
+            Ok(0)
+        }
+        DaemonCommand::Status { json } => {
+            let c = client()?;
+            match c.status().await {
+                Ok(st) => {
+                    if json {
+                        print_json(&st)?;
+                    } else {
+                        println!(
+                            "running: pid {}, home {}, {} on {}, {} branch(es) running",
+                            st.pid, st.home, st.clone_method, st.filesystem, st.running_branches
+                        );
+                    }
+                    Ok(0)
+                }
+                Err(_) => {
+                    if json {
+                        print_json(&serde_json::json!({"running": false, "home": home()}))?;
+                    } else {
+                        println!("not running (home {})", home().display());
+                    }
+                    Ok(3)
+                }
+            }
+        }
+    }
+}

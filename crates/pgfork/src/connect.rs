@@ -1,0 +1,100 @@
+//! Reaching the API: `PGFORK_API` (remote), else the local daemon, started on demand.
+
+use anyhow::{bail, Context, Result};
+use pgfork_api::Client;
+use pgfork_daemon::Layout;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn home() -> PathBuf {
+    pgfork_daemon::layout::default_home()
+}
+
+/// A client for the configured server, without starting anything.
+pub fn client() -> Result<Client> {
+    if let Ok(url) = std::env::var("PGFORK_API") {
+        return Ok(Client::tcp(&url, std::env::var("PGFORK_API_KEY").ok())?);
+    }
+    Ok(Client::unix(Layout::new(&home()).socket))
+}
+
+/// A client whose daemon is known to answer; starts the local daemon when needed.
+pub async fn ensure_daemon() -> Result<Client> {
+    let client = client()?;
+    if client.ping().await {
+        return Ok(client);
+    }
+    if std::env::var("PGFORK_API").is_ok() {
+        bail!(
+            "the pgfork server at {} does not answer: check PGFORK_API and that the server runs",
+            client.target()
+        );
+    }
+    start_daemon(&client).await?;
+    Ok(client)
+}
+
+async fn start_daemon(client: &Client) -> Result<()> {
+    let home = home();
+    let layout = Layout::new(&home);
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("could not create PGFORK_HOME {}", home.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&layout.daemon_log)
+        .with_context(|| format!("could not open {}", layout.daemon_log.display()))?;
+    let log_err = log.try_clone()?;
+    let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe()
+        .context("could not find the pgfork executable to start the daemon")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["daemon", "run"])
+        .env("PGFORK_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // SAFETY: setsid in the child only; detaches the daemon from our terminal so that
+    // Ctrl-C on a CLI command never takes every branch down.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("could not start the pgfork daemon")?;
+    let started = Instant::now();
+    loop {
+        if client.ping().await {
+            // The daemon is not our child to wait for; reap it in the background if it
+            // ever exits while we still run.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = std::fs::read_to_string(&layout.daemon_log).unwrap_or_default();
+            let tail: String = text.get(log_len as usize..).unwrap_or("").to_string();
+            let reason = tail
+                .lines()
+                .rev()
+                .find(|l| l.contains("error"))
+                .map(|l| l.split("error:").last().unwrap_or(l).trim().to_string())
+                .unwrap_or_else(|| format!("it exited with {status}"));
+            bail!(
+                "the pgfork daemon could not start: {reason} (log: {})",
+                layout.daemon_log.display()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "the pgfork daemon did not answer within 120 s: see {}",
+                layout.daemon_log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}

@@ -1,0 +1,107 @@
+//! How things look: tables, the JSON views of DESIGN.md §6, sizes, error sentences.
+
+use pgfork_api::{Branch, ClientError};
+use serde::Serialize;
+
+/// The `branch get --json` view (DESIGN.md §6).
+#[derive(Debug, Serialize)]
+pub struct BranchView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub parent: Option<&'a str>,
+    pub state: &'a str,
+    pub port: u16,
+    pub url: &'a str,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub protected: bool,
+    pub git_branch: Option<&'a str>,
+    pub logical_bytes: Option<u64>,
+    pub unique_bytes: Option<u64>,
+    pub clone_method: &'a str,
+    pub data_dir: &'a str,
+    pub masked: bool,
+    pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub fn view(b: &Branch) -> BranchView<'_> {
+    BranchView {
+        id: &b.id,
+        name: &b.name,
+        parent: b.parent_name.as_deref(),
+        state: &b.state,
+        port: b.port,
+        url: &b.connection_uri,
+        created_at: b.created_at,
+        expires_at: b.expires_at,
+        protected: b.protected,
+        git_branch: b.git_branch.as_deref(),
+        logical_bytes: b.logical_bytes,
+        unique_bytes: b.unique_bytes,
+        clone_method: &b.clone_method,
+        data_dir: &b.data_dir,
+        masked: b.masked,
+        deleted_at: b.deleted_at,
+    }
+}
+
+pub fn bytes(n: Option<u64>) -> String {
+    match n {
+        Some(n) => pgfork_daemon::engine::human_bytes(n),
+        None => "-".to_string(),
+    }
+}
+
+pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Aligned columns, no dependency needed.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(header.iter().map(|s| s.to_string()).collect());
+    for r in rows {
+        out.push('\n');
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+/// The one sentence a user sees for an error: the API's message as is, else the chain.
+pub fn error_sentence(e: &anyhow::Error) -> String {
+    if let Some(c) = e.downcast_ref::<ClientError>() {
+        if let Some(api) = c.api() {
+            return api.message.clone();
+        }
+    }
+    format!("{e:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y");
+    }
+}
