@@ -39,6 +39,8 @@ max_wal_senders = 10
 # A branch starts with crash recovery; one syncfs is much faster than fsyncing every file.
 recovery_init_sync_method = syncfs
 logging_collector = off
+# On copy-on-write filesystems zero-filling new WAL segments only costs unique bytes.
+wal_init_zero = off
 log_line_prefix = '%m [%p] '
 password_encryption = scram-sha-256
 ";
