@@ -413,10 +413,11 @@ impl Engine {
         }
     }
 
-    fn pause_point(&self, name: &str) {
+    /// Test-only: lets crash tests kill the daemon at a known point of an operation.
+    async fn pause_point(&self, name: &str) {
         if self.cfg.test_pause.as_deref() == Some(name) {
             tracing::warn!(point = name, "test pause point reached; sleeping");
-            std::thread::sleep(Duration::from_secs(3600));
+            tokio::time::sleep(Duration::from_secs(3600)).await;
         }
     }
 
@@ -1046,7 +1047,7 @@ impl Engine {
             .await?
         };
         tracing::debug!(?report, "parent cloned");
-        self.pause_point("after-clone");
+        self.pause_point("after-clone").await;
         Ok(report.lsn)
     }
 

@@ -270,47 +270,25 @@ fn clone_tree_blocking(
 }
 
 /// A deliberately wrong clone of a running cluster, kept only so tests can prove that
-/// the consistency checks detect corruption: WAL and control file first, data files
-/// afterwards with pauses, no backup mode, no backup_label. This is what a naive
-/// `cp -a` of a live data directory amounts to, made deterministic.
+/// the consistency checks detect corruption. In `cp -a` order it copies the data
+/// files (`base/`) first, calls `meanwhile` (tests issue a `CHECKPOINT` there, as
+/// happens during any copy that spans a checkpoint), then the control file, WAL and
+/// commit log: no backup mode, no backup_label. Recovery then starts from a checkpoint
+/// newer than the data files and never replays the changes in between, while the
+/// commit log says they committed.
 #[doc(hidden)]
-pub fn naive_clone_for_tests(
-    src: &Path,
-    dst: &Path,
-    method: CloneMethod,
-    user: &ServerUser,
-    pause: Duration,
-) -> Result<(), PgError> {
-    let skip_runtime = |rel: &Path| match rel.to_string_lossy().as_ref() {
+pub fn naive_clone_for_tests(src: &Path, dst: &Path, method: CloneMethod, user: &ServerUser, meanwhile: &dyn Fn()) -> Result<(), PgError> {
+    let all = |_: &Path| Visit::Clone;
+    let early_base = dst.with_extension("base-first");
+    pgfork_cow::clone_tree(&src.join("base"), &early_base, &tree_opts(method, user, &all, None))?;
+    meanwhile();
+    let rest = |rel: &Path| match rel.to_string_lossy().as_ref() {
         "postmaster.pid" | "postmaster.opts" => Visit::Skip,
+        "base" => Visit::Skip,
         _ => Visit::Clone,
     };
-    let first = |rel: &Path| {
-        let s = rel.to_string_lossy();
-        if s == "base" {
-            Visit::EmptyDir
-        } else {
-            skip_runtime(rel)
-        }
-    };
-    pgfork_cow::clone_tree(src, dst, &tree_opts(method, user, &first, None))?;
-    std::thread::sleep(pause);
-    let mut dbs: Vec<PathBuf> = std::fs::read_dir(src.join("base"))
-        .map_err(PgError::io(src))?
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    dbs.sort();
-    for db in dbs {
-        let name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        let none = |_: &Path| Visit::Clone;
-        pgfork_cow::clone_tree(
-            &db,
-            &dst.join("base").join(name),
-            &tree_opts(method, user, &none, None),
-        )?;
-        std::thread::sleep(pause);
-    }
+    pgfork_cow::clone_tree(src, dst, &tree_opts(method, user, &rest, None))?;
+    std::fs::rename(&early_base, dst.join("base")).map_err(PgError::io(dst))?;
     Ok(())
 }
 

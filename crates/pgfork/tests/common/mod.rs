@@ -1,0 +1,327 @@
+//! Test harness: real pgfork binary, real daemon, real Postgres, real git, on a real
+//! reflink filesystem (XFS loop image) or the plain disk (copy fallback).
+//!
+//! One XFS image per test run: `scripts/test.sh` makes it and exports
+//! `PGFORK_TEST_XFS`; a test binary run on its own as root makes its own (once per
+//! process) and unmounts it at exit. Without root there is no XFS, and every test that
+//! needed it says so in the report (`PGFORK_TEST_REPORT`) instead of passing silently.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Reflink,
+    Copy,
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn report(line: &str) {
+    eprintln!("[pgfork-test] {line}");
+    if let Ok(path) = std::env::var("PGFORK_TEST_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+}
+
+static OWN_XFS: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+extern "C" fn unmount_own_xfs() {
+    if let Some(Some(dir)) = OWN_XFS.get() {
+        // Stop anything still running from the image before unmounting it.
+        let _ = Command::new("pkill").args(["-9", "-f", &dir.display().to_string()]).status();
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("umount").arg("-l").arg(dir).status();
+        let _ = std::fs::remove_file(dir.with_extension("img"));
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// The directory on a reflink filesystem for this run, or `None` (reported) without root.
+pub fn xfs_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PGFORK_TEST_XFS").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    OWN_XFS
+        .get_or_init(|| {
+            if !is_root() {
+                return None;
+            }
+            let dir = std::env::temp_dir().join(format!("pgfork-test-xfs-{}", std::process::id()));
+            let img = dir.with_extension("img");
+            std::fs::create_dir_all(&dir).expect("mkdir xfs mount point");
+            let f = std::fs::File::create(&img).expect("create xfs image");
+            f.set_len(30 << 30).expect("size xfs image");
+            assert!(sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", &img.display().to_string()]), "mkfs.xfs failed: apt-get install xfsprogs");
+            assert!(sh("mount", &["-o", "loop", &img.display().to_string(), &dir.display().to_string()]), "mounting the XFS image failed");
+            // SAFETY: registering a plain extern "C" function.
+            unsafe { libc::atexit(unmount_own_xfs) };
+            Some(dir)
+        })
+        .clone()
+}
+
+static NEXT: AtomicU16 = AtomicU16::new(0);
+
+pub struct Env {
+    pub name: String,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+    pub ports: String,
+    pub storage: Storage,
+    pub extra_env: Vec<(String, String)>,
+    root: PathBuf,
+}
+
+pub fn pgfork_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pgfork"))
+}
+
+impl Env {
+    /// A fresh store and git repository. For `Reflink` without root this returns `None`
+    /// after reporting that the reflink path did not run.
+    pub fn new(name: &str, storage: Storage) -> Option<Env> {
+        let base = match storage {
+            Storage::Reflink => match xfs_dir() {
+                Some(d) => d,
+                None => {
+                    report(&format!("storage reflink: NOT RUN for {name} (needs root to make an XFS loop image)"));
+                    return None;
+                }
+            },
+            Storage::Copy => std::env::temp_dir(),
+        };
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let root = base.join(format!("pgfork-t-{}-{n}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let home = root.join("home");
+        let repo = root.join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir repo");
+        // Distinct port ranges so parallel tests never collide.
+        let first = 40_000 + (std::process::id() % 25) as u16 * 400 + (n * 20) % 400;
+        let ports = format!("{first}-{}", first + 19);
+        let env = Env {
+            name: name.to_string(),
+            home,
+            repo,
+            ports,
+            storage,
+            extra_env: Vec::new(),
+            root,
+        };
+        env.git(&["init", "-q", "-b", "main"]);
+        std::fs::write(env.repo.join("README.md"), "test\n").expect("write");
+        env.git(&["add", "."]);
+        env.git(&["commit", "-q", "-m", "init"]);
+        let fs = match storage {
+            Storage::Reflink => "xfs loop image",
+            Storage::Copy => "plain disk",
+        };
+        report(&format!("storage {}: ran {name} on {fs} ({})", match storage { Storage::Reflink => "reflink", Storage::Copy => "copy" }, env.home.display()));
+        Some(env)
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&self.repo)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(pgfork_exe());
+        c.args(args)
+            .current_dir(&self.repo)
+            .env("PGFORK_HOME", &self.home)
+            .env("PGFORK_PORTS", &self.ports)
+            .env_remove("PGFORK_PROJECT")
+            .env_remove("PGFORK_API")
+            .env_remove("PGFORK_TEST_PAUSE")
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("pgfork runs")
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "pgfork {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Runs and expects failure; returns stderr (asserted to be one `error:` sentence).
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "pgfork {args:?} should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "expected exactly one error line, got: {stderr}");
+        errors[0].to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("valid JSON")
+    }
+
+    pub fn branch(&self, name: &str) -> serde_json::Value {
+        self.json(&["branch", "get", name])
+    }
+
+    pub fn url(&self, branch: &str) -> String {
+        self.ok(&["url", branch]).trim().to_string()
+    }
+
+    pub fn init_sample(&self, scale: u32) {
+        self.ok(&["init", "--sample", "--scale", &scale.to_string(), "--no-hooks"]);
+    }
+
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let out = self.run(&["daemon", "status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.get("pid").and_then(|p| p.as_i64()).map(|p| p as i32)
+    }
+
+    /// Postmaster pids whose command line mentions this store.
+    pub fn postmasters(&self) -> Vec<i32> {
+        let needle = self.home.display().to_string();
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for e in entries.flatten() {
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+                let zombie = stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false);
+                if !zombie && cmd.contains("postgres") && cmd.contains(" -D ") && cmd.contains(&needle) {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.command(&["daemon", "stop"]).output();
+        for pid in self.postmasters() {
+            // SAFETY: killing a test's own leftover postmaster.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if std::env::var_os("PGFORK_TEST_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// psql against a URL; Err carries stderr.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new(Path::new(PG_BIN).join("psql"))
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+pub fn psql_ok(url: &str, sql: &str) -> String {
+    psql(url, sql).unwrap_or_else(|e| panic!("psql {sql:?} failed: {e}"))
+}
+
+/// pgbench's invariant: account, teller and branch balances each sum to the history's
+/// deltas. Then amcheck (`bt_index_check` with heapallindexed) on every btree index.
+/// Returns a description of the first violation, if any.
+pub fn consistency_violation(url: &str) -> Option<String> {
+    let sums = match psql(
+        url,
+        "SELECT (SELECT coalesce(sum(abalance),0) FROM pgbench_accounts) || ',' || (SELECT coalesce(sum(tbalance),0) FROM pgbench_tellers) || ',' || (SELECT coalesce(sum(bbalance),0) FROM pgbench_branches) || ',' || (SELECT coalesce(sum(delta),0) FROM pgbench_history)",
+    ) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("invariant query failed: {e}")),
+    };
+    let parts: Vec<&str> = sums.split(',').collect();
+    if parts.len() != 4 || parts.iter().any(|p| *p != parts[0]) {
+        return Some(format!("balances disagree (accounts, tellers, branches, history): {sums}"));
+    }
+    if let Err(e) = psql(
+        url,
+        "CREATE EXTENSION IF NOT EXISTS amcheck; SELECT count(bt_index_check(c.oid, true)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid",
+    ) {
+        return Some(format!("amcheck found corruption: {e}"));
+    }
+    None
+}
+
+/// A pgbench write load against `url` until dropped.
+pub struct Load(std::process::Child);
+
+impl Load {
+    pub fn start(url: &str, clients: u32) -> Load {
+        let child = Command::new(Path::new(PG_BIN).join("pgbench"))
+            .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", "600", url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbench runs");
+        // Let it get going.
+        std::thread::sleep(Duration::from_millis(700));
+        Load(child)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
