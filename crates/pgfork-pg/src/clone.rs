@@ -23,7 +23,7 @@ use crate::sql::{connect, sql_err};
 use crate::{Instance, PgError, ServerUser};
 use pgfork_core::Progress;
 use pgfork_cow::{CloneMethod, TreeOptions, TreeStats, Visit};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -277,10 +277,20 @@ fn clone_tree_blocking(
 /// newer than the data files and never replays the changes in between, while the
 /// commit log says they committed.
 #[doc(hidden)]
-pub fn naive_clone_for_tests(src: &Path, dst: &Path, method: CloneMethod, user: &ServerUser, meanwhile: &dyn Fn()) -> Result<(), PgError> {
+pub fn naive_clone_for_tests(
+    src: &Path,
+    dst: &Path,
+    method: CloneMethod,
+    user: &ServerUser,
+    meanwhile: &dyn Fn(),
+) -> Result<(), PgError> {
     let all = |_: &Path| Visit::Clone;
     let early_base = dst.with_extension("base-first");
-    pgfork_cow::clone_tree(&src.join("base"), &early_base, &tree_opts(method, user, &all, None))?;
+    pgfork_cow::clone_tree(
+        &src.join("base"),
+        &early_base,
+        &tree_opts(method, user, &all, None),
+    )?;
     meanwhile();
     let rest = |rel: &Path| match rel.to_string_lossy().as_ref() {
         "postmaster.pid" | "postmaster.opts" => Visit::Skip,

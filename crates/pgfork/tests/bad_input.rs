@@ -5,21 +5,45 @@ use common::*;
 use std::process::Command;
 
 fn branch_names(env: &Env) -> Vec<String> {
-    env.json(&["branch", "list", "--all"]).as_array().expect("array").iter().map(|b| b["name"].as_str().unwrap_or("").to_string()).collect()
+    env.json(&["branch", "list", "--all"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["name"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
 fn invalid_and_unknown_names_are_refused_with_one_sentence() {
-    let Some(env) = Env::new("names", Storage::Copy) else { return };
+    let Some(env) = Env::new("names", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     let long = "x".repeat(64);
-    for (name, needle) in [("", "empty"), ("..", ".."), ("-x", "'-'"), ("a\tb", "control"), (long.as_str(), "limit is 63"), ("a b", "git does not allow"), ("a..b", "'..'")] {
+    for (name, needle) in [
+        ("", "empty"),
+        ("..", ".."),
+        ("-x", "'-'"),
+        ("a\tb", "control"),
+        (long.as_str(), "limit is 63"),
+        ("a b", "git does not allow"),
+        ("a..b", "'..'"),
+    ] {
         let err = env.fails(&["branch", "create", "--", name]);
         assert!(err.contains(needle), "{name:?}: {err}");
     }
-    for args in [vec!["branch", "get", "nope"], vec!["branch", "delete", "nope"], vec!["branch", "reset", "nope"], vec!["url", "nope"], vec!["branch", "create", "x", "--parent", "nope"]] {
+    for args in [
+        vec!["branch", "get", "nope"],
+        vec!["branch", "delete", "nope"],
+        vec!["branch", "reset", "nope"],
+        vec!["url", "nope"],
+        vec!["branch", "create", "x", "--parent", "nope"],
+    ] {
         let err = env.fails(&args);
-        assert!(err.contains("nope") && err.contains("branch list"), "{args:?}: {err}");
+        assert!(
+            err.contains("nope") && err.contains("branch list"),
+            "{args:?}: {err}"
+        );
     }
     env.ok(&["branch", "create", "dup"]);
     let err = env.fails(&["branch", "create", "dup"]);
@@ -33,13 +57,19 @@ fn invalid_and_unknown_names_are_refused_with_one_sentence() {
 
 #[test]
 fn missing_postgres_binaries_are_explained_and_nothing_is_left_running() {
-    let Some(mut env) = Env::new("nobin", Storage::Copy) else { return };
-    env.extra_env.push(("PGFORK_PG_BIN".into(), "/nonexistent/pg/bin".into()));
+    let Some(mut env) = Env::new("nobin", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_PG_BIN".into(), "/nonexistent/pg/bin".into()));
     let err = env.fails(&["init", "--empty", "--no-hooks"]);
     assert!(err.contains("PGFORK_PG_BIN"), "{err}");
     assert!(env.daemon_pid().is_none(), "no daemon may linger");
     assert!(env.postmasters().is_empty());
-    assert!(!env.repo.join(".pgfork.toml").exists(), "a failed init writes no config");
+    assert!(
+        !env.repo.join(".pgfork.toml").exists(),
+        "a failed init writes no config"
+    );
     let doctor = env.run(&["doctor"]);
     assert!(!doctor.status.success());
     let text = String::from_utf8_lossy(&doctor.stdout);
@@ -52,14 +82,29 @@ fn a_full_disk_fails_cleanly() {
         report("storage full-disk: NOT RUN (needs root to make a tiny loop filesystem)");
         return;
     }
-    let Some(env) = Env::new("fulldisk", Storage::Copy) else { return };
+    let Some(env) = Env::new("fulldisk", Storage::Copy) else {
+        return;
+    };
     // A tiny filesystem for the store: room for a root branch, not for a copy of it.
     let img = env.home.with_extension("img");
     let mnt = env.home.clone();
     std::fs::create_dir_all(&mnt).expect("mkdir");
-    std::fs::File::create(&img).and_then(|f| f.set_len(160 << 20)).expect("image");
-    assert!(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img).status().expect("mkfs").success());
-    assert!(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&mnt).status().expect("mount").success());
+    std::fs::File::create(&img)
+        .and_then(|f| f.set_len(160 << 20))
+        .expect("image");
+    assert!(Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .status()
+        .expect("mkfs")
+        .success());
+    assert!(Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&img)
+        .arg(&mnt)
+        .status()
+        .expect("mount")
+        .success());
     struct Unmount(std::path::PathBuf, std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -75,14 +120,26 @@ fn a_full_disk_fails_cleanly() {
     assert!(err.contains("space"), "{err}");
     report(&format!("full disk message: {err}"));
     assert_eq!(branch_names(&env), vec!["main"]);
-    assert_eq!(std::fs::read_dir(mnt.join("tmp")).map(|d| d.count()).unwrap_or(0), 0, "nothing half-made remains");
-    assert_eq!(psql_ok(&main, "SELECT count(*) FROM pgbench_accounts"), before, "the parent is intact");
+    assert_eq!(
+        std::fs::read_dir(mnt.join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "nothing half-made remains"
+    );
+    assert_eq!(
+        psql_ok(&main, "SELECT count(*) FROM pgbench_accounts"),
+        before,
+        "the parent is intact"
+    );
     env.ok(&["daemon", "stop"]);
 }
 
 #[test]
 fn commands_outside_a_project_say_what_to_do() {
-    let Some(env) = Env::new("noproject", Storage::Copy) else { return };
+    let Some(env) = Env::new("noproject", Storage::Copy) else {
+        return;
+    };
     let err = env.fails(&["branch", "list"]);
     assert!(err.contains("pgfork init"), "{err}");
     let err = env.fails(&["init", "--from-dir", "/nonexistent/pgdata"]);

@@ -19,11 +19,17 @@ fn create_under_load(env: &Env, branches: usize) {
     }
     drop(load);
     let after = psql_ok(&main, "SELECT count(*) FROM pgbench_history");
-    assert_ne!(before, after, "the parent must have been written to during the test");
+    assert_ne!(
+        before, after,
+        "the parent must have been written to during the test"
+    );
     report(&format!(
         "{}: {branches} branches under pgbench load, create times {:?}",
         env.name,
-        times.iter().map(|t| format!("{:.0}ms", t.as_secs_f64() * 1000.0)).collect::<Vec<_>>()
+        times
+            .iter()
+            .map(|t| format!("{:.0}ms", t.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
     ));
     let mut history_rows = Vec::new();
     for i in 0..branches {
@@ -34,23 +40,37 @@ fn create_under_load(env: &Env, branches: usize) {
         if let Some(v) = consistency_violation(&url) {
             panic!("{name} is inconsistent: {v}");
         }
-        history_rows.push(psql_ok(&url, "SELECT count(*) FROM pgbench_history").parse::<i64>().expect("count"));
+        history_rows.push(
+            psql_ok(&url, "SELECT count(*) FROM pgbench_history")
+                .parse::<i64>()
+                .expect("count"),
+        );
     }
     // Each branch is a later snapshot: history only grows from one to the next.
-    assert!(history_rows.windows(2).all(|w| w[0] <= w[1]), "snapshots out of order: {history_rows:?}");
-    assert!(consistency_violation(&main).is_none(), "the parent itself must stay consistent");
+    assert!(
+        history_rows.windows(2).all(|w| w[0] <= w[1]),
+        "snapshots out of order: {history_rows:?}"
+    );
+    assert!(
+        consistency_violation(&main).is_none(),
+        "the parent itself must stay consistent"
+    );
 }
 
 #[test]
 fn branches_of_a_parent_under_write_load_are_consistent_reflink() {
-    let Some(env) = Env::new("load-reflink", Storage::Reflink) else { return };
+    let Some(env) = Env::new("load-reflink", Storage::Reflink) else {
+        return;
+    };
     create_under_load(&env, 10);
     assert_eq!(env.branch("load-0")["clone_method"], "reflink");
 }
 
 #[test]
 fn branches_of_a_parent_under_write_load_are_consistent_copy() {
-    let Some(env) = Env::new("load-copy", Storage::Copy) else { return };
+    let Some(env) = Env::new("load-copy", Storage::Copy) else {
+        return;
+    };
     create_under_load(&env, 3);
     assert_eq!(env.branch("load-0")["clone_method"], "copy");
 }
@@ -60,16 +80,32 @@ fn branches_of_a_parent_under_write_load_are_consistent_copy() {
 /// test ever "passes the check", the check proves nothing.
 #[test]
 fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
-    let storage = if xfs_dir().is_some() { Storage::Reflink } else { Storage::Copy };
-    let Some(env) = Env::new("naive", storage) else { return };
+    let storage = if xfs_dir().is_some() {
+        Storage::Reflink
+    } else {
+        Storage::Copy
+    };
+    let Some(env) = Env::new("naive", storage) else {
+        return;
+    };
     env.init_sample(10);
     let main = env.branch("main");
     let main_url = env.url("main");
     let pgdata = std::path::PathBuf::from(main["data_dir"].as_str().expect("data_dir"));
     let user = pgfork_pg::ServerUser::resolve("postgres").expect("server user");
     let installs = pgfork_pg::PgInstalls::discover(None).expect("postgres installed");
-    let method = if storage == Storage::Reflink { pgfork_cow::CloneMethod::Reflink } else { pgfork_cow::CloneMethod::Copy };
-    let port: u16 = env.ports.split('-').nth(1).expect("range").parse().expect("port");
+    let method = if storage == Storage::Reflink {
+        pgfork_cow::CloneMethod::Reflink
+    } else {
+        pgfork_cow::CloneMethod::Copy
+    };
+    let port: u16 = env
+        .ports
+        .split('-')
+        .nth(1)
+        .expect("range")
+        .parse()
+        .expect("port");
     let mut detected = 0;
     let attempts = 3;
     for attempt in 0..attempts {
@@ -80,7 +116,8 @@ fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
             psql_ok(&main_url, "CHECKPOINT");
             std::thread::sleep(Duration::from_millis(500));
         };
-        pgfork_pg::clone::naive_clone_for_tests(&pgdata, &dir, method, &user, &checkpoint).expect("naive clone");
+        pgfork_pg::clone::naive_clone_for_tests(&pgdata, &dir, method, &user, &checkpoint)
+            .expect("naive clone");
         drop(load);
         let inst = pgfork_pg::Instance {
             pgdata: dir.clone(),
@@ -97,7 +134,10 @@ fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
             }
         };
         let _ = inst.stop(Duration::from_secs(30));
-        report(&format!("naive copy attempt {attempt}: {}", verdict.as_deref().unwrap_or("NOT detected")));
+        report(&format!(
+            "naive copy attempt {attempt}: {}",
+            verdict.as_deref().unwrap_or("NOT detected")
+        ));
         if verdict.is_some() {
             detected += 1;
         }
@@ -112,10 +152,15 @@ fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
 
 #[test]
 fn writes_are_isolated_between_parent_children_and_siblings() {
-    let Some(env) = Env::new("isolation", Storage::Copy) else { return };
+    let Some(env) = Env::new("isolation", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     let main = env.url("main");
-    psql_ok(&main, "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-main')");
+    psql_ok(
+        &main,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-main')",
+    );
     env.ok(&["branch", "create", "a"]);
     env.ok(&["branch", "create", "b"]);
     let (a, b) = (env.url("a"), env.url("b"));
@@ -140,28 +185,46 @@ fn writes_are_isolated_between_parent_children_and_siblings() {
 
 #[test]
 fn a_fresh_reflink_branch_costs_under_a_mebibyte() {
-    let Some(env) = Env::new("unique-bytes", Storage::Reflink) else { return };
+    let Some(env) = Env::new("unique-bytes", Storage::Reflink) else {
+        return;
+    };
     env.init_sample(10);
     env.ok(&["branch", "create", "fresh"]);
     let b = env.branch("fresh");
     assert_eq!(b["clone_method"], "reflink");
     let unique = b["unique_bytes"].as_u64().expect("unique bytes measured");
     let logical = b["logical_bytes"].as_u64().expect("logical bytes measured");
-    report(&format!("fresh reflink branch: {unique} unique bytes of {logical} logical"));
-    assert!(logical > 100 << 20, "the branch holds the sample data: {logical}");
-    assert!(unique <= 1 << 20, "a fresh branch owns {unique} bytes, more than 1 MiB");
+    report(&format!(
+        "fresh reflink branch: {unique} unique bytes of {logical} logical"
+    ));
+    assert!(
+        logical > 100 << 20,
+        "the branch holds the sample data: {logical}"
+    );
+    assert!(
+        unique <= 1 << 20,
+        "a fresh branch owns {unique} bytes, more than 1 MiB"
+    );
     let listed = env.ok(&["branch", "list"]);
-    assert!(listed.contains("reflink") && listed.contains("UNIQUE"), "{listed}");
+    assert!(
+        listed.contains("reflink") && listed.contains("UNIQUE"),
+        "{listed}"
+    );
 }
 
 #[test]
 fn the_copy_fallback_is_used_and_announced_on_a_plain_disk() {
-    let Some(env) = Env::new("copy-fallback", Storage::Copy) else { return };
+    let Some(env) = Env::new("copy-fallback", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     let out = env.run(&["branch", "create", "c"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("warning:") && stderr.contains("no reflinks") && stderr.contains("XFS"), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("no reflinks") && stderr.contains("XFS"),
+        "{stderr}"
+    );
     assert_eq!(env.branch("c")["clone_method"], "copy");
     let doctor = env.ok(&["doctor"]);
     assert!(doctor.contains("full copy"), "{doctor}");

@@ -7,17 +7,25 @@ use std::time::Duration;
 
 #[test]
 fn reset_returns_to_the_parents_current_state_keeping_url_and_password() {
-    let Some(env) = Env::new("reset", Storage::Copy) else { return };
+    let Some(env) = Env::new("reset", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     let main = env.url("main");
-    psql_ok(&main, "CREATE TABLE t (v text); INSERT INTO t VALUES ('one')");
+    psql_ok(
+        &main,
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('one')",
+    );
     env.ok(&["branch", "create", "f"]);
     let url = env.url("f");
     psql_ok(&url, "INSERT INTO t VALUES ('branch-only')");
     psql_ok(&main, "INSERT INTO t VALUES ('two')");
     env.ok(&["branch", "reset", "f"]);
     assert_eq!(env.url("f"), url, "reset must keep the URL and password");
-    assert_eq!(psql_ok(&url, "SELECT string_agg(v, ',' ORDER BY v) FROM t"), "one,two");
+    assert_eq!(
+        psql_ok(&url, "SELECT string_agg(v, ',' ORDER BY v) FROM t"),
+        "one,two"
+    );
     assert_ne!(url, main, "a child has its own password and port");
     let root = env.fails(&["branch", "reset", "main"]);
     assert!(root.contains("root branch"), "{root}");
@@ -25,18 +33,34 @@ fn reset_returns_to_the_parents_current_state_keeping_url_and_password() {
 
 #[test]
 fn delete_is_soft_recover_brings_it_back_purge_is_final() {
-    let Some(env) = Env::new("delete", Storage::Copy) else { return };
+    let Some(env) = Env::new("delete", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     env.ok(&["branch", "create", "f"]);
     let url = env.url("f");
-    psql_ok(&url, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)");
+    psql_ok(
+        &url,
+        "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)",
+    );
     let out = env.ok(&["branch", "delete", "f"]);
     assert!(out.contains("recover"), "{out}");
-    assert!(psql(&url, "SELECT 1").is_err(), "a deleted branch is stopped");
+    assert!(
+        psql(&url, "SELECT 1").is_err(),
+        "a deleted branch is stopped"
+    );
     let listed = env.json(&["branch", "list"]);
-    assert_eq!(listed.as_array().map(|a| a.len()), Some(1), "deleted branches are hidden: {listed}");
+    assert_eq!(
+        listed.as_array().map(|a| a.len()),
+        Some(1),
+        "deleted branches are hidden: {listed}"
+    );
     let all = env.json(&["branch", "list", "--all"]);
-    assert!(all.as_array().expect("array").iter().any(|b| b["name"] == "f" && b["state"] == "deleted"));
+    assert!(all
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|b| b["name"] == "f" && b["state"] == "deleted"));
     // The name is free again while the old one waits in the trash.
     env.ok(&["branch", "create", "f2"]);
     env.ok(&["branch", "recover", "f"]);
@@ -45,7 +69,9 @@ fn delete_is_soft_recover_brings_it_back_purge_is_final() {
     env.ok(&["branch", "delete", "f", "--purge"]);
     let err = env.fails(&["branch", "recover", "f"]);
     assert!(err.contains("no deleted branch"), "{err}");
-    let data_dirs = std::fs::read_dir(env.home.join("trash")).map(|d| d.count()).unwrap_or(0);
+    let data_dirs = std::fs::read_dir(env.home.join("trash"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     let _ = data_dirs;
     // Deleting a parent never harms its children.
     env.ok(&["branch", "create", "p"]);
@@ -57,14 +83,19 @@ fn delete_is_soft_recover_brings_it_back_purge_is_final() {
 
 #[test]
 fn protection_rename_ttl_and_start_stop() {
-    let Some(env) = Env::new("manage", Storage::Copy) else { return };
+    let Some(env) = Env::new("manage", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     env.ok(&["branch", "create", "f", "--protected", "--ttl", "2h"]);
     let b = env.branch("f");
     assert_eq!(b["protected"], true);
     assert!(b["expires_at"].is_string(), "{b}");
     let err = env.fails(&["branch", "delete", "f"]);
-    assert!(err.contains("protected") && err.contains("unprotect"), "{err}");
+    assert!(
+        err.contains("protected") && err.contains("unprotect"),
+        "{err}"
+    );
     env.ok(&["branch", "unprotect", "f"]);
     env.ok(&["branch", "set-ttl", "f", "none"]);
     assert!(env.branch("f")["expires_at"].is_null());
@@ -80,16 +111,28 @@ fn protection_rename_ttl_and_start_stop() {
     psql_ok(&url, "SELECT 1");
     // A branch of a stopped parent is cloned offline.
     env.ok(&["branch", "stop", "feature/renamed"]);
-    env.ok(&["branch", "create", "from-stopped", "--parent", "feature/renamed"]);
+    env.ok(&[
+        "branch",
+        "create",
+        "from-stopped",
+        "--parent",
+        "feature/renamed",
+    ]);
     psql_ok(&env.url("from-stopped"), "SELECT 1");
-    assert_eq!(env.branch("feature/renamed")["state"], "suspended", "cloning never starts the parent");
+    assert_eq!(
+        env.branch("feature/renamed")["state"],
+        "suspended",
+        "cloning never starts the parent"
+    );
     let err = env.fails(&["branch", "delete", "main"]);
     assert!(err.contains("root"), "{err}");
 }
 
 #[test]
 fn daemon_restart_readopts_running_branches_and_stop_leaves_no_postmaster() {
-    let Some(env) = Env::new("restart", Storage::Copy) else { return };
+    let Some(env) = Env::new("restart", Storage::Copy) else {
+        return;
+    };
     env.ok(&["init", "--empty", "--no-hooks"]);
     env.ok(&["branch", "create", "f"]);
     let before = {
@@ -101,7 +144,12 @@ fn daemon_restart_readopts_running_branches_and_stop_leaves_no_postmaster() {
     let pid = env.daemon_pid().expect("daemon runs");
     // SAFETY: killing the test's own daemon.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until("daemon death", Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.contains(") Z")).unwrap_or(true));
+    wait_until("daemon death", Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+    });
     // The branches survive the daemon...
     psql_ok(&env.url("f"), "SELECT 1");
     let after = {
@@ -109,10 +157,17 @@ fn daemon_restart_readopts_running_branches_and_stop_leaves_no_postmaster() {
         p.sort();
         p
     };
-    assert_eq!(before, after, "the new daemon re-adopts the same postmasters");
+    assert_eq!(
+        before, after,
+        "the new daemon re-adopts the same postmasters"
+    );
     // ...and a clean stop leaves nothing behind.
     env.ok(&["daemon", "stop"]);
-    assert!(env.postmasters().is_empty(), "postmasters left: {:?}", env.postmasters());
+    assert!(
+        env.postmasters().is_empty(),
+        "postmasters left: {:?}",
+        env.postmasters()
+    );
     // Starting again restarts what should run.
     psql_ok(&env.url("f"), "SELECT 1");
     assert_eq!(env.postmasters().len(), 2);
@@ -120,7 +175,9 @@ fn daemon_restart_readopts_running_branches_and_stop_leaves_no_postmaster() {
 
 #[test]
 fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
-    let Some(env) = Env::new("crash", Storage::Copy) else { return };
+    let Some(env) = Env::new("crash", Storage::Copy) else {
+        return;
+    };
     env.init_sample(2);
     let main = env.url("main");
     let before = psql_ok(&main, "SELECT count(*) FROM pgbench_accounts");
@@ -129,10 +186,19 @@ fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
     paused.env("PGFORK_TEST_PAUSE", "after-clone");
     let mut cli = paused.spawn().expect("spawn create");
     let tmp = env.home.join("tmp");
-    wait_until("the clone to reach the pause point", Duration::from_secs(60), || {
-        std::fs::read_to_string(env.home.join("daemon.log")).map(|l| l.contains("test pause point reached")).unwrap_or(false)
-    });
-    assert!(std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) > 0, "the half-made branch sits in tmp/");
+    wait_until(
+        "the clone to reach the pause point",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(env.home.join("daemon.log"))
+                .map(|l| l.contains("test pause point reached"))
+                .unwrap_or(false)
+        },
+    );
+    assert!(
+        std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) > 0,
+        "the half-made branch sits in tmp/"
+    );
     let pid = env.daemon_pid().expect("daemon runs");
     // SAFETY: killing the test's own processes.
     unsafe {
@@ -141,10 +207,23 @@ fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
     }
     let _ = cli.wait();
     // Restart (any command does): no trace of the half branch, parent intact.
-    let names: Vec<String> = env.json(&["branch", "list", "--all"]).as_array().expect("array").iter().map(|b| b["name"].as_str().unwrap_or("").to_string()).collect();
+    let names: Vec<String> = env
+        .json(&["branch", "list", "--all"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|b| b["name"].as_str().unwrap_or("").to_string())
+        .collect();
     assert_eq!(names, vec!["main".to_string()]);
-    assert_eq!(std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0), 0, "tmp/ was swept");
-    assert_eq!(psql_ok(&main, "SELECT count(*) FROM pgbench_accounts"), before);
+    assert_eq!(
+        std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0),
+        0,
+        "tmp/ was swept"
+    );
+    assert_eq!(
+        psql_ok(&main, "SELECT count(*) FROM pgbench_accounts"),
+        before
+    );
     assert_eq!(consistency_violation(&main), None);
     assert_eq!(env.postmasters().len(), 1, "only main runs");
     // And the name is usable.

@@ -30,14 +30,24 @@ pub fn is_root() -> bool {
 pub fn report(line: &str) {
     eprintln!("[pgfork-test] {line}");
     if let Ok(path) = std::env::var("PGFORK_TEST_REPORT") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }
 }
 
 fn sh(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 static OWN_XFS: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -45,7 +55,9 @@ static OWN_XFS: OnceLock<Option<PathBuf>> = OnceLock::new();
 extern "C" fn unmount_own_xfs() {
     if let Some(Some(dir)) = OWN_XFS.get() {
         // Stop anything still running from the image before unmounting it.
-        let _ = Command::new("pkill").args(["-9", "-f", &dir.display().to_string()]).status();
+        let _ = Command::new("pkill")
+            .args(["-9", "-f", &dir.display().to_string()])
+            .status();
         std::thread::sleep(Duration::from_millis(200));
         let _ = Command::new("umount").arg("-l").arg(dir).status();
         let _ = std::fs::remove_file(dir.with_extension("img"));
@@ -68,8 +80,25 @@ pub fn xfs_dir() -> Option<PathBuf> {
             std::fs::create_dir_all(&dir).expect("mkdir xfs mount point");
             let f = std::fs::File::create(&img).expect("create xfs image");
             f.set_len(30 << 30).expect("size xfs image");
-            assert!(sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", &img.display().to_string()]), "mkfs.xfs failed: apt-get install xfsprogs");
-            assert!(sh("mount", &["-o", "loop", &img.display().to_string(), &dir.display().to_string()]), "mounting the XFS image failed");
+            assert!(
+                sh(
+                    "mkfs.xfs",
+                    &["-q", "-f", "-m", "reflink=1", &img.display().to_string()]
+                ),
+                "mkfs.xfs failed: apt-get install xfsprogs"
+            );
+            assert!(
+                sh(
+                    "mount",
+                    &[
+                        "-o",
+                        "loop",
+                        &img.display().to_string(),
+                        &dir.display().to_string()
+                    ]
+                ),
+                "mounting the XFS image failed"
+            );
             // SAFETY: registering a plain extern "C" function.
             unsafe { libc::atexit(unmount_own_xfs) };
             Some(dir)
@@ -133,7 +162,14 @@ impl Env {
             Storage::Reflink => "xfs loop image",
             Storage::Copy => "plain disk",
         };
-        report(&format!("storage {}: ran {name} on {fs} ({})", match storage { Storage::Reflink => "reflink", Storage::Copy => "copy" }, env.home.display()));
+        report(&format!(
+            "storage {}: ran {name} on {fs} ({})",
+            match storage {
+                Storage::Reflink => "reflink",
+                Storage::Copy => "copy",
+            },
+            env.home.display()
+        ));
         Some(env)
     }
 
@@ -147,7 +183,11 @@ impl Env {
             .env("GIT_COMMITTER_EMAIL", "t@t")
             .output()
             .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -188,9 +228,17 @@ impl Env {
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "pgfork {args:?} should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "pgfork {args:?} should have failed; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-        assert_eq!(errors.len(), 1, "expected exactly one error line, got: {stderr}");
+        assert_eq!(
+            errors.len(),
+            1,
+            "expected exactly one error line, got: {stderr}"
+        );
         errors[0].to_string()
     }
 
@@ -209,7 +257,13 @@ impl Env {
     }
 
     pub fn init_sample(&self, scale: u32) {
-        self.ok(&["init", "--sample", "--scale", &scale.to_string(), "--no-hooks"]);
+        self.ok(&[
+            "init",
+            "--sample",
+            "--scale",
+            &scale.to_string(),
+            "--no-hooks",
+        ]);
     }
 
     pub fn daemon_pid(&self) -> Option<i32> {
@@ -224,12 +278,25 @@ impl Env {
         let mut pids = Vec::new();
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for e in entries.flatten() {
-                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+                let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                    continue;
+                };
                 let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-                let zombie = stat.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('Z')).unwrap_or(false);
-                if !zombie && cmd.contains("postgres") && cmd.contains(" -D ") && cmd.contains(&needle) {
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    continue;
+                };
+                let zombie = stat
+                    .rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+                    .unwrap_or(false);
+                if !zombie
+                    && cmd.contains("postgres")
+                    && cmd.contains(" -D ")
+                    && cmd.contains(&needle)
+                {
                     pids.push(pid);
                 }
             }
@@ -254,7 +321,18 @@ impl Drop for Env {
 /// psql against a URL; Err carries stderr.
 pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new(Path::new(PG_BIN).join("psql"))
-        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .map_err(|e| e.to_string())?;
@@ -282,7 +360,9 @@ pub fn consistency_violation(url: &str) -> Option<String> {
     };
     let parts: Vec<&str> = sums.split(',').collect();
     if parts.len() != 4 || parts.iter().any(|p| *p != parts[0]) {
-        return Some(format!("balances disagree (accounts, tellers, branches, history): {sums}"));
+        return Some(format!(
+            "balances disagree (accounts, tellers, branches, history): {sums}"
+        ));
     }
     if let Err(e) = psql(
         url,
@@ -299,7 +379,16 @@ pub struct Load(std::process::Child);
 impl Load {
     pub fn start(url: &str, clients: u32) -> Load {
         let child = Command::new(Path::new(PG_BIN).join("pgbench"))
-            .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", "600", url])
+            .args([
+                "-n",
+                "-c",
+                &clients.to_string(),
+                "-j",
+                "2",
+                "-T",
+                "600",
+                url,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,391 @@
+//! `pgfork-bench`: how fast is a branch, really?
+//!
+//! For each storage (reflink on an XFS loop image, copy on the plain disk) and each root
+//! size (pgbench scale chosen to match), it measures create → first query through the
+//! real CLI and a real libpq-protocol client, with the parent idle and under a pgbench
+//! write load, and in the same run the floor: `cp -a --reflink=always` (or `cp -a` for
+//! the copy path) of the same data directory. It prints p50/p95, ratios and the unique
+//! bytes of a fresh branch. Figures, not pass/fail: machines differ.
+//!
+//! Usage: `cargo run --release -p pgfork-bench -- [--sizes 100M,1G,5G] [--runs 10]
+//!         [--storage reflink,copy] [--xfs-dir DIR]` (needs root for the XFS image unless
+//! `--xfs-dir` points at a reflink filesystem).
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Opts {
+    sizes: Vec<(String, u32)>,
+    runs: usize,
+    storages: Vec<String>,
+    xfs_dir: Option<PathBuf>,
+    pgfork: PathBuf,
+}
+
+fn parse_size(s: &str) -> Result<(String, u32)> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix('G') {
+        (n, 1024.0)
+    } else if let Some(n) = s.strip_suffix('M') {
+        (n, 1.0)
+    } else {
+        bail!("size {s:?}: write it like 100M or 5G");
+    };
+    let mb: f64 = num.parse::<f64>().context("size number")? * mult;
+    // pgbench: ~15 MB per scale unit on disk including indexes.
+    Ok((s.to_string(), ((mb / 15.0).round() as u32).max(1)))
+}
+
+fn opts() -> Result<Opts> {
+    let mut o = Opts {
+        sizes: vec![parse_size("100M")?, parse_size("1G")?, parse_size("5G")?],
+        runs: 10,
+        storages: vec!["reflink".into(), "copy".into()],
+        xfs_dir: None,
+        pgfork: std::env::current_exe()?.with_file_name("pgfork"),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let val = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--sizes" => o.sizes = val.split(',').map(parse_size).collect::<Result<_>>()?,
+            "--runs" => o.runs = val.parse().context("--runs")?,
+            "--storage" => o.storages = val.split(',').map(str::to_string).collect(),
+            "--xfs-dir" => o.xfs_dir = Some(PathBuf::from(val)),
+            "--pgfork" => o.pgfork = PathBuf::from(val),
+            other => bail!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    if !o.pgfork.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p pgfork) or pass --pgfork",
+            o.pgfork.display()
+        );
+    }
+    Ok(o)
+}
+
+struct Store {
+    home: PathBuf,
+    repo: PathBuf,
+    pgfork: PathBuf,
+}
+
+impl Store {
+    fn new(base: &Path, name: &str, pgfork: &Path) -> Result<Store> {
+        let root = base.join(format!("pgfork-bench-{name}"));
+        let _ = std::fs::remove_dir_all(&root);
+        let repo = root.join("repo");
+        std::fs::create_dir_all(&repo)?;
+        Ok(Store {
+            home: root.join("home"),
+            repo,
+            pgfork: pgfork.to_path_buf(),
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.pgfork)
+            .args(args)
+            .current_dir(&self.repo)
+            .env("PGFORK_HOME", &self.home)
+            .env("PGFORK_PORTS", "47000-47999")
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "pgfork {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    fn json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut a = args.to_vec();
+        a.push("--json");
+        Ok(serde_json::from_str(&self.run(&a)?)?)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.run(&["daemon", "stop"]);
+        if let Some(root) = self.home.parent() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
+async fn first_query(url: &str) -> Result<()> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let h = tokio::spawn(conn);
+    client.query_one("SELECT 1", &[]).await?;
+    drop(client);
+    let _ = h.await;
+    Ok(())
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
+    s[idx]
+}
+
+fn cp_floor(src: &Path, reflink: bool, runs: usize) -> Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for i in 0..runs {
+        let dst = src.with_file_name(format!("cp-floor-{i}"));
+        let t = Instant::now();
+        let mut cmd = Command::new("cp");
+        cmd.arg("-a");
+        if reflink {
+            cmd.arg("--reflink=always");
+        }
+        let st = cmd.arg(src).arg(&dst).stderr(Stdio::null()).status()?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = std::fs::remove_dir_all(&dst);
+        if !st.success() && reflink {
+            bail!("cp --reflink=always failed: not a reflink filesystem");
+        }
+    }
+    Ok(times)
+}
+
+/// The copy backend alone against `cp -a`, alternating, on the stopped root (so both
+/// copy the same bytes): the "copy fallback throughput" target.
+fn copy_throughput(st: &Store, data_dir: &Path, size: &str) -> Result<()> {
+    st.run(&["branch", "stop", "main"])?;
+    let (mut ours, mut cp) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        let dst = data_dir.with_file_name(format!("copy-bench-{i}"));
+        let t = Instant::now();
+        pgfork_cow::clone_tree(
+            data_dir,
+            &dst,
+            &pgfork_cow::TreeOptions::new(pgfork_cow::CloneMethod::Copy),
+        )?;
+        ours.push(t.elapsed().as_secs_f64() * 1000.0);
+        let _ = std::fs::remove_dir_all(&dst);
+        cp.extend(cp_floor(data_dir, false, 1)?);
+    }
+    let bytes = pgfork_cow::usage(data_dir)
+        .map(|u| u.logical_bytes)
+        .unwrap_or(0) as f64;
+    let (o50, c50) = (pct(&ours, 50.0), pct(&cp, 50.0));
+    println!(
+        "copy backend at {size}: {:.0} ms ({:.0} MB/s) vs cp -a {:.0} ms ({:.0} MB/s): {:.2}x cp -a",
+        o50,
+        bytes / o50 / 1000.0,
+        c50,
+        bytes / c50 / 1000.0,
+        c50 / o50
+    );
+    st.run(&["branch", "start", "main"])?;
+    Ok(())
+}
+
+fn pgbench_load(url: &str) -> Result<Child> {
+    let child = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+        .args(["-n", "-c", "4", "-j", "2", "-T", "3600", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("pgbench")?;
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(child)
+}
+
+struct Row {
+    storage: String,
+    size: String,
+    parent: &'static str,
+    p50: f64,
+    p95: f64,
+    floor_p50: f64,
+    unique: Option<u64>,
+    logical: u64,
+}
+
+async fn bench_one(
+    o: &Opts,
+    storage: &str,
+    base: &Path,
+    size: &(String, u32),
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let st = Store::new(base, &format!("{storage}-{}", size.0), &o.pgfork)?;
+    let t = Instant::now();
+    st.run(&[
+        "init",
+        "--sample",
+        "--scale",
+        &size.1.to_string(),
+        "--no-hooks",
+    ])?;
+    let main = st.json(&["branch", "get", "main"])?;
+    let logical = main["logical_bytes"].as_u64().unwrap_or(0);
+    eprintln!(
+        "  {storage} {}: root of {:.2} GB built in {:.0} s",
+        size.0,
+        logical as f64 / 1e9,
+        t.elapsed().as_secs_f64()
+    );
+    let main_url = main["url"].as_str().unwrap_or_default().to_string();
+    let data_dir = PathBuf::from(main["data_dir"].as_str().unwrap_or_default());
+    let floor_runs = if storage == "copy" {
+        3.min(o.runs)
+    } else {
+        o.runs
+    };
+    let floor = cp_floor(&data_dir, storage == "reflink", floor_runs)?;
+    if storage == "copy" {
+        copy_throughput(&st, &data_dir, &size.0)?;
+    }
+    let runs = if storage == "copy" && logical > 2_000_000_000 {
+        3.min(o.runs)
+    } else {
+        o.runs
+    };
+    for parent in ["idle", "pgbench load"] {
+        let mut load = if parent == "idle" {
+            None
+        } else {
+            Some(pgbench_load(&main_url)?)
+        };
+        let mut times = Vec::new();
+        let mut unique = None;
+        for i in 0..runs {
+            let name = format!("b{i}");
+            let t = Instant::now();
+            st.run(&["branch", "create", &name])?;
+            let url = st.run(&["url", &name])?.trim().to_string();
+            first_query(&url).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            if i == 0 {
+                unique = st.json(&["branch", "get", &name])?["unique_bytes"].as_u64();
+            }
+            st.run(&["branch", "delete", &name, "--purge"])?;
+        }
+        if let Some(l) = load.as_mut() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(l.id() as i32, libc::SIGINT) };
+            let _ = l.wait();
+        }
+        eprintln!(
+            "  {storage} {} {parent}: p50 {:.0} ms",
+            size.0,
+            pct(&times, 50.0)
+        );
+        rows.push(Row {
+            storage: storage.to_string(),
+            size: size.0.clone(),
+            parent,
+            p50: pct(&times, 50.0),
+            p95: pct(&times, 95.0),
+            floor_p50: pct(&floor, 50.0),
+            unique,
+            logical,
+        });
+    }
+    Ok(())
+}
+
+fn mount_xfs() -> Result<(PathBuf, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("pgfork-bench-xfs-{}", std::process::id()));
+    let img = dir.with_extension("img");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::File::create(&img)?.set_len(40 << 30)?;
+    if !Command::new("mkfs.xfs")
+        .args(["-q", "-f", "-m", "reflink=1"])
+        .arg(&img)
+        .status()?
+        .success()
+    {
+        bail!("mkfs.xfs failed (apt-get install xfsprogs)");
+    }
+    if !Command::new("mount")
+        .args(["-o", "loop"])
+        .arg(&img)
+        .arg(&dir)
+        .status()?
+        .success()
+    {
+        bail!("mount of the XFS image failed (needs root)");
+    }
+    Ok((dir, img))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let o = opts()?;
+    let mut rows = Vec::new();
+    let mut mounted = None;
+    for storage in &o.storages {
+        let base = match storage.as_str() {
+            "reflink" => match &o.xfs_dir {
+                Some(d) => d.clone(),
+                None => {
+                    let (d, img) = mount_xfs()?;
+                    mounted = Some((d.clone(), img));
+                    d
+                }
+            },
+            "copy" => std::env::temp_dir(),
+            other => bail!("unknown storage {other}: reflink or copy"),
+        };
+        for size in &o.sizes {
+            if let Err(e) = bench_one(&o, storage, &base, size, &mut rows).await {
+                eprintln!("  {storage} {}: FAILED: {e:#}", size.0);
+            }
+        }
+    }
+    if let Some((d, img)) = mounted {
+        let _ = Command::new("umount").arg(&d).status();
+        let _ = std::fs::remove_file(img);
+        let _ = std::fs::remove_dir(d);
+    }
+    println!("\ncreate → first query (ms), through the CLI and a libpq-protocol client; floor = cp -a{} of the same PGDATA in the same run", if o.storages.iter().any(|s| s == "reflink") { " --reflink" } else { "" });
+    println!(
+        "{:<8} {:>6} {:>9} {:<13} {:>8} {:>8} {:>10} {:>12}",
+        "storage", "size", "GB", "parent", "p50", "p95", "floor p50", "fresh unique"
+    );
+    for r in &rows {
+        println!(
+            "{:<8} {:>6} {:>9.2} {:<13} {:>8.0} {:>8.0} {:>10.0} {:>12}",
+            r.storage,
+            r.size,
+            r.logical as f64 / 1e9,
+            r.parent,
+            r.p50,
+            r.p95,
+            r.floor_p50,
+            r.unique
+                .map(|u| format!("{:.0} KiB", u as f64 / 1024.0))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    let idle = |storage: &str| {
+        rows.iter()
+            .filter(|r| r.storage == storage && r.parent == "idle")
+            .collect::<Vec<_>>()
+    };
+    let reflink = idle("reflink");
+    if let (Some(small), Some(big)) = (reflink.first(), reflink.last()) {
+        println!(
+            "reflink flatness: {} p50 / {} p50 = {:.2}",
+            big.size,
+            small.size,
+            big.p50 / small.p50
+        );
+    }
+    Ok(())
+}
