@@ -277,7 +277,7 @@ async fn bench_one(
         }
         if let Some(l) = load.as_mut() {
             // SAFETY: signalling our own child.
-            unsafe { libc::kill(l.id() as i32, libc::SIGINT) };
+            unsafe { libc::kill(l.id() as i32, libc::SIGTERM) };
             let _ = l.wait();
         }
         eprintln!(

@@ -580,14 +580,8 @@ impl Engine {
             .await;
         let result = match result {
             Ok(()) => {
-                self.commit_new_branch(
-                    &project,
-                    &mut root,
-                    &build_inst,
-                    &tmp_pgdata,
-                    Some(&project),
-                )
-                .await
+                self.commit_new_branch(&project, &mut root, &tmp_pgdata, Some(&project))
+                    .await
             }
             Err(e) => Err(e),
         };
@@ -787,13 +781,11 @@ impl Engine {
         &self,
         project: &Project,
         b: &mut Branch,
-        build: &Instance,
         built: &Path,
         new_project: Option<&Project>,
     ) -> Result<(), ApiError> {
         let home = b.home_dir.clone();
         let built2 = built.to_path_buf();
-        let user = self.user.clone();
         blocking(move || {
             pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
             if let Some(parent) = home.parent() {
@@ -809,12 +801,10 @@ impl Engine {
             if let Some(parent) = home.parent() {
                 pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
             }
-            let _ = user;
             Ok(())
         })
         .await?;
         b.data_dir = b.home_dir.clone();
-        let _ = build;
         self.start_instance(project, b, true).await?;
         b.state = BranchState::Running;
         b.updated_at = Utc::now();
@@ -966,12 +956,7 @@ impl Engine {
                 .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
                 .await?;
             b.parent_lsn = lsn;
-            let build = Instance {
-                pgdata: built.clone(),
-                ..self.instance(project, &b)
-            };
-            self.commit_new_branch(project, &mut b, &build, &built, None)
-                .await
+            self.commit_new_branch(project, &mut b, &built, None).await
         }
         .await;
         if let Err(e) = &result {

@@ -35,6 +35,15 @@ fn children(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Stops any Postgres running in a directory under construction (an import or a
+/// build interrupted by shutdown); the next start removes the directories themselves.
+pub fn stop_builds_in_tmp(engine: &Engine) {
+    for entry in children(&engine.layout.tmp) {
+        stop_stray(&entry);
+        stop_stray(&entry.join("pgdata"));
+    }
+}
+
 /// Removes everything in `tmp/` and unreferenced directories in `branches/` and `trash/`.
 pub fn sweep(engine: &Engine) -> usize {
     let mut removed = 0;

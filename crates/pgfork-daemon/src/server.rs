@@ -178,6 +178,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     reaper.abort();
     tracing::info!("stopping all branches");
     engine.stop_all().await;
+    {
+        let e = engine.clone();
+        let _ = tokio::task::spawn_blocking(move || reconcile::stop_builds_in_tmp(&e)).await;
+    }
     let _ = std::fs::remove_file(&layout.socket);
     if let Err(e) = served {
         tracing::error!(error = %e, "API server failed");

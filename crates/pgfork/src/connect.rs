@@ -76,6 +76,11 @@ async fn start_daemon(client: &Client) -> Result<()> {
             return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
+            // Another CLI may have started a daemon at the same moment: ours lost the
+            // lock race and exited. Wait for the winner instead of failing.
+            if wait_for_other_daemon(client, &layout, log_len).await {
+                return Ok(());
+            }
             let text = std::fs::read_to_string(&layout.daemon_log).unwrap_or_default();
             let tail: String = text.get(log_len as usize..).unwrap_or("").to_string();
             let reason = tail
@@ -97,4 +102,24 @@ async fn start_daemon(client: &Client) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
+}
+
+/// True when our daemon exited because another one holds the lock and that one answers.
+async fn wait_for_other_daemon(client: &Client, layout: &Layout, log_from: u64) -> bool {
+    let text = std::fs::read_to_string(&layout.daemon_log).unwrap_or_default();
+    if !text
+        .get(log_from as usize..)
+        .unwrap_or("")
+        .contains("already runs")
+    {
+        return false;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if client.ping().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }

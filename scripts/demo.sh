@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start: install PostgreSQL if it is missing, build pgfork, run `pgfork demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pg=1
+for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/postgres" ] && need_pg=0
+done
+command -v pg_config >/dev/null && need_pg=0
+if [ "$need_pg" = 1 ]; then
+    echo "PostgreSQL is not installed; installing it with apt-get (Debian/Ubuntu)."
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql postgresql-contrib git >/dev/null
+fi
+if ! command -v cargo >/dev/null; then
+    echo "error: cargo is not installed: install Rust from https://rustup.rs, then run this again" >&2
+    exit 1
+fi
+cargo build --release -p pgfork
+exec ./target/release/pgfork demo "$@"
