@@ -93,7 +93,7 @@ impl Store {
             .args(args)
             .current_dir(&self.repo)
             .env("PGFORK_HOME", &self.home)
-            .env("PGFORK_PORTS", "47000-47999")
+            .env("PGFORK_PORTS", "27000-27999")
             .stdin(Stdio::null())
             .output()?;
         if !out.status.success() {

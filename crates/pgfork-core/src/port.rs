@@ -15,11 +15,13 @@ pub struct PortRange {
     pub last: u16,
 }
 
+/// Below Linux's ephemeral range (32768–60999), so an outgoing connection can never
+/// be holding a branch's port when its Postgres starts.
 impl Default for PortRange {
     fn default() -> Self {
         PortRange {
-            first: 55_000,
-            last: 55_999,
+            first: 26_000,
+            last: 26_999,
         }
     }
 }

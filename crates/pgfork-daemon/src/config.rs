@@ -12,7 +12,7 @@ pub struct Config {
     pub pg_bin: Option<PathBuf>,
     /// OS user for Postgres when pgfork runs as root (`PGFORK_PG_USER`, default `postgres`).
     pub pg_user: String,
-    /// `PGFORK_PORTS`, e.g. `55000-55999`.
+    /// `PGFORK_PORTS`, e.g. `26000-26999`.
     pub ports: PortRange,
     /// How long deleted branches stay recoverable (`PGFORK_GRACE`, default 24h).
     pub grace: Duration,

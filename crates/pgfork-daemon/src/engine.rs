@@ -358,6 +358,27 @@ impl Engine {
         }
     }
 
+    /// The lowest port of the range that no branch holds (trash included) and that no
+    /// other process is bound to right now: a port taken by someone else would make the
+    /// branch fail to start later with a less helpful error.
+    fn allocate_port(&self) -> Result<u16, ApiError> {
+        let mut used = self.store().used_ports().map_err(store_err)?;
+        while let Some(port) = pick_port(self.cfg.ports, &used) {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+            used.insert(port);
+        }
+        Err(ApiError::new(
+            503,
+            "NO_PORTS",
+            format!(
+                "all ports of {}-{} are taken: delete branches or widen the range with PGFORK_PORTS=FIRST-LAST",
+                self.cfg.ports.first, self.cfg.ports.last
+            ),
+        ))
+    }
+
     // ---------- starting and stopping ----------
 
     /// Starts a branch's Postgres (if not running) and makes sure its password is set.
@@ -511,20 +532,7 @@ impl Engine {
         }
         let branch_id = new_id("br");
         self.ops.set_branch(&op_id, &branch_id);
-        let port = pick_port(
-            self.cfg.ports,
-            &self.store().used_ports().map_err(store_err)?,
-        )
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "NO_PORTS",
-                format!(
-                    "all ports of {}-{} are taken: delete branches or widen PGFORK_PORTS",
-                    self.cfg.ports.first, self.cfg.ports.last
-                ),
-            )
-        })?;
+        let port = self.allocate_port()?;
         let now = Utc::now();
         let home_dir = self.layout.branch_dir(&name, &safe_dir_name(&root_name));
         let mut project = Project {
@@ -905,20 +913,7 @@ impl Engine {
         let parent = self.branch(project, &parent.id)?;
         let id = new_id("br");
         self.ops.set_branch(&op_id, &id);
-        let port = pick_port(
-            self.cfg.ports,
-            &self.store().used_ports().map_err(store_err)?,
-        )
-        .ok_or_else(|| {
-            ApiError::new(
-                503,
-                "NO_PORTS",
-                format!(
-                    "all ports of {}-{} are taken: delete branches or widen PGFORK_PORTS",
-                    self.cfg.ports.first, self.cfg.ports.last
-                ),
-            )
-        })?;
+        let port = self.allocate_port()?;
         let mut dir_name = safe_dir_name(&name);
         if self.layout.branch_dir(&project.name, &dir_name).exists() {
             // A renamed branch may still occupy this name's directory.

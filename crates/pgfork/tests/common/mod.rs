@@ -143,7 +143,8 @@ impl Env {
         let repo = root.join("repo");
         std::fs::create_dir_all(&repo).expect("mkdir repo");
         // Distinct port ranges so parallel tests never collide.
-        let first = 40_000 + (std::process::id() % 25) as u16 * 400 + (n * 20) % 400;
+        // Below the ephemeral port range, where client sockets could collide.
+        let first = 20_000 + (std::process::id() % 25) as u16 * 400 + (n * 20) % 400;
         let ports = format!("{first}-{}", first + 19);
         let env = Env {
             name: name.to_string(),
