@@ -110,6 +110,15 @@ pub(crate) fn remove_tree(path: &Path) {
     }
 }
 
+/// Creates a directory the server user can traverse but not list (0711): the daemon
+/// runs with umask 077, and Postgres must reach the data directories below.
+fn traversable_dir(path: &Path) -> Result<(), ApiError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).map_err(io_err("create", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))
+        .map_err(io_err("set permissions on", path))
+}
+
 fn total_file_bytes(path: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
@@ -157,7 +166,7 @@ impl Engine {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) async fn lock_mutations(&self) -> tokio::sync::OwnedMutexGuard<()> {
+    pub async fn lock_mutations(&self) -> tokio::sync::OwnedMutexGuard<()> {
         self.mutate.clone().lock_owned().await
     }
 
@@ -534,7 +543,9 @@ impl Engine {
         self.ops.set_branch(&op_id, &branch_id);
         let port = self.allocate_port()?;
         let now = Utc::now();
-        let home_dir = self.layout.branch_dir(&name, &safe_dir_name(&root_name));
+        let home_dir = self
+            .layout
+            .branch_dir(&safe_dir_name(&name), &safe_dir_name(&root_name));
         let mut project = Project {
             id: project_id,
             name: name.clone(),
@@ -594,17 +605,8 @@ impl Engine {
             Err(e) => Err(e),
         };
         if result.is_err() {
+            // An import may have left its build Postgres running in tmp/.
             let _ = self.stop_instance(build_inst.clone()).await;
-            let _ = self
-                .stop_instance(Instance {
-                    pgdata: home_dir.clone(),
-                    ..build_inst.clone()
-                })
-                .await;
-            let committed = self.store().branch(&root.id).ok().flatten().is_some();
-            if !committed {
-                remove_tree(&home_dir);
-            }
         }
         remove_tree(&tmp);
         result?;
@@ -797,7 +799,7 @@ impl Engine {
         blocking(move || {
             pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
             if let Some(parent) = home.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+                traversable_dir(parent)?;
             }
             if home.exists() {
                 return Err(ApiError::conflict(format!(
@@ -813,13 +815,22 @@ impl Engine {
         })
         .await?;
         b.data_dir = b.home_dir.clone();
-        self.start_instance(project, b, true).await?;
-        b.state = BranchState::Running;
-        b.updated_at = Utc::now();
-        let mut store = self.store();
-        match new_project {
-            Some(p) => store.insert_project_with_root(p, b).map_err(store_err)?,
-            None => store.insert_branch(b, &project.name).map_err(store_err)?,
+        let committed = async {
+            self.start_instance(project, b, true).await?;
+            b.state = BranchState::Running;
+            b.updated_at = Utc::now();
+            let mut store = self.store();
+            match new_project {
+                Some(p) => store.insert_project_with_root(p, b).map_err(store_err),
+                None => store.insert_branch(b, &project.name).map_err(store_err),
+            }
+        }
+        .await;
+        if let Err(e) = committed {
+            // We renamed it into place, so it is ours to take away again.
+            let _ = self.stop_instance(self.instance(project, b)).await;
+            remove_tree(&b.home_dir);
+            return Err(e);
         }
         Ok(())
     }
@@ -915,11 +926,17 @@ impl Engine {
         self.ops.set_branch(&op_id, &id);
         let port = self.allocate_port()?;
         let mut dir_name = safe_dir_name(&name);
-        if self.layout.branch_dir(&project.name, &dir_name).exists() {
+        if self
+            .layout
+            .branch_dir(&safe_dir_name(&project.name), &dir_name)
+            .exists()
+        {
             // A renamed branch may still occupy this name's directory.
             dir_name = format!("{dir_name}~{id}");
         }
-        let home = self.layout.branch_dir(&project.name, &dir_name);
+        let home = self
+            .layout
+            .branch_dir(&safe_dir_name(&project.name), &dir_name);
         let now = Utc::now();
         let mut b = Branch {
             id: id.clone(),
@@ -955,11 +972,7 @@ impl Engine {
         }
         .await;
         if let Err(e) = &result {
-            tracing::warn!(branch = %b.name, error = %e, "branch creation failed; cleaning up");
-            let _ = self.stop_instance(self.instance(project, &b)).await;
-            if self.store().branch(&b.id).ok().flatten().is_none() {
-                remove_tree(&home);
-            }
+            tracing::warn!(branch = %b.name, error = %e, "branch creation failed; cleaned up");
         }
         remove_tree(&tmp);
         result?;
@@ -1220,11 +1233,13 @@ impl Engine {
         if !b.state.is_live() {
             return Ok(());
         }
-        let trash = self
-            .layout
-            .trash_dir(&project.name, &safe_dir_name(&b.name), &b.id);
+        let trash = self.layout.trash_dir(
+            &safe_dir_name(&project.name),
+            &safe_dir_name(&b.name),
+            &b.id,
+        );
         if let Some(parent) = trash.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            traversable_dir(parent)?;
         }
         std::fs::rename(&b.data_dir, &trash).map_err(io_err("move to the trash", &b.data_dir))?;
         b.data_dir = trash;
@@ -1372,8 +1387,8 @@ impl Engine {
         self.store()
             .delete_project(&project.id)
             .map_err(store_err)?;
-        remove_tree(&self.layout.branches.join(&project.name));
-        remove_tree(&self.layout.trash.join(&project.name));
+        remove_tree(&self.layout.branches.join(safe_dir_name(&project.name)));
+        remove_tree(&self.layout.trash.join(safe_dir_name(&project.name)));
         Ok(api::ProjectResponse {
             project: self.api_project(&project),
             branch: None,
@@ -1387,28 +1402,30 @@ impl Engine {
     /// (never the root or protected ones).
     pub async fn reap(&self, now: DateTime<Utc>) {
         let branches = self.store().all_branches().unwrap_or_default();
-        for mut b in branches {
+        for b in branches {
+            if reap_due(&b, now, self.cfg.grace).is_none() {
+                continue;
+            }
             let Ok(Some(project)) = self.store().project(&b.project_id) else {
                 continue;
             };
-            let expired_trash = b
-                .deleted_at
-                .is_some_and(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace) <= now);
-            let expired_ttl = b.state.is_live()
-                && b.expires_at.is_some_and(|t| t <= now)
-                && !b.protected
-                && b.parent_id.is_some();
-            if expired_trash || expired_ttl {
-                let _guard = self.lock_mutations().await;
-                let what = if expired_trash {
-                    "purging trash past its grace period"
-                } else {
-                    "TTL expired: moving to trash"
-                };
-                tracing::info!(branch = %b.name, "{what}");
-                if let Err(e) = self.trash_or_purge(&project, &mut b, expired_trash).await {
-                    tracing::warn!(branch = %b.name, error = %e, "reaper could not remove branch");
-                }
+            let _guard = self.lock_mutations().await;
+            // Re-read under the lock: the branch may have been recovered, protected or
+            // given a new TTL while we waited.
+            let Ok(Some(mut b)) = self.store().branch(&b.id) else {
+                continue;
+            };
+            let Some(purge) = reap_due(&b, now, self.cfg.grace) else {
+                continue;
+            };
+            let what = if purge {
+                "purging trash past its grace period"
+            } else {
+                "TTL expired: moving to trash"
+            };
+            tracing::info!(branch = %b.name, "{what}");
+            if let Err(e) = self.trash_or_purge(&project, &mut b, purge).await {
+                tracing::warn!(branch = %b.name, error = %e, "reaper could not remove branch");
             }
         }
     }
@@ -1420,6 +1437,19 @@ impl Engine {
             .filter(|b| b.state.is_live() && b.data_dir.join("postmaster.pid").exists())
             .count() as u32
     }
+}
+
+/// What the reaper owes a branch now: `Some(true)` purge (trash past its grace),
+/// `Some(false)` trash (TTL expired; never the root or a protected branch), `None`.
+fn reap_due(b: &Branch, now: DateTime<Utc>, grace: Duration) -> Option<bool> {
+    if !b.state.is_live() {
+        let past_grace = b
+            .deleted_at
+            .is_some_and(|d| pgfork_core::expires_at_from_ttl(d, grace) <= now);
+        return past_grace.then_some(true);
+    }
+    let expired = b.expires_at.is_some_and(|t| t <= now) && !b.protected && b.parent_id.is_some();
+    expired.then_some(false)
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -1434,5 +1464,68 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn branch(state: BranchState) -> Branch {
+        let t = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        Branch {
+            id: "br-x".into(),
+            project_id: "prj".into(),
+            name: "x".into(),
+            parent_id: Some("br-root".into()),
+            state,
+            port: 1,
+            password: String::new(),
+            data_dir: PathBuf::new(),
+            home_dir: PathBuf::new(),
+            clone_method: "copy".into(),
+            created_at: t,
+            updated_at: t,
+            expires_at: None,
+            protected: false,
+            git_branch: None,
+            masked: false,
+            deleted_at: None,
+            parent_lsn: None,
+        }
+    }
+
+    #[test]
+    fn the_reaper_trashes_expired_and_purges_past_grace_only() {
+        let t0 = Utc
+            .with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+            .single()
+            .expect("valid");
+        let grace = Duration::from_secs(3600);
+        let mut b = branch(BranchState::Running);
+        assert_eq!(reap_due(&b, t0, grace), None, "no TTL");
+        b.expires_at = Some(t0 - chrono::Duration::seconds(1));
+        assert_eq!(reap_due(&b, t0, grace), Some(false), "expired: trash");
+        b.protected = true;
+        assert_eq!(reap_due(&b, t0, grace), None, "protected branches stay");
+        b.protected = false;
+        b.parent_id = None;
+        assert_eq!(reap_due(&b, t0, grace), None, "the root stays");
+        let mut d = branch(BranchState::Deleted);
+        d.deleted_at = Some(t0 - chrono::Duration::minutes(30));
+        assert_eq!(reap_due(&d, t0, grace), None, "within grace");
+        d.deleted_at = Some(t0 - chrono::Duration::minutes(61));
+        assert_eq!(reap_due(&d, t0, grace), Some(true), "past grace: purge");
+    }
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
     }
 }

@@ -44,8 +44,69 @@ pub fn stop_builds_in_tmp(engine: &Engine) {
     }
 }
 
-/// Removes everything in `tmp/` and unreferenced directories in `branches/` and `trash/`.
+/// Finishes or undoes directory moves a crash interrupted, so no data is swept:
+/// a delete (directory already in the trash, row still live), a recover (directory
+/// back home, row still deleted) and a reset (old data aside in `tmp/<id>-reset/old`,
+/// new data not yet in place).
+fn repair_interrupted_moves(engine: &Engine, branches: &[pgfork_store::Branch]) {
+    // A directory some live branch uses is never a candidate (a new branch may have
+    // taken the name, and so the home directory, of one in the trash).
+    let in_use: HashSet<&PathBuf> = branches
+        .iter()
+        .filter(|b| b.state.is_live())
+        .map(|b| &b.data_dir)
+        .collect();
+    for b in branches {
+        if b.data_dir.exists() {
+            continue;
+        }
+        let Ok(Some(project)) = engine.store().project(&b.project_id) else {
+            continue;
+        };
+        let trash = engine.layout.trash_dir(
+            &pgfork_core::safe_dir_name(&project.name),
+            &pgfork_core::safe_dir_name(&b.name),
+            &b.id,
+        );
+        let reset_old = engine
+            .layout
+            .tmp
+            .join(format!("{}-reset", b.id))
+            .join("old");
+        let candidates = [b.home_dir.clone(), trash, reset_old];
+        if let Some(found) = candidates
+            .iter()
+            .find(|c| !in_use.contains(c) && c.join("PG_VERSION").exists())
+        {
+            tracing::warn!(branch = %b.name, from = %found.display(), to = %b.data_dir.display(), "restoring a directory an interrupted operation left behind");
+            if let Err(e) = std::fs::rename(found, &b.data_dir) {
+                tracing::error!(branch = %b.name, error = %e, "could not restore the directory");
+            }
+        }
+    }
+}
+
+/// Removes everything in `tmp/` and unreferenced directories in `branches/` and
+/// `trash/`. Does nothing at all when the metadata cannot be read, or when no branch
+/// points inside this store (PGFORK_HOME was moved): deleting on a wrong list of
+/// known branches would be the one unrecoverable mistake.
 pub fn sweep(engine: &Engine) -> usize {
+    let branches = match engine.store().all_branches() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the metadata: not sweeping leftovers");
+            return 0;
+        }
+    };
+    if !branches.is_empty()
+        && !branches
+            .iter()
+            .any(|b| b.home_dir.starts_with(&engine.layout.home))
+    {
+        tracing::error!(home = %engine.layout.home.display(), "no branch in the metadata lives in this store (was PGFORK_HOME moved?): not sweeping");
+        return 0;
+    }
+    repair_interrupted_moves(engine, &branches);
     let mut removed = 0;
     for entry in children(&engine.layout.tmp) {
         stop_stray(&entry);
@@ -53,12 +114,9 @@ pub fn sweep(engine: &Engine) -> usize {
         remove_tree(&entry);
         removed += 1;
     }
-    let known: HashSet<PathBuf> = engine
-        .store()
-        .all_branches()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|b| b.data_dir)
+    let known: HashSet<PathBuf> = branches
+        .iter()
+        .flat_map(|b| [b.data_dir.clone(), b.home_dir.clone()])
         .collect();
     for root in [&engine.layout.branches, &engine.layout.trash] {
         for project_dir in children(root) {

@@ -112,6 +112,10 @@ fn take_lock(layout: &Layout) -> Result<LockFile, DaemonError> {
 /// Runs the daemon until a signal or an API shutdown; stops every branch before
 /// returning.
 pub async fn run(cfg: Config) -> Result<(), DaemonError> {
+    // Everything the daemon creates is private unless it says otherwise: the metadata
+    // (with its WAL files) holds passwords, branch logs hold production-shaped data.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
     let layout = Layout::new(&cfg.home);
     prepare_dirs(&layout)?;
     let _lock = take_lock(&layout)?;
@@ -176,6 +180,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         .with_graceful_shutdown(shutdown)
         .await;
     reaper.abort();
+    // Let an operation in flight finish (a create may be about to start a Postgres)
+    // before stopping everything; a long import is not waited for forever.
+    let in_flight =
+        tokio::time::timeout(std::time::Duration::from_secs(30), engine.lock_mutations()).await;
+    if in_flight.is_err() {
+        tracing::warn!("an operation is still running after 30 s; stopping branches anyway");
+    }
     tracing::info!("stopping all branches");
     engine.stop_all().await;
     {

@@ -72,6 +72,15 @@ fn pgdata_filter(rel: &Path, online: bool) -> Visit {
 }
 
 fn check_tablespaces(pgdata: &Path) -> Result<(), PgError> {
+    // A separate WAL directory (initdb --waldir) would be cloned as a symlink, and the
+    // clone would write its WAL into the original's: refuse rather than corrupt.
+    if let Ok(target) = std::fs::read_link(pgdata.join("pg_wal")) {
+        return Err(PgError::Unsupported(format!(
+            "{} keeps its WAL in {} (initdb --waldir), which pgfork cannot branch yet: move pg_wal back into the data directory",
+            pgdata.display(),
+            target.display()
+        )));
+    }
     let dir = pgdata.join("pg_tblspc");
     let has_any = std::fs::read_dir(&dir)
         .map(|mut d| d.next().is_some())

@@ -224,10 +224,8 @@ pub fn physical(
         .arg("-d")
         .arg(url);
     run(user, &mut cmd, "pg_basebackup")?;
-    for stale in ["standby.signal", "recovery.signal"] {
-        let _ = std::fs::remove_file(pgdata.join(stale));
-    }
-    configure(user, pgdata)?;
+    detach_from_primary(user, pgdata)?;
+    configure(user, pgdata, install.major)?;
     ensure_ident(user, pgdata)?;
     Ok((install.clone(), info))
 }
@@ -256,9 +254,40 @@ pub fn adopt_dir(
         p.phase("cloning the data directory", 0);
     }
     crate::clone::clone_stopped(src, pgdata, method, user, progress)?;
-    configure(user, pgdata)?;
+    detach_from_primary(user, pgdata)?;
+    configure(user, pgdata, install.major)?;
     ensure_ident(user, pgdata)?;
     Ok(install)
+}
+
+/// A root branch is an independent primary: drop standby/recovery signals and any
+/// replication settings that would make it follow (or connect to) its source.
+fn detach_from_primary(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
+    for stale in ["standby.signal", "recovery.signal"] {
+        match std::fs::remove_file(pgdata.join(stale)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PgError::io(pgdata.join(stale))(e)),
+        }
+    }
+    let auto = pgdata.join("postgresql.auto.conf");
+    if let Ok(text) = std::fs::read_to_string(&auto) {
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let key = l.trim_start().split(['=', ' ']).next().unwrap_or("");
+                !matches!(
+                    key,
+                    "primary_conninfo"
+                        | "primary_slot_name"
+                        | "restore_command"
+                        | "recovery_target_timeline"
+                )
+            })
+            .collect();
+        write_owned(user, &auto, &(kept.join("\n") + "\n"))?;
+    }
+    Ok(())
 }
 
 fn ensure_ident(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {

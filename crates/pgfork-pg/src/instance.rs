@@ -36,8 +36,6 @@ const PGFORK_CONF: &str = "\
 wal_level = replica
 max_replication_slots = 10
 max_wal_senders = 10
-# A branch starts with crash recovery; one syncfs is much faster than fsyncing every file.
-recovery_init_sync_method = syncfs
 logging_collector = off
 # On copy-on-write filesystems zero-filling new WAL segments only costs unique bytes.
 wal_init_zero = off
@@ -98,16 +96,21 @@ pub fn initdb(
         // No per-file fsync: the daemon makes the finished tree durable with one syncfs.
         .arg("--no-sync");
     run(user, &mut cmd, "initdb")?;
-    configure(user, pgdata)
+    configure(user, pgdata, install.major)
 }
 
 /// Writes pgfork's settings and pg_hba into a cluster (new, imported or adopted).
-pub fn configure(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
+pub fn configure(user: &ServerUser, pgdata: &Path, major: u32) -> Result<(), PgError> {
     let conf = pgdata.join("postgresql.conf");
     let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
     if !text.contains("# Added by pgfork.") {
         text.push('\n');
         text.push_str(PGFORK_CONF);
+        // A branch starts with crash recovery; one syncfs is much faster than fsyncing
+        // every file. The setting exists from 14 on, and syncfs only on Linux.
+        if major >= 14 && cfg!(target_os = "linux") {
+            text.push_str("recovery_init_sync_method = syncfs\n");
+        }
         write_owned(user, &conf, &text)?;
     }
     write_owned(user, &pgdata.join("pg_hba.conf"), PGFORK_HBA)
@@ -163,11 +166,32 @@ pub fn process_alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
+/// Whether `pid` is a postmaster serving `pgdata`. After a crash or reboot the pid in
+/// a stale `postmaster.pid` may belong to an unrelated process: never trust (or
+/// signal) it without checking its command line.
+fn is_postmaster_of(pid: i32, pgdata: &Path) -> bool {
+    if !process_alive(pid) {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(raw) => {
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+            let is_postgres = args
+                .first()
+                .is_some_and(|a| a.ends_with(b"postgres") || a.ends_with(b"postmaster"));
+            let data = pgdata.as_os_str().as_encoded_bytes();
+            is_postgres && args.windows(2).any(|w| w[0] == b"-D" && w[1] == data)
+        }
+        // No /proc (macOS): fall back to existence.
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
 impl Instance {
     /// The pid of this cluster's live postmaster, if one runs.
     pub fn running_pid(&self) -> Option<i32> {
         let pf = read_pid_file(&self.pgdata)?;
-        process_alive(pf.pid).then_some(pf.pid)
+        is_postmaster_of(pf.pid, &self.pgdata).then_some(pf.pid)
     }
 
     pub fn is_running(&self) -> bool {

@@ -43,13 +43,15 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// Sets a role's password (SCRAM, per `password_encryption`).
+/// Sets a role's password. The SCRAM-SHA-256 verifier is computed here, so the
+/// plaintext never reaches the server (nor its logs, whatever `log_statement` says).
 pub async fn set_password(client: &Client, role: &str, password: &str) -> Result<(), PgError> {
+    let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     client
         .batch_execute(&format!(
-            "SET password_encryption = 'scram-sha-256'; ALTER ROLE {} PASSWORD {}",
+            "ALTER ROLE {} PASSWORD {}",
             quote_ident(role),
-            quote_literal(password)
+            quote_literal(&verifier)
         ))
         .await
         .map_err(sql_err("set the branch password"))

@@ -88,7 +88,9 @@ CREATE TABLE branches (
     id           TEXT PRIMARY KEY,
     project_id   TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     name         TEXT NOT NULL,
-    parent_id    TEXT REFERENCES branches(id) ON DELETE SET NULL,
+    -- History, not a dependency: clones are physically independent, so a purged
+    -- parent leaves its id here and the child keeps working. Only the root has none.
+    parent_id    TEXT,
     state        TEXT NOT NULL,
     port         INTEGER NOT NULL,
     password     TEXT NOT NULL,
@@ -392,7 +394,7 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a branch row for good; its children are re-parented to nothing
+    /// Removes a branch row for good. Children keep the purged parent's id as history
     /// (they are physically independent clones, so they keep working).
     pub fn purge_branch(&self, id: &str) -> Result<()> {
         self.conn

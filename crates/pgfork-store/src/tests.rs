@@ -97,7 +97,12 @@ fn purge_keeps_children() {
         .expect("b");
     s.purge_branch("br-a").expect("purge");
     let b = s.branch("br-b").expect("q").expect("child survives");
-    assert_eq!(b.parent_id, None);
+    assert_eq!(
+        b.parent_id.as_deref(),
+        Some("br-a"),
+        "the parent id stays as history"
+    );
+    assert!(s.branch("br-a").expect("q").is_none());
 }
 
 #[test]

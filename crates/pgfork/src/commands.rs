@@ -407,11 +407,32 @@ async fn psql(explicit: Option<&str>, branch: Option<String>, args: Vec<String>)
     .map(|i| i.newest().bin("psql"))
     .unwrap_or_else(|_| "psql".into());
     use std::os::unix::process::CommandExt;
-    let err = std::process::Command::new(&psql)
-        .arg(&b.connection_uri)
-        .args(&args)
-        .exec();
+    // The password goes through the environment, not argv, where `ps` would show it.
+    let (url, password) = split_password(&b.connection_uri);
+    let mut cmd = std::process::Command::new(&psql);
+    cmd.arg(url).args(&args);
+    if let Some(pw) = password {
+        cmd.env("PGPASSWORD", pw);
+    }
+    let err = cmd.exec();
     bail!("could not run {}: {err}: install the PostgreSQL client (apt-get install postgresql-client)", psql.display())
+}
+
+/// `postgresql://user:pw@host/db` → (`postgresql://user@host/db`, `Some(pw)`).
+fn split_password(url: &str) -> (String, Option<String>) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return (url.to_string(), None);
+    };
+    let Some(at) = url[scheme_end..].find('@').map(|i| i + scheme_end) else {
+        return (url.to_string(), None);
+    };
+    match url[scheme_end..at].split_once(':') {
+        Some((user, pw)) => (
+            format!("{}{user}{}", &url[..scheme_end], &url[at..]),
+            Some(pw.to_string()),
+        ),
+        None => (url.to_string(), None),
+    }
 }
 
 async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
@@ -591,5 +612,21 @@ async fn daemon(cmd: DaemonCommand) -> Result<i32> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_leave_the_url() {
+        let (url, pw) = split_password("postgresql://postgres:s3cret@127.0.0.1:26001/postgres");
+        assert_eq!(url, "postgresql://postgres@127.0.0.1:26001/postgres");
+        assert_eq!(pw.as_deref(), Some("s3cret"));
+        assert_eq!(
+            split_password("postgresql://u@h/d"),
+            ("postgresql://u@h/d".to_string(), None)
+        );
     }
 }
