@@ -42,8 +42,9 @@ else
     echo "not root (or no mkfs.xfs): the reflink paths will report NOT RUN; run as root for all storage paths" >&2
 fi
 
-cargo test --workspace --locked
-status=$?
+log=$(mktemp /tmp/pgfork-test-log.XXXXXX)
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
 
 echo
 echo "storage paths (from the integration tests):"
@@ -53,4 +54,9 @@ if [ -s "$report" ]; then
 else
     echo "  (no integration test reported)"
 fi
+# One closing line for the whole run (cargo prints one per test binary).
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { printf "%d passed, %d failed", p, f }' "$log")
+rm -f "$log"
+echo
+echo "tests: $summary"
 exit $status
