@@ -99,12 +99,59 @@ fn git(repo: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// As root, the demo's store is a small XFS loop image with reflinks, so it shows
+/// copy-on-write branches even on a machine whose disks are ext4. Returns the image.
+fn mount_reflink_store(home: &Path) -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let img = home.with_extension("img");
+    std::fs::create_dir_all(home).ok()?;
+    let sized = std::fs::File::create(&img)
+        .and_then(|f| f.set_len(8 << 30))
+        .is_ok();
+    let quiet = |cmd: &mut Command| {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if sized
+        && quiet(
+            Command::new("mkfs.xfs")
+                .args(["-q", "-f", "-m", "reflink=1"])
+                .arg(&img),
+        )
+        && quiet(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(&img)
+                .arg(home),
+        )
+    {
+        println!("(as root, the demo's store is an XFS loop image with reflinks: branches are copy-on-write)");
+        return Some(img);
+    }
+    let _ = std::fs::remove_file(&img);
+    println!(
+        "(no XFS loop image for the demo: install xfsprogs for copy-on-write; using full copies)"
+    );
+    None
+}
+
 pub async fn run(scale: u32, keep: bool) -> Result<i32> {
     let base = std::env::temp_dir().join(format!("pgfork-demo-{}", std::process::id()));
     let repo = base.join("shop");
     let home = base.join("store");
     std::fs::create_dir_all(&repo)
         .with_context(|| format!("could not create {}", repo.display()))?;
+    let image = if keep {
+        None
+    } else {
+        mount_reflink_store(&home)
+    };
     let installs = pgfork_pg::PgInstalls::discover(
         std::env::var_os("PGFORK_PG_BIN")
             .map(PathBuf::from)
@@ -126,6 +173,10 @@ pub async fn run(scale: u32, keep: bool) -> Result<i32> {
         .args(["daemon", "stop"])
         .env("PGFORK_HOME", &home)
         .output();
+    if let Some(img) = image {
+        let _ = Command::new("umount").arg(&home).status();
+        let _ = std::fs::remove_file(img);
+    }
     if keep {
         println!("\nkept {} (PGFORK_HOME={})", base.display(), home.display());
     } else {

@@ -33,15 +33,31 @@ fn reset_returns_to_the_parents_current_state_keeping_url_and_password() {
     // password in any Postgres log.
     use std::os::unix::fs::PermissionsExt;
     for f in ["pgfork.db", "pgfork.db-wal"] {
-        let mode = std::fs::metadata(env.home.join(f)).expect(f).permissions().mode() & 0o777;
+        let mode = std::fs::metadata(env.home.join(f))
+            .expect(f)
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{f} has mode {mode:o}");
     }
-    let password = url.split(':').nth(2).and_then(|s| s.split('@').next()).expect("password in URL").to_string();
-    for log in std::fs::read_dir(env.home.join("logs")).expect("logs").flatten() {
+    let password = url
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .expect("password in URL")
+        .to_string();
+    for log in std::fs::read_dir(env.home.join("logs"))
+        .expect("logs")
+        .flatten()
+    {
         let mode = log.metadata().expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{:?}", log.path());
         let text = std::fs::read_to_string(log.path()).unwrap_or_default();
-        assert!(!text.contains(&password), "the password leaked into {:?}", log.path());
+        assert!(
+            !text.contains(&password),
+            "the password leaked into {:?}",
+            log.path()
+        );
     }
 }
 
