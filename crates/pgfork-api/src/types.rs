@@ -141,6 +141,9 @@ pub struct Branch {
     pub clone_method: String,
     pub data_dir: String,
     pub masked: bool,
+    /// Outcome of the repository's after-create command (`ok`, `failed`), if run.
+    #[serde(default)]
+    pub after_create: Option<String>,
     pub deleted_at: Option<DateTime<Utc>>,
     /// When a deleted branch is purged for good.
     pub purge_at: Option<DateTime<Utc>>,
@@ -257,6 +260,16 @@ pub struct BranchUpdate {
         with = "double_option"
     )]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// pgfork: pair with a git branch (`null` unpairs).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    pub git_branch: Option<Option<String>>,
+    /// pgfork: record the after-create command's outcome (`ok` or `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_create: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -274,6 +274,7 @@ impl Engine {
             clone_method: b.clone_method.clone(),
             data_dir: b.data_dir.display().to_string(),
             masked: b.masked,
+            after_create: b.after_create.clone(),
             deleted_at: b.deleted_at,
             purge_at: b
                 .deleted_at
@@ -573,6 +574,7 @@ impl Engine {
             masked: false,
             deleted_at: None,
             parent_lsn: None,
+            after_create: None,
         };
         if let Ok(mut p) = planned.lock() {
             *p = Some((project.clone(), root.clone()));
@@ -957,6 +959,7 @@ impl Engine {
             masked: false,
             deleted_at: None,
             parent_lsn: None,
+            after_create: None,
         };
         if let Ok(mut p) = planned.lock() {
             *p = Some(b.clone());
@@ -1356,6 +1359,15 @@ impl Engine {
         if let Some(p) = u.protected {
             b.protected = p;
         }
+        if let Some(g) = u.git_branch {
+            b.git_branch = g;
+        }
+        if let Some(a) = u.after_create {
+            if !matches!(a.as_str(), "ok" | "failed") {
+                return Err(ApiError::bad_request("after_create is `ok` or `failed`"));
+            }
+            b.after_create = Some(a);
+        }
         if let Some(exp) = u.expires_at {
             if let Some(t) = exp {
                 if t <= Utc::now() {
@@ -1496,6 +1508,7 @@ mod tests {
             masked: false,
             deleted_at: None,
             parent_lsn: None,
+            after_create: None,
         }
     }
 

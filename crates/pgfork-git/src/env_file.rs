@@ -15,7 +15,10 @@ pub fn update(content: &str, vars: &[(&str, &str)]) -> String {
             None => (false, trimmed),
         };
         let key = rest.split('=').next().unwrap_or("").trim();
-        match vars.iter().position(|(k, _)| rest.contains('=') && *k == key) {
+        match vars
+            .iter()
+            .position(|(k, _)| rest.contains('=') && *k == key)
+        {
             Some(i) if !done[i] => {
                 done[i] = true;
                 let prefix = if export { "export " } else { "" };
@@ -40,7 +43,9 @@ pub fn update(content: &str, vars: &[(&str, &str)]) -> String {
 
 /// The value as written: plain when safe, else double-quoted.
 fn quote(v: &str) -> String {
-    if v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=?&,".contains(c)) {
+    if v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=?&,".contains(c))
+    {
         v.to_string()
     } else {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
@@ -64,7 +69,13 @@ mod tests {
     #[test]
     fn replaces_only_our_keys_in_place() {
         let before = "# app settings\nSECRET=abc\nDATABASE_URL=postgres://old\n\nexport OTHER_URL=x\nPORT=3000\n";
-        let after = update(before, &[("DATABASE_URL", "postgresql://u:p@127.0.0.1:26001/db"), ("OTHER_URL", "postgresql://new")]);
+        let after = update(
+            before,
+            &[
+                ("DATABASE_URL", "postgresql://u:p@127.0.0.1:26001/db"),
+                ("OTHER_URL", "postgresql://new"),
+            ],
+        );
         assert_eq!(
             after,
             "# app settings\nSECRET=abc\nDATABASE_URL=postgresql://u:p@127.0.0.1:26001/db\n\nexport OTHER_URL=postgresql://new\nPORT=3000\n"
@@ -80,7 +91,10 @@ mod tests {
     #[test]
     fn duplicates_of_our_key_are_dropped_and_crlf_kept() {
         assert_eq!(update("K=1\r\nK=2\r\n", &[("K", "3")]), "K=3\r\n");
-        assert_eq!(update("KEY_NOT=1\nKEY=2\n", &[("KEY", "9")]), "KEY_NOT=1\nKEY=9\n");
+        assert_eq!(
+            update("KEY_NOT=1\nKEY=2\n", &[("KEY", "9")]),
+            "KEY_NOT=1\nKEY=9\n"
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub const HOOKS: [&str; 3] = ["post-checkout", "reference-transaction", "post-me
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HookError {
     #[error("{path} is a {interpreter} script, not a shell script: add this line to it yourself: {line}")]
-    NotShell { path: String, interpreter: String, line: String },
+    NotShell {
+        path: String,
+        interpreter: String,
+        line: String,
+    },
 }
 
 fn shell_quote(s: &str) -> String {
@@ -55,7 +59,10 @@ fn is_shell_shebang(first: &str) -> bool {
         [p, ..] => p.rsplit('/').next().unwrap_or(p),
         [] => "sh",
     };
-    matches!(prog.rsplit('/').next().unwrap_or(prog), "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash")
+    matches!(
+        prog.rsplit('/').next().unwrap_or(prog),
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash"
+    )
 }
 
 /// `existing` with our block installed (or replaced). `None` existing means a new file.
@@ -96,7 +103,8 @@ pub fn remove_from(text: &str) -> Option<String> {
 
 /// Whether a script holds nothing but a shebang and blank lines (so the file was ours).
 pub fn is_empty_script(text: &str) -> bool {
-    text.lines().all(|l| l.trim().is_empty() || (l.starts_with("#!") && is_shell_shebang(l)))
+    text.lines()
+        .all(|l| l.trim().is_empty() || (l.starts_with("#!") && is_shell_shebang(l)))
 }
 
 /// What `hooks status` reports for one hook.
@@ -118,9 +126,14 @@ pub fn status(dir: &Path) -> Vec<HookStatus> {
             let path = dir.join(name);
             let text = std::fs::read_to_string(&path).ok();
             let installed = text.as_deref().is_some_and(|t| t.contains(BEGIN));
-            let chained = text.as_deref().and_then(remove_from).is_some_and(|rest| !is_empty_script(&rest))
+            let chained = text
+                .as_deref()
+                .and_then(remove_from)
+                .is_some_and(|rest| !is_empty_script(&rest))
                 || (!installed && text.as_deref().is_some_and(|t| !is_empty_script(t)));
-            let executable = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+            let executable = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false);
             HookStatus {
                 name: name.to_string(),
                 path,
@@ -135,16 +148,21 @@ pub fn status(dir: &Path) -> Vec<HookStatus> {
 /// Installs (or refreshes) all our hooks in `dir`. Returns the paths written.
 pub fn install(dir: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| InstallError::Io(dir.display().to_string(), e.to_string()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| InstallError::Io(dir.display().to_string(), e.to_string()))?;
     let mut written = Vec::new();
     for name in HOOKS {
         let path = dir.join(name);
         let existing = std::fs::read_to_string(&path).ok();
-        let new = install_into(existing.as_deref(), &block(name, exe), &path).map_err(InstallError::Hook)?;
+        let new = install_into(existing.as_deref(), &block(name, exe), &path)
+            .map_err(InstallError::Hook)?;
         if existing.as_deref() != Some(new.as_str()) {
-            std::fs::write(&path, &new).map_err(|e| InstallError::Io(path.display().to_string(), e.to_string()))?;
+            std::fs::write(&path, &new)
+                .map_err(|e| InstallError::Io(path.display().to_string(), e.to_string()))?;
         }
-        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
         if mode & 0o111 != 0o111 {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o755))
                 .map_err(|e| InstallError::Io(path.display().to_string(), e.to_string()))?;
@@ -159,9 +177,17 @@ pub fn uninstall(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
     let mut removed = Vec::new();
     for name in HOOKS {
         let path = dir.join(name);
-        let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let Some(rest) = remove_from(&text) else { continue };
-        let r = if is_empty_script(&rest) { std::fs::remove_file(&path) } else { std::fs::write(&path, rest) };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Some(rest) = remove_from(&text) else {
+            continue;
+        };
+        let r = if is_empty_script(&rest) {
+            std::fs::remove_file(&path)
+        } else {
+            std::fs::write(&path, rest)
+        };
         r.map_err(|e| InstallError::Io(path.display().to_string(), e.to_string()))?;
         removed.push(path);
     }
@@ -196,7 +222,10 @@ mod tests {
         let user = "#!/usr/bin/env bash\necho mine >> log\nexit 0\n";
         let b = block("post-checkout", Path::new(EXE));
         let s = install_into(Some(user), &b, Path::new("h")).expect("ok");
-        assert!(s.starts_with("#!/usr/bin/env bash\n# >>> pgfork >>>"), "{s}");
+        assert!(
+            s.starts_with("#!/usr/bin/env bash\n# >>> pgfork >>>"),
+            "{s}"
+        );
         assert!(s.ends_with("echo mine >> log\nexit 0\n"), "{s}");
         assert_eq!(remove_from(&s).as_deref(), Some(user));
         // Idempotent: installing again changes nothing.
@@ -210,9 +239,19 @@ mod tests {
 
     #[test]
     fn scripts_without_shebang_get_the_block_first_and_non_shell_is_refused() {
-        let s = install_into(Some("echo hi\n"), &block("post-merge", Path::new(EXE)), Path::new("h")).expect("ok");
+        let s = install_into(
+            Some("echo hi\n"),
+            &block("post-merge", Path::new(EXE)),
+            Path::new("h"),
+        )
+        .expect("ok");
         assert!(s.starts_with(BEGIN) && s.ends_with("echo hi\n"));
-        let err = install_into(Some("#!/usr/bin/env python3\nprint(1)\n"), &block("post-merge", Path::new(EXE)), Path::new("h")).expect_err("python");
+        let err = install_into(
+            Some("#!/usr/bin/env python3\nprint(1)\n"),
+            &block("post-merge", Path::new(EXE)),
+            Path::new("h"),
+        )
+        .expect_err("python");
         assert!(err.to_string().contains("python3"), "{err}");
     }
 

@@ -29,7 +29,11 @@ pub enum Parent {
 }
 
 fn is_remote_ref(s: &str) -> bool {
-    s.starts_with("refs/remotes/") || s.contains('/') && s.split('/').next().is_some_and(|r| r == "origin" || r == "upstream")
+    s.starts_with("refs/remotes/")
+        || s.contains('/')
+            && s.split('/')
+                .next()
+                .is_some_and(|r| r == "origin" || r == "upstream")
 }
 
 /// Decides the parent of `new`. `has_db(git)` says whether a git branch has a database.
@@ -38,7 +42,10 @@ pub fn parent(new: &str, f: &Facts, has_db: impl Fn(&str) -> bool) -> Parent {
         return Parent::Policy(p.clone());
     }
     let usable = |b: &str| b != new && b != "HEAD" && has_db(b);
-    let created = f.created_from.as_deref().map(|c| c.trim_start_matches("refs/heads/"));
+    let created = f
+        .created_from
+        .as_deref()
+        .map(|c| c.trim_start_matches("refs/heads/"));
     if let Some(c) = created {
         if !is_remote_ref(c) && usable(c) {
             return Parent::GitBranch(c.to_string());
@@ -54,8 +61,19 @@ pub fn parent(new: &str, f: &Facts, has_db: impl Fn(&str) -> bool) -> Parent {
             }
         }
     }
-    let mut candidates: Vec<&str> = f.same_tip.iter().map(String::as_str).filter(|b| usable(b)).collect();
-    candidates.sort_by_key(|b| (Some(*b) != f.previous_branch.as_deref(), Some(*b) != f.default_branch.as_deref(), b.to_string()));
+    let mut candidates: Vec<&str> = f
+        .same_tip
+        .iter()
+        .map(String::as_str)
+        .filter(|b| usable(b))
+        .collect();
+    candidates.sort_by_key(|b| {
+        (
+            Some(*b) != f.previous_branch.as_deref(),
+            Some(*b) != f.default_branch.as_deref(),
+            b.to_string(),
+        )
+    });
     match candidates.first() {
         Some(b) => Parent::GitBranch(b.to_string()),
         None => Parent::Root,
@@ -71,14 +89,19 @@ pub fn parse_checkout_reflog(subject: &str) -> Option<(String, String)> {
 
 /// "branch: Created from X" → X.
 pub fn parse_created_reflog(subject: &str) -> Option<String> {
-    subject.strip_prefix("branch: Created from ").map(|s| s.trim().to_string())
+    subject
+        .strip_prefix("branch: Created from ")
+        .map(|s| s.trim().to_string())
 }
 
 /// "Branch: renamed refs/heads/a to refs/heads/b" → (a, b).
 pub fn parse_rename_reflog(subject: &str) -> Option<(String, String)> {
     let rest = subject.strip_prefix("Branch: renamed ")?;
     let (from, to) = rest.split_once(" to ")?;
-    Some((from.trim_start_matches("refs/heads/").to_string(), to.trim_start_matches("refs/heads/").to_string()))
+    Some((
+        from.trim_start_matches("refs/heads/").to_string(),
+        to.trim_start_matches("refs/heads/").to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -106,7 +129,10 @@ mod tests {
             previous_branch: Some("feature/a".into()),
             ..Default::default()
         };
-        assert_eq!(parent("feature/b", &f, all), Parent::GitBranch("feature/a".into()));
+        assert_eq!(
+            parent("feature/b", &f, all),
+            Parent::GitBranch("feature/a".into())
+        );
     }
 
     #[test]
@@ -116,7 +142,10 @@ mod tests {
             previous_branch: Some("main".into()),
             ..Default::default()
         };
-        assert_eq!(parent("feature/b", &f, all), Parent::GitBranch("feature/a".into()));
+        assert_eq!(
+            parent("feature/b", &f, all),
+            Parent::GitBranch("feature/a".into())
+        );
     }
 
     #[test]
@@ -143,9 +172,18 @@ mod tests {
 
     #[test]
     fn reflog_subjects_parse() {
-        assert_eq!(parse_checkout_reflog("checkout: moving from main to feature/x"), Some(("main".into(), "feature/x".into())));
-        assert_eq!(parse_created_reflog("branch: Created from HEAD").as_deref(), Some("HEAD"));
-        assert_eq!(parse_rename_reflog("Branch: renamed refs/heads/a to refs/heads/b/c"), Some(("a".into(), "b/c".into())));
+        assert_eq!(
+            parse_checkout_reflog("checkout: moving from main to feature/x"),
+            Some(("main".into(), "feature/x".into()))
+        );
+        assert_eq!(
+            parse_created_reflog("branch: Created from HEAD").as_deref(),
+            Some("HEAD")
+        );
+        assert_eq!(
+            parse_rename_reflog("Branch: renamed refs/heads/a to refs/heads/b/c"),
+            Some(("a".into(), "b/c".into()))
+        );
         assert_eq!(parse_checkout_reflog("commit: x"), None);
     }
 }

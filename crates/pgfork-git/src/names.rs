@@ -25,13 +25,27 @@ pub fn db_branch_name(git_branch: &str) -> String {
     // Keep what is valid of the name, cut to leave room for "-" and the hash.
     let cleaned: String = git_branch
         .chars()
-        .map(|c| if c.is_control() || c.is_whitespace() || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\') { '-' } else { c })
+        .map(|c| {
+            if c.is_control()
+                || c.is_whitespace()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+            {
+                '-'
+            } else {
+                c
+            }
+        })
         .collect();
     let mut cut: String = cleaned.chars().take(MAX_NAME_CHARS - 9).collect();
     while cut.ends_with(['/', '.', '-']) || cut.ends_with(".lock") {
         cut.pop();
     }
-    let candidate = format!("{}-{hash}", cut.replace("..", "-").replace("//", "/").trim_start_matches(['-', '/', '.']));
+    let candidate = format!(
+        "{}-{hash}",
+        cut.replace("..", "-")
+            .replace("//", "/")
+            .trim_start_matches(['-', '/', '.'])
+    );
     if validate_branch_name(&candidate).is_ok() {
         candidate
     } else {
@@ -59,7 +73,12 @@ mod tests {
 
     #[test]
     fn ordinary_names_map_to_themselves() {
-        for n in ["main", "feature/inventory-split", "fix/ünïcode", "release-1.2"] {
+        for n in [
+            "main",
+            "feature/inventory-split",
+            "fix/ünïcode",
+            "release-1.2",
+        ] {
             assert_eq!(db_branch_name(n), n);
         }
     }

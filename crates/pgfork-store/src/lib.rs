@@ -71,9 +71,11 @@ pub struct Branch {
     pub home_dir: PathBuf,
     /// The parent's WAL position the branch was cut at, when cloned online.
     pub parent_lsn: Option<String>,
+    /// Outcome of the repository's after-create command: `ok`, `failed`, or none run.
+    pub after_create: Option<String>,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -111,6 +113,9 @@ CREATE UNIQUE INDEX branches_live_name ON branches(project_id, name) WHERE state
 CREATE UNIQUE INDEX branches_port ON branches(port);
 "#;
 
+/// Migrations from each older schema version to the next, applied in order.
+const MIGRATIONS: &[(i64, &str)] = &[(1, "ALTER TABLE branches ADD COLUMN after_create TEXT;")];
+
 pub struct Store {
     conn: Connection,
 }
@@ -131,7 +136,7 @@ fn parse_opt_ts(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
 
-const BRANCH_COLS: &str = "id, project_id, name, parent_id, state, port, password, data_dir, clone_method, created_at, updated_at, expires_at, protected, git_branch, masked, deleted_at, home_dir, parent_lsn";
+const BRANCH_COLS: &str = "id, project_id, name, parent_id, state, port, password, data_dir, clone_method, created_at, updated_at, expires_at, protected, git_branch, masked, deleted_at, home_dir, parent_lsn, after_create";
 
 fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
     let state: String = row.get(4)?;
@@ -167,6 +172,7 @@ fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
         deleted_at: parse_opt_ts(row.get(15)?)?,
         home_dir: PathBuf::from(row.get::<_, String>(16)?),
         parent_lsn: row.get(17)?,
+        after_create: row.get(18)?,
     })
 }
 
@@ -227,9 +233,19 @@ impl Store {
             });
         }
         if version == 0 {
-            self.conn.execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
+            self.conn
+                .execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = 1; COMMIT;"))?;
+        }
+        for (from, sql) in MIGRATIONS {
+            let current: i64 = self
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if current == *from {
+                self.conn.execute_batch(&format!(
+                    "BEGIN; {sql} PRAGMA user_version = {}; COMMIT;",
+                    from + 1
+                ))?;
+            }
         }
         Ok(())
     }
@@ -350,7 +366,7 @@ impl Store {
         let changed = self
             .conn
             .execute(
-                "UPDATE branches SET name = ?2, parent_id = ?3, state = ?4, port = ?5, password = ?6, data_dir = ?7, clone_method = ?8, updated_at = ?9, expires_at = ?10, protected = ?11, git_branch = ?12, masked = ?13, deleted_at = ?14, home_dir = ?15, parent_lsn = ?16 WHERE id = ?1",
+                "UPDATE branches SET name = ?2, parent_id = ?3, state = ?4, port = ?5, password = ?6, data_dir = ?7, clone_method = ?8, updated_at = ?9, expires_at = ?10, protected = ?11, git_branch = ?12, masked = ?13, deleted_at = ?14, home_dir = ?15, parent_lsn = ?16, after_create = ?17 WHERE id = ?1",
                 params![
                     b.id,
                     b.name,
@@ -368,6 +384,7 @@ impl Store {
                     b.deleted_at.map(ts),
                     path_str(&b.home_dir)?,
                     b.parent_lsn,
+                    b.after_create,
                 ],
             )
             .map_err(|e| {
@@ -427,7 +444,7 @@ impl BorrowedStore<'_> {
     fn insert_branch_inner(&self, b: &Branch, project_name: &str) -> Result<()> {
         self.conn
             .execute(
-                &format!("INSERT INTO branches ({BRANCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"),
+                &format!("INSERT INTO branches ({BRANCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
                 params![
                     b.id,
                     b.project_id,
@@ -447,6 +464,7 @@ impl BorrowedStore<'_> {
                     b.deleted_at.map(ts),
                     path_str(&b.home_dir)?,
                     b.parent_lsn,
+                    b.after_create,
                 ],
             )
             .map_err(|e| {

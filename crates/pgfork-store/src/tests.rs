@@ -32,6 +32,7 @@ fn branch(id: &str, name: &str, port: u16, parent: Option<&str>) -> Branch {
         masked: false,
         deleted_at: None,
         parent_lsn: None,
+        after_create: None,
     }
 }
 
@@ -122,5 +123,32 @@ fn file_store_is_wal_and_reopens() {
         .expect("pragma");
     assert_eq!(mode.to_lowercase(), "wal");
     assert_eq!(s.projects().expect("list").len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_version_1_store_is_migrated() {
+    let dir = std::env::temp_dir().join(format!("pgfork-store-mig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("meta.db");
+    {
+        let conn = Connection::open(&path).expect("open");
+        let v1 = SCHEMA.to_string();
+        conn.execute_batch(&format!("BEGIN; {v1} PRAGMA user_version = 1; COMMIT;"))
+            .expect("v1");
+    }
+    let mut s = Store::open(&path).expect("migrates");
+    let mut root = branch("br-main", "main", 55000, None);
+    root.after_create = Some("ok".into());
+    s.insert_project_with_root(&project(), &root)
+        .expect("insert");
+    assert_eq!(
+        s.branch("br-main")
+            .expect("q")
+            .expect("row")
+            .after_create
+            .as_deref(),
+        Some("ok")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -82,6 +82,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install, remove or inspect the git hooks that pair branches with databases.
+    Hooks {
+        #[command(subcommand)]
+        command: HooksCommand,
+    },
+    /// Run by the git hooks (not for direct use).
+    #[command(hide = true)]
+    Hook {
+        name: String,
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Remove branches whose git branch is gone or merged, expired TTLs, old trash.
+    Gc {
+        /// Only say what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run or control the daemon.
     Daemon {
         #[command(subcommand)]
@@ -154,6 +174,21 @@ pub enum BranchCommand {
     Protect { name: String },
     /// Remove deletion protection.
     Unprotect { name: String },
+    /// Run the repository's after-create command (.pgfork.toml) on a branch again.
+    Migrate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Install (or refresh) the hooks, chained with any existing ones.
+    Install,
+    /// Remove only pgfork's part of the hooks.
+    Uninstall,
+    /// Which hooks are installed where.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,8 +1,11 @@
 //! One function per command; each is a few API calls and some printing.
 
-use crate::cli::{BranchCommand, Cli, Command, DaemonCommand, ImportMethod, InitArgs};
+use crate::cli::{
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs,
+};
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
+use crate::pairing::{self, Ctx};
 use crate::project;
 use anyhow::{bail, Context, Result};
 use pgfork_api as api;
@@ -25,12 +28,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Status { json } => status(explicit, json).await,
         Command::Doctor { json } => doctor(json).await,
         Command::Daemon { command } => daemon(command).await,
+        Command::Hooks { command } => hooks(command).await,
+        Command::Hook { name, args } => Ok(hook(&name, &args).await),
+        Command::Gc { dry_run, json } => gc(explicit, dry_run, json).await,
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }
 }
 
 /// Waits for running operations, drawing progress, and fails if one failed.
-async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Result<()> {
+pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Result<()> {
     let mut warned = std::collections::HashSet::new();
     for op in ops {
         let mut current = op.clone();
@@ -133,8 +139,12 @@ async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> {
         })
         .await?;
     wait_ops(&c, &resp.project.id, &resp.operations).await?;
-    let root = c.get_branch(&name, &args.root, false).await?.branch;
+    let mut root = c.get_branch(&name, &args.root, false).await?.branch;
     project::write_config(&config_path, &name)?;
+    let git_setup = match pgfork_git::Repo::discover(&top) {
+        Ok(repo) => setup_git(&c, &name, &repo, &mut root, args.no_hooks).await?,
+        Err(_) => vec!["not a git repository: no hooks, no pairing (run `pgfork init` in a repository for those)".to_string()],
+    };
     if args.json {
         print_json(&serde_json::json!({"project": resp.project, "branch": view(&root)}))?;
     } else {
@@ -143,13 +153,82 @@ async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> {
             root.name,
             started.elapsed().as_secs_f64()
         );
-        println!("  url:    {}", root.connection_uri);
-        println!("  config: {}", config_path.display());
-        if !args.no_hooks {
-            eprintln!("note: git hooks are not installed yet by this version; create branches with `pgfork branch create NAME`");
+        println!("  url:     {}", root.connection_uri);
+        println!("  config:  {}", config_path.display());
+        for line in git_setup {
+            println!("  {line}");
         }
     }
     Ok(0)
+}
+
+/// In a git repository: pair HEAD with the root, install the hooks, write the env file
+/// and keep it out of git. Returns lines for the user.
+async fn setup_git(
+    c: &Client,
+    project: &str,
+    repo: &pgfork_git::Repo,
+    root: &mut api::Branch,
+    no_hooks: bool,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    if let Some(head) = repo.current_branch() {
+        let req = api::BranchUpdateRequest {
+            branch: api::BranchUpdate {
+                git_branch: Some(Some(head.clone())),
+                ..Default::default()
+            },
+        };
+        *root = c.update_branch(project, &root.id, &req).await?.branch;
+        lines.push(format!(
+            "paired:  git branch {head} <-> database branch {}",
+            root.name
+        ));
+    }
+    if no_hooks {
+        lines.push("hooks:   not installed (--no-hooks); `pgfork hooks install` adds them".into());
+    } else {
+        let dir = repo
+            .hooks_dir()
+            .context("git did not say where its hooks live")?;
+        let exe = std::env::current_exe().context("could not find the pgfork executable")?;
+        pgfork_git::hooks::install(&dir, &exe)?;
+        lines.push(format!(
+            "hooks:   installed in {} (post-checkout, reference-transaction, post-merge)",
+            dir.display()
+        ));
+    }
+    let ctx = Ctx {
+        repo: repo.clone(),
+        cfg: project::read_config(&repo.root.join(project::CONFIG_FILE))?,
+        client: c.clone(),
+        project: project.to_string(),
+    };
+    pairing::write_env(&ctx, root)?;
+    let env = std::path::Path::new(&ctx.cfg.env.file);
+    lines.push(format!(
+        "env:     {} sets {}",
+        ctx.cfg.env.file,
+        ctx.cfg.env.vars.join(", ")
+    ));
+    if !repo.is_ignored(env) && !repo.is_tracked(env) {
+        let gitignore = repo.root.join(".gitignore");
+        let mut text = std::fs::read_to_string(&gitignore).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "# pgfork: holds the current branch's database URL and password\n/{}\n",
+            ctx.cfg.env.file
+        ));
+        std::fs::write(&gitignore, text)
+            .with_context(|| format!("could not write {}", gitignore.display()))?;
+        lines.push(format!(
+            "ignored: added /{} to .gitignore (it holds a password)",
+            ctx.cfg.env.file
+        ));
+    }
+    Ok(lines)
 }
 
 fn parse_expiry(
@@ -195,6 +274,15 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
             protected,
             json,
         } => {
+            // Branches made by hand (CI jobs, agents) get the repository's default TTL.
+            let default_ttl = project::find_config()
+                .and_then(|p| project::read_config(&p).ok())
+                .and_then(|c| c.branches.default_ttl);
+            let ttl = ttl.or(if expires_at.is_none() {
+                default_ttl
+            } else {
+                None
+            });
             let expires_at = parse_expiry(ttl.as_deref(), expires_at.as_deref())?;
             let started = Instant::now();
             let resp = c
@@ -349,8 +437,156 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
                 None => println!("{:?} no longer expires", b.name),
             }
         }
+        BranchCommand::Migrate { name } => {
+            let ctx = Ctx::for_command(Some(&p)).await?;
+            if ctx.cfg.hooks.after_create.is_none() {
+                bail!("this repository's .pgfork.toml has no [hooks] after_create command to run");
+            }
+            let b = c.get_branch(&p, &name, false).await?.branch;
+            if !pairing::run_after_create(&ctx, &b).await {
+                bail!("the after-create command failed on {:?}", b.name);
+            }
+            println!("after-create command succeeded on {:?}", b.name);
+        }
         BranchCommand::Protect { name } => set_protected(&c, &p, &name, true).await?,
         BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
+    }
+    Ok(0)
+}
+
+async fn hooks(cmd: HooksCommand) -> Result<i32> {
+    let cwd = std::env::current_dir().context("could not read the current directory")?;
+    let repo = pgfork_git::Repo::discover(&cwd)?;
+    let dir = repo
+        .hooks_dir()
+        .context("git did not say where its hooks live")?;
+    match cmd {
+        HooksCommand::Install => {
+            let exe = std::env::current_exe().context("could not find the pgfork executable")?;
+            for p in pgfork_git::hooks::install(&dir, &exe)? {
+                println!("installed {}", p.display());
+            }
+        }
+        HooksCommand::Uninstall => {
+            let removed = pgfork_git::hooks::uninstall(&dir)?;
+            if removed.is_empty() {
+                println!("no pgfork hooks in {}", dir.display());
+            }
+            for p in removed {
+                println!("removed pgfork's block from {}", p.display());
+            }
+        }
+        HooksCommand::Status { json } => {
+            let status = pgfork_git::hooks::status(&dir);
+            if json {
+                let v: Vec<_> = status
+                    .iter()
+                    .map(|h| serde_json::json!({"hook": h.name, "path": h.path, "installed": h.installed, "chained": h.chained, "executable": h.executable}))
+                    .collect();
+                print_json(&v)?;
+            } else {
+                println!("hooks directory: {}", dir.display());
+                for h in status {
+                    let state = match (h.installed, h.executable) {
+                        (true, true) => "installed",
+                        (true, false) => "installed but NOT executable (chmod +x it)",
+                        (false, _) => "not installed (`pgfork hooks install`)",
+                    };
+                    println!(
+                        "  {:<22} {state}{}",
+                        h.name,
+                        if h.chained {
+                            ", chained with your own hook"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Runs a hook; never fails git: problems become one line on stderr and exit 0.
+async fn hook(name: &str, args: &[String]) -> i32 {
+    let result: Result<()> = async {
+        match name {
+            "post-checkout" => {
+                // Only branch checkouts (flag 1), not file checkouts.
+                if args.get(2).map(String::as_str) != Some("1") {
+                    return Ok(());
+                }
+                let Some(ctx) = Ctx::for_hook().await? else {
+                    return Ok(());
+                };
+                pairing::on_checkout(&ctx).await
+            }
+            "reference-transaction" => {
+                let mut stdin = String::new();
+                use std::io::Read;
+                let _ = std::io::stdin().read_to_string(&mut stdin);
+                pairing::on_reference_transaction(
+                    args.first().map(String::as_str).unwrap_or(""),
+                    &stdin,
+                );
+                Ok(())
+            }
+            "post-merge" => {
+                pairing::on_merge();
+                Ok(())
+            }
+            "settle" | "gc" => {
+                let (pid, rest) = match args {
+                    [flag, pid, rest @ ..] if flag == "--wait-pid" => {
+                        (pid.parse().unwrap_or(0), rest)
+                    }
+                    _ => (0, args),
+                };
+                pairing::wait_for_pid(pid).await;
+                let Some(ctx) = Ctx::for_hook().await? else {
+                    return Ok(());
+                };
+                if name == "settle" {
+                    pairing::settle_deletions(&ctx, rest).await
+                } else {
+                    let plan = pairing::gc_plan(&ctx).await?;
+                    for a in &plan {
+                        println!("pgfork gc: {} {:?}: {}", a.action, a.branch, a.reason);
+                    }
+                    pairing::gc_apply(&ctx, &plan).await
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("pgfork: {} (git continues)", output::error_sentence(&e));
+    }
+    0
+}
+
+async fn gc(explicit: Option<&str>, dry_run: bool, json: bool) -> Result<i32> {
+    let ctx = Ctx::for_command(explicit).await?;
+    let plan = pairing::gc_plan(&ctx).await?;
+    if json {
+        print_json(&serde_json::json!({"dry_run": dry_run, "actions": plan}))?;
+    } else if plan.is_empty() {
+        println!("nothing to collect");
+    } else {
+        for a in &plan {
+            let verb = match (dry_run, a.action) {
+                (true, "purge") => "would purge",
+                (true, _) => "would delete",
+                (false, "purge") => "purged",
+                (false, _) => "deleted",
+            };
+            println!("{verb} {:?}: {}", a.branch, a.reason);
+        }
+    }
+    if !dry_run {
+        pairing::gc_apply(&ctx, &plan).await?;
     }
     Ok(0)
 }
@@ -567,10 +803,13 @@ async fn daemon(cmd: DaemonCommand) -> Result<i32> {
         DaemonCommand::Stop => {
             let c = client()?;
             let Ok(st) = c.status().await else {
+                let _ = std::fs::write(pairing::stopped_marker(), "");
                 println!("no pgfork daemon is running for {}", home().display());
                 return Ok(0);
             };
             c.shutdown().await?;
+            // Hooks will not bring back a daemon the user stopped on purpose.
+            let _ = std::fs::write(pairing::stopped_marker(), "");
             let started = Instant::now();
             // The daemon answers until it has stopped every branch; wait for it to go.
             while pgfork_pg::instance::process_alive(st.pid as i32) {

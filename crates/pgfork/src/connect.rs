@@ -22,6 +22,8 @@ pub fn client() -> Result<Client> {
 /// A client whose daemon is known to answer; starts the local daemon when needed.
 pub async fn ensure_daemon() -> Result<Client> {
     let client = client()?;
+    // An explicit command is the user asking for pgfork again: hooks may use it too.
+    let _ = std::fs::remove_file(home().join("daemon.stopped"));
     if client.ping().await {
         return Ok(client);
     }

@@ -7,6 +7,7 @@ mod commands;
 mod connect;
 mod demo;
 mod output;
+mod pairing;
 mod project;
 
 use clap::Parser;

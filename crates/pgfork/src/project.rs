@@ -7,14 +7,80 @@ use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = ".pgfork.toml";
 
+/// The team's policy, committed with the repository. Every section but `project` is
+/// optional; missing keys take the defaults below.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct RepoConfig {
     pub project: ProjectSection,
+    #[serde(default)]
+    pub branches: BranchesSection,
+    #[serde(default)]
+    pub env: EnvSection,
+    #[serde(default)]
+    pub hooks: HooksSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ProjectSection {
     pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BranchesSection {
+    /// `auto` (the git branch a new branch was created from) or a database branch name.
+    #[serde(default = "auto")]
+    pub parent: String,
+    /// TTL for branches not paired with git (CI, agents), e.g. `7d`.
+    #[serde(default)]
+    pub default_ttl: Option<String>,
+}
+
+fn auto() -> String {
+    "auto".to_string()
+}
+
+impl Default for BranchesSection {
+    fn default() -> Self {
+        BranchesSection {
+            parent: auto(),
+            default_ttl: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvSection {
+    /// The env file, relative to the work tree's top level.
+    #[serde(default = "dot_env")]
+    pub file: String,
+    /// Variables set to the branch's connection URL.
+    #[serde(default = "database_url")]
+    pub vars: Vec<String>,
+}
+
+fn dot_env() -> String {
+    ".env".to_string()
+}
+
+fn database_url() -> Vec<String> {
+    vec!["DATABASE_URL".to_string()]
+}
+
+impl Default for EnvSection {
+    fn default() -> Self {
+        EnvSection {
+            file: dot_env(),
+            vars: database_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct HooksSection {
+    /// Run after a branch is created for a git branch (migrations, seeds), with the env
+    /// variables set, in the work tree.
+    #[serde(default)]
+    pub after_create: Option<String>,
 }
 
 /// The nearest `.pgfork.toml` at or above the current directory.
@@ -47,7 +113,23 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
         "# pgfork: this repository's database branching policy. Commit this file.\n\
          # Machine-local state (branch mapping, passwords) never goes here.\n\
          [project]\n\
-         name = {}\n",
+         name = {}\n\
+         \n\
+         [branches]\n\
+         # Where a new git branch's database forks from: \"auto\" (the git branch it was\n\
+         # created from) or a database branch name such as \"main\".\n\
+         parent = \"auto\"\n\
+         # TTL for branches not paired with git (CI jobs, agents):\n\
+         # default_ttl = \"7d\"\n\
+         \n\
+         [env]\n\
+         # Rewritten after every checkout to point at the current branch's database.\n\
+         file = \".env\"\n\
+         vars = [\"DATABASE_URL\"]\n\
+         \n\
+         [hooks]\n\
+         # Runs after a database branch is created for a git branch, with the vars set:\n\
+         # after_create = \"npm run migrate\"\n",
         toml::Value::String(name.to_string())
     );
     std::fs::write(path, text).with_context(|| format!("could not write {}", path.display()))

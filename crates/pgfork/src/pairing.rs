@@ -1,0 +1,485 @@
+//! The git lifecycle: what the hooks do, and `gc`.
+//!
+//! Hooks must never break git: every entry point here returns normally, prints at most
+//! one line per problem (saying how to fix it), and does slow or uncertain work — like
+//! deciding whether a deleted ref was really a rename — in a detached process after
+//! git has finished.
+
+use crate::connect;
+use crate::project::{self, RepoConfig};
+use anyhow::{bail, Context, Result};
+use pgfork_api as api;
+use pgfork_api::Client;
+use pgfork_git::infer::{self, Parent};
+use pgfork_git::{env_file, names, Repo};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository, its policy and its project, for hooks and gc.
+pub struct Ctx {
+    pub repo: Repo,
+    pub cfg: RepoConfig,
+    pub client: Client,
+    pub project: String,
+}
+
+/// Set by `pgfork daemon stop`: background automation (hooks) does not restart a
+/// daemon the user stopped on purpose; any explicit command does.
+pub fn stopped_marker() -> PathBuf {
+    connect::home().join("daemon.stopped")
+}
+
+impl Ctx {
+    /// For hooks: `None` (silently) outside a pgfork repository.
+    pub async fn for_hook() -> Result<Option<Ctx>> {
+        let Ok(cwd) = std::env::current_dir() else {
+            return Ok(None);
+        };
+        let Ok(repo) = Repo::discover(&cwd) else {
+            return Ok(None);
+        };
+        let path = repo.root.join(project::CONFIG_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let cfg = project::read_config(&path)?;
+        let client = if stopped_marker().exists() && std::env::var("PGFORK_API").is_err() {
+            let c = connect::client()?;
+            if !c.ping().await {
+                bail!("the pgfork daemon is stopped, so no database branch was switched or created: run `pgfork daemon start`");
+            }
+            c
+        } else {
+            connect::ensure_daemon().await?
+        };
+        let project = cfg.project.name.clone();
+        Ok(Some(Ctx {
+            repo,
+            cfg,
+            client,
+            project,
+        }))
+    }
+
+    /// For commands: the repository is required.
+    pub async fn for_command(explicit: Option<&str>) -> Result<Ctx> {
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        let repo = Repo::discover(&cwd)?;
+        let path = repo.root.join(project::CONFIG_FILE);
+        let cfg = if path.is_file() {
+            project::read_config(&path)?
+        } else {
+            RepoConfig::default()
+        };
+        let client = connect::ensure_daemon().await?;
+        let project = match explicit {
+            Some(p) => p.to_string(),
+            None if !cfg.project.name.is_empty() => cfg.project.name.clone(),
+            None => project::resolve(&client, None).await?,
+        };
+        Ok(Ctx {
+            repo,
+            cfg,
+            client,
+            project,
+        })
+    }
+
+    async fn branches(&self, include_deleted: bool) -> Result<Vec<api::Branch>> {
+        Ok(self
+            .client
+            .list_branches(&self.project, include_deleted, false)
+            .await?
+            .branches)
+    }
+}
+
+fn paired<'a>(branches: &'a [api::Branch], git: &str) -> Option<&'a api::Branch> {
+    branches
+        .iter()
+        .find(|b| b.state != "deleted" && b.git_branch.as_deref() == Some(git))
+}
+
+/// Points the work tree's env file at `b`. Warns once if the file is tracked by git.
+pub fn write_env(ctx: &Ctx, b: &api::Branch) -> Result<()> {
+    let path = ctx.repo.root.join(&ctx.cfg.env.file);
+    let before = std::fs::read_to_string(&path).unwrap_or_default();
+    let vars: Vec<(&str, &str)> = ctx
+        .cfg
+        .env
+        .vars
+        .iter()
+        .map(|v| (v.as_str(), b.connection_uri.as_str()))
+        .collect();
+    let after = env_file::update(&before, &vars);
+    if after != before {
+        std::fs::write(&path, &after)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    if ctx.repo.is_tracked(Path::new(&ctx.cfg.env.file)) {
+        if let Some(marker) = ctx
+            .repo
+            .git_dir()
+            .map(|d| d.join("pgfork-env-tracked-warned"))
+        {
+            if !marker.exists() {
+                let _ = std::fs::write(&marker, "");
+                eprintln!(
+                    "pgfork: warning: {} is tracked by git and now holds a database password: `git rm --cached {}` and add it to .gitignore",
+                    ctx.cfg.env.file, ctx.cfg.env.file
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// post-checkout: make sure the checked-out git branch has its database, and point
+/// the env file at it.
+pub async fn on_checkout(ctx: &Ctx) -> Result<()> {
+    if ctx.repo.special_state().is_some() {
+        return Ok(());
+    }
+    let Some(git) = ctx.repo.current_branch() else {
+        return Ok(()); // detached HEAD: nothing to pair
+    };
+    let all = ctx.branches(true).await?;
+    if let Some(b) = paired(&all, &git) {
+        return write_env(ctx, b);
+    }
+    // A database deleted with (or after) its git branch comes back with it.
+    if let Some(trashed) = all
+        .iter()
+        .filter(|b| b.state == "deleted" && b.git_branch.as_deref() == Some(git.as_str()))
+        .max_by_key(|b| b.deleted_at)
+    {
+        if let Ok(r) = ctx.client.recover_branch(&ctx.project, &trashed.id).await {
+            eprintln!(
+                "pgfork: recovered database branch {:?} for {git}",
+                r.branch.name
+            );
+            return write_env(ctx, &r.branch);
+        }
+    }
+    let created = create_for(ctx, &git, &all).await?;
+    write_env(ctx, &created)?;
+    run_after_create(ctx, &created).await;
+    Ok(())
+}
+
+/// Creates (or adopts an unpaired namesake of) the database for git branch `git`.
+async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Branch> {
+    let mut name = names::db_branch_name(git);
+    if let Some(existing) = all.iter().find(|b| b.state != "deleted" && b.name == name) {
+        if existing.git_branch.is_none() {
+            // Someone made it by hand for this branch: pair it rather than duplicate it.
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    git_branch: Some(Some(git.to_string())),
+                    ..Default::default()
+                },
+            };
+            return Ok(ctx
+                .client
+                .update_branch(&ctx.project, &existing.id, &req)
+                .await?
+                .branch);
+        }
+        name = names::disambiguate(&name, git);
+    }
+    let policy = (ctx.cfg.branches.parent != "auto").then(|| ctx.cfg.branches.parent.clone());
+    let facts = infer::Facts {
+        policy,
+        ..ctx.repo.facts(git)
+    };
+    let parent_id = match infer::parent(git, &facts, |g| paired(all, g).is_some()) {
+        Parent::Policy(p) => Some(p),
+        Parent::GitBranch(g) => paired(all, &g).map(|b| b.id.clone()),
+        Parent::Root => None,
+    };
+    let t = Instant::now();
+    let resp = ctx
+        .client
+        .create_branch(
+            &ctx.project,
+            &api::BranchCreateRequest {
+                branch: api::BranchCreate {
+                    name: Some(name),
+                    parent_id,
+                    git_branch: Some(git.to_string()),
+                    ..Default::default()
+                },
+                endpoints: vec![],
+            },
+        )
+        .await?;
+    let mut b = resp.branch;
+    if resp.operations.iter().any(|o| o.is_running()) {
+        crate::commands::wait_ops(&ctx.client, &ctx.project, &resp.operations).await?;
+        b = ctx
+            .client
+            .get_branch(&ctx.project, &b.id, false)
+            .await?
+            .branch;
+    }
+    eprintln!(
+        "pgfork: created database branch {:?} from {:?} in {:.2} s",
+        b.name,
+        b.parent_name.as_deref().unwrap_or("-"),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(b)
+}
+
+/// Runs the repository's after-create command for `b`, recording the outcome.
+pub async fn run_after_create(ctx: &Ctx, b: &api::Branch) -> bool {
+    let Some(cmd) = ctx
+        .cfg
+        .hooks
+        .after_create
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return true;
+    };
+    eprintln!("pgfork: running after-create command: {cmd}");
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .current_dir(&ctx.repo.root)
+        .stdin(Stdio::null());
+    // Its output is for the user, on the terminal git is using.
+    c.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    for v in &ctx.cfg.env.vars {
+        c.env(v, &b.connection_uri);
+    }
+    c.env("PGFORK_BRANCH", &b.name);
+    let ok = matches!(c.status(), Ok(s) if s.success());
+    let outcome = if ok { "ok" } else { "failed" };
+    let req = api::BranchUpdateRequest {
+        branch: api::BranchUpdate {
+            after_create: Some(outcome.to_string()),
+            ..Default::default()
+        },
+    };
+    let _ = ctx.client.update_branch(&ctx.project, &b.id, &req).await;
+    if !ok {
+        eprintln!(
+            "pgfork: the after-create command failed; branch {:?} is kept and marked: fix the command, then run `pgfork branch migrate {}`",
+            b.name, b.name
+        );
+    }
+    ok
+}
+
+/// reference-transaction: deletions of local branches are settled after git exits.
+pub fn on_reference_transaction(state: &str, stdin: &str) {
+    if state != "committed" {
+        return;
+    }
+    let deleted: Vec<&str> = stdin
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (_old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
+            (new.chars().all(|c| c == '0'))
+                .then_some(name)?
+                .strip_prefix("refs/heads/")
+        })
+        .collect();
+    if deleted.is_empty() {
+        return;
+    }
+    let git_pid = grandparent_pid();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "hook",
+        "settle",
+        "--wait-pid",
+        &git_pid.unwrap_or(0).to_string(),
+    ])
+    .args(&deleted);
+    detach(&mut cmd);
+}
+
+/// post-merge: let gc look at what the merge made removable, after git is done.
+pub fn on_merge() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "hook",
+        "gc",
+        "--wait-pid",
+        &grandparent_pid().unwrap_or(0).to_string(),
+    ]);
+    detach(&mut cmd);
+}
+
+/// The hook's git process: our parent is the hook's shell, its parent is git.
+fn grandparent_pid() -> Option<i32> {
+    // SAFETY: getppid has no preconditions.
+    let shell = unsafe { libc::getppid() };
+    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Starts `cmd` in its own session with output to the store's hook log.
+fn detach(cmd: &mut Command) {
+    let log = connect::home().join("hooks.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: setsid in the child only, so git's exit (or a terminal's Ctrl-C) does not
+    // take the settling process with it.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    if let Ok(mut child) = cmd.spawn() {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+}
+
+/// Waits for git to finish (so a rename has created its new ref).
+pub async fn wait_for_pid(pid: i32) {
+    let t = Instant::now();
+    while pid > 0
+        && pgfork_pg::instance::process_alive(pid)
+        && t.elapsed() < Duration::from_secs(120)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// After git finished deleting `refs/heads/<old>`: a rename moves the database branch
+/// with it; a real deletion soft-deletes it (recoverable for the grace period).
+pub async fn settle_deletions(ctx: &Ctx, deleted: &[String]) -> Result<()> {
+    let all = ctx.branches(false).await?;
+    for old in deleted {
+        if ctx.repo.branch_exists(old) {
+            continue;
+        }
+        let Some(b) = paired(&all, old) else { continue };
+        if let Some(new) = ctx.repo.renamed_to(old) {
+            let mut name = names::db_branch_name(&new);
+            if all.iter().any(|x| x.name == name && x.id != b.id) {
+                name = names::disambiguate(&name, &new);
+            }
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    name: Some(name),
+                    git_branch: Some(Some(new.clone())),
+                    ..Default::default()
+                },
+            };
+            ctx.client.update_branch(&ctx.project, &b.id, &req).await?;
+            println!(
+                "pgfork: database branch {:?} follows the rename of {old} to {new}",
+                b.name
+            );
+        } else if b.parent_id.is_none() || b.protected {
+            println!("pgfork: kept database branch {:?} (root or protected) although git branch {old} was deleted", b.name);
+        } else {
+            ctx.client.delete_branch(&ctx.project, &b.id, false).await?;
+            println!("pgfork: git branch {old} was deleted; database branch {:?} moved to the trash (`pgfork branch recover {}`)", b.name, b.name);
+        }
+    }
+    Ok(())
+}
+
+/// One thing gc would do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GcAction {
+    pub branch: String,
+    pub id: String,
+    /// `delete` (to the trash) or `purge` (for good).
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// What gc would do now: branches whose git branch is gone, merged or whose upstream
+/// was pruned, expired TTLs, and trash past its grace period. Never the root, a
+/// protected branch, or a branch checked out in any work tree.
+pub async fn gc_plan(ctx: &Ctx) -> Result<Vec<GcAction>> {
+    let all = ctx.branches(true).await?;
+    let now = chrono::Utc::now();
+    let checked_out = ctx.repo.worktree_branches();
+    let gone = ctx.repo.upstream_gone();
+    let default = ctx.repo.default_branch();
+    let mut plan = Vec::new();
+    for b in &all {
+        let act = |action: &'static str, reason: String| GcAction {
+            branch: b.name.clone(),
+            id: b.id.clone(),
+            action,
+            reason,
+        };
+        if b.state == "deleted" {
+            if b.purge_at.is_some_and(|t| t <= now) {
+                plan.push(act("purge", "in the trash past its grace period".into()));
+            }
+            continue;
+        }
+        if b.parent_id.is_none() || b.protected {
+            continue;
+        }
+        if let Some(g) = &b.git_branch {
+            if checked_out.contains(g) {
+                continue;
+            }
+            if !ctx.repo.branch_exists(g) {
+                plan.push(act("delete", format!("git branch {g} no longer exists")));
+                continue;
+            }
+            if gone.contains(g) {
+                plan.push(act("delete", format!("the upstream of {g} was deleted")));
+                continue;
+            }
+            if let Some(d) = &default {
+                if ctx.repo.is_merged(g, d) {
+                    plan.push(act("delete", format!("{g} is merged into {d}")));
+                    continue;
+                }
+            }
+        }
+        if b.expires_at.is_some_and(|t| t <= now) {
+            plan.push(act("delete", "its TTL expired".into()));
+        }
+    }
+    Ok(plan)
+}
+
+pub async fn gc_apply(ctx: &Ctx, plan: &[GcAction]) -> Result<()> {
+    for a in plan {
+        ctx.client
+            .delete_branch(&ctx.project, &a.id, a.action == "purge")
+            .await?;
+    }
+    Ok(())
+}
