@@ -43,6 +43,8 @@ pub struct Engine {
     pub probe: Probe,
     pub ops: Ops,
     mutate: Arc<tokio::sync::Mutex<()>>,
+    /// Names and ports promised to operations that have not committed yet.
+    pending: Arc<Mutex<Pending>>,
     pub started_at: DateTime<Utc>,
     pub shutdown: tokio::sync::Notify,
 }
@@ -88,6 +90,30 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ApiError {
         } else {
             ApiError::internal(format!("could not {msg}: {e}"))
         }
+    }
+}
+
+/// What planned-but-uncommitted operations hold, so that requests planned while
+/// another operation is still building never get the same name or port.
+#[derive(Default)]
+struct Pending {
+    ports: std::collections::HashSet<u16>,
+    /// (project name, branch name); the branch name is empty for a project itself.
+    names: std::collections::HashSet<(String, String)>,
+}
+
+/// Releases a reservation when the operation ends, whichever way it ends.
+struct Reservation {
+    pending: Arc<Mutex<Pending>>,
+    port: u16,
+    name: (String, String),
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.ports.remove(&self.port);
+        p.names.remove(&self.name);
     }
 }
 
@@ -155,6 +181,7 @@ impl Engine {
             probe,
             ops: Ops::default(),
             mutate: Arc::new(tokio::sync::Mutex::new(())),
+            pending: Arc::new(Mutex::new(Pending::default())),
             started_at: Utc::now(),
             shutdown: tokio::sync::Notify::new(),
         }
@@ -371,8 +398,9 @@ impl Engine {
     /// The lowest port of the range that no branch holds (trash included) and that no
     /// other process is bound to right now: a port taken by someone else would make the
     /// branch fail to start later with a less helpful error.
-    fn allocate_port(&self) -> Result<u16, ApiError> {
+    fn allocate_port(&self, pending: &Pending) -> Result<u16, ApiError> {
         let mut used = self.store().used_ports().map_err(store_err)?;
+        used.extend(pending.ports.iter().copied());
         while let Some(port) = pick_port(self.cfg.ports, &used) {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return Ok(port);
@@ -387,6 +415,30 @@ impl Engine {
                 self.cfg.ports.first, self.cfg.ports.last
             ),
         ))
+    }
+
+    /// Reserves a port and a (project, branch) name for an operation about to be
+    /// planned; fails at once if the name is taken or promised.
+    fn reserve(&self, project: &str, branch: &str) -> Result<Reservation, ApiError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (project.to_string(), branch.to_string());
+        if pending.names.contains(&key) {
+            return Err(ApiError::conflict(if branch.is_empty() {
+                format!("a project named {project:?} is being created right now")
+            } else {
+                format!(
+                    "a branch named {branch:?} is being created in project {project:?} right now"
+                )
+            }));
+        }
+        let port = self.allocate_port(&pending)?;
+        pending.ports.insert(port);
+        pending.names.insert(key.clone());
+        Ok(Reservation {
+            pending: self.pending.clone(),
+            port,
+            name: key,
+        })
     }
 
     // ---------- starting and stopping ----------
@@ -480,37 +532,28 @@ impl Engine {
         if let Some(v) = spec.pg_version {
             self.installs.for_major(v).map_err(pg_err)?;
         }
-        let project_id = new_id("prj");
-        let planned = Arc::new(Mutex::new(None::<(Project, Branch)>));
-        let slot = planned.clone();
+        let reservation = self.reserve(&spec.name, "")?;
+        let (project, root) = self.plan_project(&spec.name, &root_name, reservation.port);
         let this = self.clone();
-        let pid = project_id.clone();
+        let (p2, r2) = (project.clone(), root.clone());
         let (op_id, result) = self
             .run_op(
-                &project_id,
-                None,
+                &project.id,
+                Some(&root.id),
                 "create_project",
                 move |op_id, progress| async move {
                     let _guard = this.lock_mutations().await;
-                    this.build_project(
-                        pid,
-                        spec.name,
-                        root_name,
-                        spec.pg_version,
-                        source,
-                        op_id,
-                        progress,
-                        slot,
-                    )
-                    .await
+                    let r = this
+                        .build_project(p2, r2, spec.pg_version, source, op_id, progress)
+                        .await;
+                    drop(reservation);
+                    r
                 },
             )
             .await;
         let (project, root) = match result {
             Some(r) => r?,
-            None => planned.lock().ok().and_then(|p| p.clone()).ok_or_else(|| {
-                ApiError::internal("the project is being created; poll its operation")
-            })?,
+            None => (project, root),
         };
         Ok(api::ProjectResponse {
             project: self.api_project(&project),
@@ -523,48 +566,30 @@ impl Engine {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn build_project(
-        self: &Arc<Self>,
-        project_id: String,
-        name: String,
-        root_name: String,
-        pg_version: Option<u32>,
-        source: api::RootSource,
-        op_id: String,
-        progress: Arc<Progress>,
-        planned: Arc<Mutex<Option<(Project, Branch)>>>,
-    ) -> Result<(Project, Branch), ApiError> {
-        if self.store().project(&name).map_err(store_err)?.is_some() {
-            return Err(ApiError::conflict(format!(
-                "a project named {name:?} already exists"
-            )));
-        }
-        let branch_id = new_id("br");
-        self.ops.set_branch(&op_id, &branch_id);
-        let port = self.allocate_port()?;
+    /// The project and root branch rows a create will commit, decided up front.
+    fn plan_project(&self, name: &str, root_name: &str, port: u16) -> (Project, Branch) {
         let now = Utc::now();
         let home_dir = self
             .layout
-            .branch_dir(&safe_dir_name(&name), &safe_dir_name(&root_name));
-        let mut project = Project {
-            id: project_id,
-            name: name.clone(),
+            .branch_dir(&safe_dir_name(name), &safe_dir_name(root_name));
+        let project = Project {
+            id: new_id("prj"),
+            name: name.to_string(),
             pg_major: 0,
             db_name: "postgres".to_string(),
             role_name: "postgres".to_string(),
             created_at: now,
         };
-        let mut root = Branch {
-            id: branch_id.clone(),
+        let root = Branch {
+            id: new_id("br"),
             project_id: project.id.clone(),
-            name: root_name,
+            name: root_name.to_string(),
             parent_id: None,
             state: BranchState::Creating,
             port,
             password: new_password(),
             data_dir: home_dir.clone(),
-            home_dir: home_dir.clone(),
+            home_dir,
             clone_method: "initdb".to_string(),
             created_at: now,
             updated_at: now,
@@ -576,9 +601,31 @@ impl Engine {
             parent_lsn: None,
             after_create: None,
         };
-        if let Ok(mut p) = planned.lock() {
-            *p = Some((project.clone(), root.clone()));
+        (project, root)
+    }
+
+    async fn build_project(
+        self: &Arc<Self>,
+        mut project: Project,
+        mut root: Branch,
+        pg_version: Option<u32>,
+        source: api::RootSource,
+        op_id: String,
+        progress: Arc<Progress>,
+    ) -> Result<(Project, Branch), ApiError> {
+        let _ = op_id;
+        if self
+            .store()
+            .project(&project.name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a project named {:?} already exists",
+                project.name
+            )));
         }
+        let (branch_id, port) = (root.id.clone(), root.port);
         let tmp = self.layout.tmp.join(&branch_id);
         let tmp_pgdata = tmp.join("pgdata");
         let mut build_inst = Instance {
@@ -875,58 +922,41 @@ impl Engine {
                 ));
             }
         }
-        let planned = Arc::new(Mutex::new(None::<Branch>));
-        let slot = planned.clone();
+        let reservation = self.reserve(&project.name, &name)?;
+        let planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
         let this = self.clone();
-        let p2 = project.clone();
+        let (p2, b2) = (project.clone(), planned.clone());
         let (op_id, result) = self
             .run_op(
                 &project.id,
-                None,
+                Some(&planned.id),
                 "create_branch",
                 move |op_id, progress| async move {
                     let _guard = this.lock_mutations().await;
-                    this.build_branch(&p2, name, parent, spec, op_id, progress, slot)
-                        .await
+                    let r = this.build_branch(&p2, b2, op_id, progress).await;
+                    drop(reservation);
+                    r
                 },
             )
             .await;
         let b = match result {
             Some(r) => r?,
-            None => planned.lock().ok().and_then(|p| p.clone()).ok_or_else(|| {
-                ApiError::internal("the branch is being created; poll its operation")
-            })?,
+            None => planned,
         };
         Ok(self.branch_response(&project, &b, Some(&op_id)))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn build_branch(
+    /// The branch row a create will commit, decided up front (so the client gets its
+    /// id, port and URL at once, even when the build waits behind other work).
+    fn plan_branch(
         &self,
         project: &Project,
         name: String,
-        parent: Branch,
+        parent: &Branch,
         spec: api::BranchCreate,
-        op_id: String,
-        progress: Arc<Progress>,
-        planned: Arc<Mutex<Option<Branch>>>,
-    ) -> Result<Branch, ApiError> {
-        // Re-check under the lock: another request may have won the name meanwhile.
-        if self
-            .store()
-            .live_branch_by_name(&project.id, &name)
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(ApiError::conflict(format!(
-                "a branch named {name:?} already exists in project {:?}",
-                project.name
-            )));
-        }
-        let parent = self.branch(project, &parent.id)?;
+        port: u16,
+    ) -> Branch {
         let id = new_id("br");
-        self.ops.set_branch(&op_id, &id);
-        let port = self.allocate_port()?;
         let mut dir_name = safe_dir_name(&name);
         if self
             .layout
@@ -940,8 +970,8 @@ impl Engine {
             .layout
             .branch_dir(&safe_dir_name(&project.name), &dir_name);
         let now = Utc::now();
-        let mut b = Branch {
-            id: id.clone(),
+        Branch {
+            id,
             project_id: project.id.clone(),
             name,
             parent_id: Some(parent.id.clone()),
@@ -949,7 +979,7 @@ impl Engine {
             port,
             password: new_password(),
             data_dir: home.clone(),
-            home_dir: home.clone(),
+            home_dir: home,
             clone_method: self.probe.method.as_str().to_string(),
             created_at: now,
             updated_at: now,
@@ -960,10 +990,31 @@ impl Engine {
             deleted_at: None,
             parent_lsn: None,
             after_create: None,
-        };
-        if let Ok(mut p) = planned.lock() {
-            *p = Some(b.clone());
         }
+    }
+
+    async fn build_branch(
+        &self,
+        project: &Project,
+        mut b: Branch,
+        op_id: String,
+        progress: Arc<Progress>,
+    ) -> Result<Branch, ApiError> {
+        // Re-check under the lock: the parent may have gone, the name been taken.
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &b.name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a branch named {:?} already exists in project {:?}",
+                b.name, project.name
+            )));
+        }
+        let parent_id = b.parent_id.clone().unwrap_or_default();
+        let parent = self.branch(project, &parent_id)?;
+        let id = b.id.clone();
         let tmp = self.layout.tmp.join(&id);
         let built = tmp.join("pgdata");
         let result = async {

@@ -14,6 +14,24 @@ pub enum GitError {
     NoGit(String),
 }
 
+/// Runs git, retrying briefly when it trips over a work tree another git process is
+/// still creating ("failed to read .git/worktrees/..."): parallel `git worktree add`
+/// runs every hook while its siblings are half-made.
+fn output_retrying(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut attempt = 0;
+    loop {
+        let out = cmd.output()?;
+        let transient =
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("worktrees/");
+        if !transient || attempt >= 20 {
+            return Ok(out);
+        }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 /// One work tree of a repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -23,12 +41,11 @@ pub struct Repo {
 
 impl Repo {
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
-        let out = Command::new("git")
-            .args(["rev-parse", "--show-toplevel"])
+        let mut c = Command::new("git");
+        c.args(["rev-parse", "--show-toplevel"])
             .current_dir(dir)
-            .stderr(Stdio::null())
-            .output()
-            .map_err(|e| GitError::NoGit(e.to_string()))?;
+            .stdin(Stdio::null());
+        let out = output_retrying(&mut c).map_err(|e| GitError::NoGit(e.to_string()))?;
         if !out.status.success() {
             return Err(GitError::NotARepo(dir.display().to_string()));
         }
@@ -48,7 +65,7 @@ impl Repo {
 
     /// stdout of a successful git command, trimmed; `None` on failure.
     pub fn git(&self, args: &[&str]) -> Option<String> {
-        let out = self.cmd(args).output().ok()?;
+        let out = output_retrying(&mut self.cmd(args)).ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())

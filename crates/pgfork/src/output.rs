@@ -22,6 +22,8 @@ pub struct BranchView<'a> {
     pub data_dir: &'a str,
     pub masked: bool,
     pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Outcome of the repository's after-create command, if it ran.
+    pub after_create: Option<&'a str>,
 }
 
 pub fn view(b: &Branch) -> BranchView<'_> {
@@ -42,6 +44,7 @@ pub fn view(b: &Branch) -> BranchView<'_> {
         data_dir: &b.data_dir,
         masked: b.masked,
         deleted_at: b.deleted_at,
+        after_create: b.after_create.as_deref(),
     }
 }
 

@@ -155,10 +155,10 @@ impl Env {
             extra_env: Vec::new(),
             root,
         };
-        env.git(&["init", "-q", "-b", "main"]);
+        env.git_plain(&["init", "-q", "-b", "main"]);
         std::fs::write(env.repo.join("README.md"), "test\n").expect("write");
-        env.git(&["add", "."]);
-        env.git(&["commit", "-q", "-m", "init"]);
+        env.git_plain(&["add", "."]);
+        env.git_plain(&["commit", "-q", "-m", "init"]);
         let fs = match storage {
             Storage::Reflink => "xfs loop image",
             Storage::Copy => "plain disk",
@@ -175,6 +175,39 @@ impl Env {
     }
 
     pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo, args)
+    }
+
+    /// A git command in `dir` (a work tree of the test repository), with this test's
+    /// store, so the hooks talk to the test's daemon. Panics on failure.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_output(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn git_output(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut c = Command::new("git");
+        c.args(args)
+            .current_dir(dir)
+            .env("PGFORK_HOME", &self.home)
+            .env("PGFORK_PORTS", &self.ports)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra_env {
+            c.env(k, v);
+        }
+        c.output().expect("git runs")
+    }
+
+    fn git_plain(&self, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(args)
             .current_dir(&self.repo)
@@ -193,9 +226,13 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_in(&self.repo, args)
+    }
+
+    pub fn command_in(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(pgfork_exe());
         c.args(args)
-            .current_dir(&self.repo)
+            .current_dir(dir)
             .env("PGFORK_HOME", &self.home)
             .env("PGFORK_PORTS", &self.ports)
             .env_remove("PGFORK_PROJECT")
@@ -251,6 +288,30 @@ impl Env {
 
     pub fn branch(&self, name: &str) -> serde_json::Value {
         self.json(&["branch", "get", name])
+    }
+
+    /// The value of `var` in the env file of work tree `dir`.
+    pub fn env_var(&self, dir: &Path, var: &str) -> Option<String> {
+        let text = std::fs::read_to_string(dir.join(".env")).ok()?;
+        text.lines().rev().find_map(|l| {
+            l.strip_prefix(&format!("{var}="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+    }
+
+    /// Live and trashed branches by name → state.
+    pub fn states(&self) -> std::collections::BTreeMap<String, String> {
+        self.json(&["branch", "list", "--all"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|b| {
+                (
+                    b["name"].as_str().unwrap_or("").to_string(),
+                    b["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
     }
 
     pub fn url(&self, branch: &str) -> String {
