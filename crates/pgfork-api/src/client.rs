@@ -353,6 +353,27 @@ impl Client {
         .await
     }
 
+    pub async fn register_repo(&self, project: &str, path: &str) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&RepoRegistration {
+            path: path.to_string(),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (status, bytes) = self
+            .send(
+                Method::POST,
+                &format!("/api/v2/projects/{}/pgfork/repos", encode_segment(project)),
+                Some(body),
+            )
+            .await?;
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let err = serde_json::from_slice::<ApiErrorBody>(&bytes)
+            .map(|b| ApiError::new(status, &b.code, b.message))
+            .unwrap_or_else(|_| ApiError::new(status, "HTTP", format!("HTTP {status}")));
+        Err(ClientError::Api(err))
+    }
+
     pub async fn get_operation(
         &self,
         project: &str,

@@ -76,6 +76,12 @@ pub trait Backend: Send + Sync + 'static {
         branch: String,
         run: bool,
     ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    /// pgfork: remember a repository work tree of the project (for the daemon's git gc).
+    fn register_repo(
+        &self,
+        project: String,
+        path: String,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn get_operation(
         &self,
         project: String,
@@ -197,6 +203,12 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/endpoints/{endpoint}/suspend",
             post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
                 b.set_running(p, endpoint_to_branch(&ep), false).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/pgfork/repos",
+            post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<RepoRegistration>| async move {
+                b.register_repo(p, req.path).await.map(|_| StatusCode::NO_CONTENT)
             }),
         )
         .route(

@@ -353,3 +353,9 @@ mod double_option {
         Ok(Some(Option::deserialize(d)?))
     }
 }
+
+/// pgfork: `POST /api/v2/projects/{id}/pgfork/repos`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoRegistration {
+    pub path: String,
+}

@@ -16,7 +16,7 @@ pub struct Config {
     pub ports: PortRange,
     /// How long deleted branches stay recoverable (`PGFORK_GRACE`, default 24h).
     pub grace: Duration,
-    /// How often the reaper runs.
+    /// How often the reaper (TTLs, trash, git gc) runs (`PGFORK_REAP_EVERY`, default 30s).
     pub reap_every: Duration,
     /// Test-only: a named point where the daemon pauses (`PGFORK_TEST_PAUSE=after-clone`),
     /// so crash tests can kill it mid-operation.
@@ -36,13 +36,17 @@ impl Config {
             Ok(v) => pgfork_core::parse_ttl(&v).map_err(|e| format!("PGFORK_GRACE: {e}"))?,
             Err(_) => pgfork_core::DEFAULT_GRACE,
         };
+        let reap_every = match std::env::var("PGFORK_REAP_EVERY") {
+            Ok(v) => pgfork_core::parse_ttl(&v).map_err(|e| format!("PGFORK_REAP_EVERY: {e}"))?,
+            Err(_) => Duration::from_secs(30),
+        };
         Ok(Config {
             home,
             pg_bin: std::env::var_os("PGFORK_PG_BIN").map(PathBuf::from),
             pg_user: std::env::var("PGFORK_PG_USER").unwrap_or_else(|_| "postgres".to_string()),
             ports,
             grace,
-            reap_every: Duration::from_secs(30),
+            reap_every,
             test_pause: std::env::var("PGFORK_TEST_PAUSE")
                 .ok()
                 .filter(|s| !s.is_empty()),

@@ -1493,6 +1493,67 @@ impl Engine {
         }
     }
 
+    /// The same gc as `pgfork gc`, for every registered work tree: branches whose git
+    /// branch was deleted, merged or pruned go to the trash without anyone running a
+    /// command. A work tree git cannot read (moved, deleted, owned by another user) is
+    /// skipped, never taken as "every branch is gone".
+    pub async fn reconcile_git(&self) {
+        let projects = self.store().projects().unwrap_or_default();
+        for project in projects {
+            let repos = self.store().repos(&project.id).unwrap_or_default();
+            let Some(repo) = repos
+                .iter()
+                .find_map(|p| pgfork_git::Repo::discover(p).ok().filter(|r| &r.root == p))
+            else {
+                continue;
+            };
+            if repo.local_branches().is_empty() {
+                continue;
+            }
+            let branches = self.store().branches(&project.id, true).unwrap_or_default();
+            let candidates: Vec<pgfork_git::gc::Candidate> = branches
+                .iter()
+                .map(|b| pgfork_git::gc::Candidate {
+                    id: b.id.clone(),
+                    name: b.name.clone(),
+                    live: b.state.is_live(),
+                    root: b.parent_id.is_none(),
+                    protected: b.protected,
+                    git_branch: b.git_branch.clone(),
+                    expires_at: b.expires_at.map(|t| t.timestamp()),
+                    purge_at: b
+                        .deleted_at
+                        .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace).timestamp()),
+                })
+                .collect();
+            let plan = {
+                let repo = repo.clone();
+                tokio::task::spawn_blocking(move || {
+                    let view = pgfork_git::gc::RepoView::new(&repo);
+                    pgfork_git::gc::plan(&candidates, &view, Utc::now().timestamp())
+                })
+                .await
+                .unwrap_or_default()
+            };
+            for action in plan {
+                let _guard = self.lock_mutations().await;
+                let Ok(Some(mut b)) = self.store().branch(&action.id) else {
+                    continue;
+                };
+                if b.protected || (b.state.is_live() && action.action == "purge") {
+                    continue;
+                }
+                tracing::info!(branch = %b.name, reason = %action.reason, "git gc: {}", action.action);
+                if let Err(e) = self
+                    .trash_or_purge(&project, &mut b, action.action == "purge")
+                    .await
+                {
+                    tracing::warn!(branch = %b.name, error = %e, "git gc could not remove branch");
+                }
+            }
+        }
+    }
+
     pub fn running_count(&self) -> u32 {
         let branches = self.store().all_branches().unwrap_or_default();
         branches

@@ -156,6 +156,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             loop {
                 tick.tick().await;
                 e.reap(chrono::Utc::now()).await;
+                e.reconcile_git().await;
             }
         })
     };
@@ -382,6 +383,20 @@ impl Backend for Api {
         run: bool,
     ) -> Result<api::BranchResponse, ApiError> {
         self.0.set_running(&project, &branch, run).await
+    }
+
+    async fn register_repo(&self, project: String, path: String) -> Result<(), ApiError> {
+        let p = self.0.project(&project)?;
+        let path = std::path::PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(ApiError::bad_request(
+                "the repository path must be absolute",
+            ));
+        }
+        self.0
+            .store()
+            .add_repo(&p.id, &path)
+            .map_err(crate::engine::store_err)
     }
 
     async fn get_operation(

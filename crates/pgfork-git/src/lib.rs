@@ -6,9 +6,11 @@
 //! - [`env_file`]: rewrite only our keys of a `.env`-style file.
 //! - [`hooks`]: the marked block we chain into existing hooks, installed idempotently.
 //! - [`infer`]: which database a new git branch forks from.
+//! - [`gc`]: which database branches garbage collection removes.
 //! - [`repo`]: the git facts those decisions need.
 
 pub mod env_file;
+pub mod gc;
 pub mod hooks;
 pub mod infer;
 pub mod names;

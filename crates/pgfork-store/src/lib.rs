@@ -75,7 +75,7 @@ pub struct Branch {
     pub after_create: Option<String>,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -114,7 +114,14 @@ CREATE UNIQUE INDEX branches_port ON branches(port);
 "#;
 
 /// Migrations from each older schema version to the next, applied in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, "ALTER TABLE branches ADD COLUMN after_create TEXT;")];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, "ALTER TABLE branches ADD COLUMN after_create TEXT;"),
+    // Work trees of each project on this machine, for the daemon's periodic git gc.
+    (
+        2,
+        "CREATE TABLE repos (project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, path TEXT NOT NULL, PRIMARY KEY (project_id, path));",
+    ),
+];
 
 pub struct Store {
     conn: Connection,
@@ -288,6 +295,25 @@ impl Store {
                 project_from_row,
             )
             .optional()?)
+    }
+
+    /// Remembers a repository work tree of a project (idempotent).
+    pub fn add_repo(&self, project_id: &str, path: &Path) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO repos (project_id, path) VALUES (?1, ?2)",
+            params![project_id, path_str(path)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn repos(&self, project_id: &str) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path FROM repos WHERE project_id = ?1 ORDER BY path")?;
+        let rows = stmt.query_map([project_id], |r| r.get::<_, String>(0))?;
+        Ok(rows
+            .map(|r| r.map(PathBuf::from))
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn delete_project(&self, id: &str) -> Result<()> {

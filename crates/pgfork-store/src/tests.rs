@@ -138,6 +138,16 @@ fn a_version_1_store_is_migrated() {
             .expect("v1");
     }
     let mut s = Store::open(&path).expect("migrates");
+    s.insert_project(&project()).expect("project");
+    s.add_repo("prj-1", std::path::Path::new("/src/shop"))
+        .expect("repo");
+    s.add_repo("prj-1", std::path::Path::new("/src/shop"))
+        .expect("idempotent");
+    assert_eq!(
+        s.repos("prj-1").expect("repos"),
+        vec![PathBuf::from("/src/shop")]
+    );
+    s.delete_project("prj-1").expect("delete");
     let mut root = branch("br-main", "main", 55000, None);
     root.after_create = Some("ok".into());
     s.insert_project_with_root(&project(), &root)

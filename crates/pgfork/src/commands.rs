@@ -172,6 +172,8 @@ async fn setup_git(
     no_hooks: bool,
 ) -> Result<Vec<String>> {
     let mut lines = Vec::new();
+    c.register_repo(project, &repo.root.display().to_string())
+        .await?;
     if let Some(head) = repo.current_branch() {
         let req = api::BranchUpdateRequest {
             branch: api::BranchUpdate {
@@ -620,12 +622,8 @@ async fn resolve_default_branch(
     if let Some(b) = branch {
         return Ok(c.get_branch(p, &b, false).await?.branch);
     }
-    if let Some(head) = project::git_head_branch() {
-        if let Ok(r) = c.get_branch(p, &head, false).await {
-            if r.branch.state != "deleted" {
-                return Ok(r.branch);
-            }
-        }
+    if let Some(b) = paired_with_head(c, p).await {
+        return Ok(b);
     }
     let proj = c.get_project(p).await?;
     proj.branch.context("the project has no root branch")
@@ -674,31 +672,56 @@ fn split_password(url: &str) -> (String, Option<String>) {
 async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
     let c = ensure_daemon().await?;
     let st = c.status().await?;
-    let repo = project::git_toplevel();
-    let head = project::git_head_branch();
+    let repo = std::env::current_dir()
+        .ok()
+        .and_then(|d| pgfork_git::Repo::discover(&d).ok());
+    let head = repo.as_ref().and_then(|r| r.current_branch());
     let proj = project::resolve(&c, explicit).await.ok();
-    let mut paired = None;
-    if let (Some(p), Some(h)) = (&proj, &head) {
-        paired = c
-            .get_branch(p, h, false)
-            .await
-            .ok()
-            .map(|r| r.branch)
-            .filter(|b| b.state != "deleted");
-    }
+    let paired = match &proj {
+        Some(p) => paired_with_head(&c, p).await,
+        None => None,
+    };
+    let hooks = repo
+        .as_ref()
+        .and_then(|r| r.hooks_dir())
+        .map(|d| pgfork_git::hooks::status(&d));
+    let hooks_line = match &hooks {
+        Some(h) if h.iter().all(|x| x.installed && x.executable) => format!(
+            "installed in {}",
+            h[0].path
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
+        Some(h) if h.iter().any(|x| x.installed) => {
+            "partly installed: run `pgfork hooks install`".to_string()
+        }
+        Some(_) => "not installed: run `pgfork hooks install`".to_string(),
+        None => "(not in a git repository)".to_string(),
+    };
+    let gc = match (&repo, &proj) {
+        (Some(_), Some(p)) => match Ctx::for_command(Some(p)).await {
+            Ok(ctx) => pairing::gc_plan(&ctx).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
     if json {
         print_json(&serde_json::json!({
-            "repo": repo,
+            "repo": repo.as_ref().map(|r| &r.root),
             "head": head,
             "project": proj,
             "branch": paired.as_ref().map(view),
+            "hooks": hooks_line,
+            "gc": gc,
             "daemon": st,
         }))?;
         return Ok(0);
     }
     println!(
         "repo:     {}",
-        repo.map(|r| r.display().to_string())
+        repo.as_ref()
+            .map(|r| r.root.display().to_string())
             .unwrap_or_else(|| "(not in a git repository)".into())
     );
     println!(
@@ -715,7 +738,21 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
             "branch:   {} ({}, port {})\n          {}",
             b.name, b.state, b.port, b.connection_uri
         ),
-        None => println!("branch:   (no database branch named after HEAD)"),
+        None => println!("branch:   (no database branch paired with HEAD)"),
+    }
+    println!("hooks:    {hooks_line}");
+    if gc.is_empty() {
+        println!("gc next:  nothing to collect");
+    } else {
+        for (i, a) in gc.iter().enumerate() {
+            println!(
+                "{}{} {:?}: {}",
+                if i == 0 { "gc next:  " } else { "          " },
+                a.action,
+                a.branch,
+                a.reason
+            );
+        }
     }
     println!(
         "daemon:   pid {} since {}, {} branch(es) running",
@@ -731,6 +768,17 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     Ok(0)
+}
+
+/// The live database branch paired with the current git HEAD, if any.
+async fn paired_with_head(c: &Client, project: &str) -> Option<api::Branch> {
+    let head = project::git_head_branch()?;
+    let list = c.list_branches(project, false, false).await.ok()?.branches;
+    let by_pairing = list
+        .iter()
+        .find(|b| b.git_branch.as_deref() == Some(head.as_str()))
+        .cloned();
+    by_pairing.or_else(|| list.into_iter().find(|b| b.name == head))
 }
 
 async fn doctor(json: bool) -> Result<i32> {

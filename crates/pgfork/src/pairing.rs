@@ -198,6 +198,11 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
         Parent::GitBranch(g) => paired(all, &g).map(|b| b.id.clone()),
         Parent::Root => None,
     };
+    // Let the daemon's periodic gc watch this work tree too.
+    let _ = ctx
+        .client
+        .register_repo(&ctx.project, &ctx.repo.root.display().to_string())
+        .await;
     let t = Instant::now();
     let resp = ctx
         .client
@@ -423,56 +428,34 @@ pub struct GcAction {
     pub reason: String,
 }
 
-/// What gc would do now: branches whose git branch is gone, merged or whose upstream
-/// was pruned, expired TTLs, and trash past its grace period. Never the root, a
-/// protected branch, or a branch checked out in any work tree.
+/// What gc would do now (see `pgfork_git::gc::plan`, shared with the daemon).
 pub async fn gc_plan(ctx: &Ctx) -> Result<Vec<GcAction>> {
     let all = ctx.branches(true).await?;
-    let now = chrono::Utc::now();
-    let checked_out = ctx.repo.worktree_branches();
-    let gone = ctx.repo.upstream_gone();
-    let default = ctx.repo.default_branch();
-    let mut plan = Vec::new();
-    for b in &all {
-        let act = |action: &'static str, reason: String| GcAction {
-            branch: b.name.clone(),
+    let candidates: Vec<pgfork_git::gc::Candidate> = all
+        .iter()
+        .map(|b| pgfork_git::gc::Candidate {
             id: b.id.clone(),
-            action,
-            reason,
-        };
-        if b.state == "deleted" {
-            if b.purge_at.is_some_and(|t| t <= now) {
-                plan.push(act("purge", "in the trash past its grace period".into()));
-            }
-            continue;
-        }
-        if b.parent_id.is_none() || b.protected {
-            continue;
-        }
-        if let Some(g) = &b.git_branch {
-            if checked_out.contains(g) {
-                continue;
-            }
-            if !ctx.repo.branch_exists(g) {
-                plan.push(act("delete", format!("git branch {g} no longer exists")));
-                continue;
-            }
-            if gone.contains(g) {
-                plan.push(act("delete", format!("the upstream of {g} was deleted")));
-                continue;
-            }
-            if let Some(d) = &default {
-                if ctx.repo.is_merged(g, d) {
-                    plan.push(act("delete", format!("{g} is merged into {d}")));
-                    continue;
-                }
-            }
-        }
-        if b.expires_at.is_some_and(|t| t <= now) {
-            plan.push(act("delete", "its TTL expired".into()));
-        }
-    }
-    Ok(plan)
+            name: b.name.clone(),
+            live: b.state != "deleted",
+            root: b.parent_id.is_none(),
+            protected: b.protected,
+            git_branch: b.git_branch.clone(),
+            expires_at: b.expires_at.map(|t| t.timestamp()),
+            purge_at: b.purge_at.map(|t| t.timestamp()),
+        })
+        .collect();
+    let view = pgfork_git::gc::RepoView::new(&ctx.repo);
+    Ok(
+        pgfork_git::gc::plan(&candidates, &view, chrono::Utc::now().timestamp())
+            .into_iter()
+            .map(|a| GcAction {
+                branch: a.branch,
+                id: a.id,
+                action: a.action,
+                reason: a.reason,
+            })
+            .collect(),
+    )
 }
 
 pub async fn gc_apply(ctx: &Ctx, plan: &[GcAction]) -> Result<()> {

@@ -394,3 +394,40 @@ fn parallel_checkouts_in_ten_worktrees_all_get_their_own_database() {
         .collect();
     assert_eq!(ports.len(), 11, "main and ten branches on distinct ports");
 }
+
+#[test]
+fn the_daemon_reaps_expired_ttls_and_git_branches_gone_behind_its_back() {
+    let Some(mut env) = Env::new("git-reaper", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    init_repo(&env);
+    env.git(&["checkout", "-q", "-b", "doomed"]);
+    env.git(&["checkout", "-q", "main"]);
+    env.ok(&["branch", "create", "short-lived", "--ttl", "2s"]);
+    env.ok(&["branch", "create", "parent-with-ttl", "--ttl", "3s"]);
+    env.ok(&[
+        "branch",
+        "create",
+        "child-of-ttl",
+        "--parent",
+        "parent-with-ttl",
+    ]);
+    // Without hooks, only the daemon's periodic git gc can notice the deletion.
+    env.ok(&["hooks", "uninstall"]);
+    env.git(&["branch", "-D", "doomed"]);
+    wait_state(&env, "doomed", "deleted");
+    wait_state(&env, "short-lived", "deleted");
+    wait_state(&env, "parent-with-ttl", "deleted");
+    assert_eq!(
+        env.states().get("child-of-ttl").map(String::as_str),
+        Some("running"),
+        "children outlive a parent's TTL"
+    );
+    psql_ok(&env.url("child-of-ttl"), "SELECT 1");
+    assert_eq!(
+        env.states().get("main").map(String::as_str),
+        Some("running")
+    );
+}
