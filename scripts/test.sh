@@ -43,7 +43,7 @@ else
 fi
 
 log=$(mktemp /tmp/pgfork-test-log.XXXXXX)
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
 echo

@@ -18,6 +18,11 @@ pub struct Config {
     pub grace: Duration,
     /// How often the reaper (TTLs, trash, git gc) runs (`PGFORK_REAP_EVERY`, default 30s).
     pub reap_every: Duration,
+    /// Suspend a branch after this long without client connections
+    /// (`PGFORK_IDLE_TIMEOUT`, default 300s, `-1` never).
+    pub idle_timeout: Option<Duration>,
+    /// Address the branch ports listen on (`PGFORK_LISTEN`, default 127.0.0.1).
+    pub listen: std::net::IpAddr,
     /// Test-only: a named point where the daemon pauses (`PGFORK_TEST_PAUSE=after-clone`),
     /// so crash tests can kill it mid-operation.
     pub test_pause: Option<String>,
@@ -40,8 +45,24 @@ impl Config {
             Ok(v) => pgfork_core::parse_ttl(&v).map_err(|e| format!("PGFORK_REAP_EVERY: {e}"))?,
             Err(_) => Duration::from_secs(30),
         };
+        let idle_timeout = match std::env::var("PGFORK_IDLE_TIMEOUT").as_deref() {
+            Ok("-1") | Ok("never") => None,
+            Ok(v) => Some(
+                pgfork_core::parse_ttl(v)
+                    .map_err(|e| format!("PGFORK_IDLE_TIMEOUT: {e} (or -1 for never)"))?,
+            ),
+            Err(_) => Some(Duration::from_secs(300)),
+        };
+        let listen = match std::env::var("PGFORK_LISTEN") {
+            Ok(v) => v.parse().map_err(|_| {
+                format!("PGFORK_LISTEN={v:?} is not an IP address: use e.g. 127.0.0.1 or 0.0.0.0")
+            })?,
+            Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
         Ok(Config {
             home,
+            idle_timeout,
+            listen,
             pg_bin: std::env::var_os("PGFORK_PG_BIN").map(PathBuf::from),
             pg_user: std::env::var("PGFORK_PG_USER").unwrap_or_else(|_| "postgres".to_string()),
             ports,

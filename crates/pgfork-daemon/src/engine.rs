@@ -47,6 +47,10 @@ pub struct Engine {
     pending: Arc<Mutex<Pending>>,
     pub started_at: DateTime<Utc>,
     pub shutdown: tokio::sync::Notify,
+    /// The proxy in front of every branch, and its view of the engine; set once at
+    /// daemon start.
+    pub front: std::sync::OnceLock<Arc<pgfork_proxy::Proxy<crate::front::Front>>>,
+    pub front_state: std::sync::OnceLock<Arc<crate::front::Front>>,
 }
 
 // ---------- error mapping: every failure becomes one sentence with a fix ----------
@@ -184,10 +188,28 @@ impl Engine {
             pending: Arc::new(Mutex::new(Pending::default())),
             started_at: Utc::now(),
             shutdown: tokio::sync::Notify::new(),
+            front: std::sync::OnceLock::new(),
+            front_state: std::sync::OnceLock::new(),
         }
     }
 
-    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+    /// Opens the branch's stable port on the proxy. A port another process holds is
+    /// logged, not fatal: the branch still exists and `doctor` reports it.
+    pub async fn expose(&self, port: u16) {
+        if let Some(p) = self.front.get() {
+            if let Err(e) = p.listen(port).await {
+                tracing::error!(port, error = %e, "cannot listen on the branch's port");
+            }
+        }
+    }
+
+    pub fn unexpose(&self, port: u16) {
+        if let Some(p) = self.front.get() {
+            p.close(port);
+        }
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back), so a poisoned lock is safe to reuse.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
@@ -881,6 +903,7 @@ impl Engine {
             remove_tree(&b.home_dir);
             return Err(e);
         }
+        self.expose(b.port).await;
         Ok(())
     }
 
@@ -1270,6 +1293,7 @@ impl Engine {
         b: &mut Branch,
         purge: bool,
     ) -> Result<(), ApiError> {
+        self.unexpose(b.port);
         self.stop_instance(self.instance(project, b)).await?;
         if purge {
             let dir = b.data_dir.clone();
@@ -1355,6 +1379,7 @@ impl Engine {
         self.store()
             .set_state(&b.id, b.state, Utc::now())
             .map_err(store_err)?;
+        self.expose(b.port).await;
         Ok(self.branch_response(&project, &b, None))
     }
 
@@ -1370,6 +1395,9 @@ impl Engine {
         if run {
             self.start_instance(&project, &b, false).await?;
             b.state = BranchState::Running;
+            if let Some(f) = self.front_state.get() {
+                f.touch(b.port);
+            }
         } else {
             self.stop_instance(self.instance(&project, &b)).await?;
             b.state = BranchState::Suspended;
@@ -1550,6 +1578,25 @@ impl Engine {
                 {
                     tracing::warn!(branch = %b.name, error = %e, "git gc could not remove branch");
                 }
+            }
+        }
+    }
+
+    /// Scale to zero: stops running branches no client has used for `idle`.
+    pub async fn suspend_idle(self: &Arc<Self>, idle: Duration) {
+        let Some(front) = self.front_state.get() else {
+            return;
+        };
+        for port in front.idle_ports(idle) {
+            let Ok(Some(b)) = self.store().live_branch_by_port(port) else {
+                continue;
+            };
+            if b.state != BranchState::Running {
+                continue;
+            }
+            tracing::info!(branch = %b.name, "idle: suspending");
+            if let Err(e) = self.set_running(&b.project_id, &b.id, false).await {
+                tracing::warn!(branch = %b.name, error = %e, "could not suspend idle branch");
             }
         }
     }

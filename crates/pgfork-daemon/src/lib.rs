@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod front;
 mod ids;
 pub mod layout;
 mod ops;

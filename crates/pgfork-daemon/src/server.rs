@@ -138,7 +138,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         user,
         probe,
     ));
+    let front = Arc::new(crate::front::Front::new(Arc::downgrade(&engine)));
+    let _ = engine.front_state.set(front.clone());
+    let _ = engine
+        .front
+        .set(pgfork_proxy::Proxy::new(front, cfg.listen));
     reconcile::reconcile(&engine).await;
+    // Every live branch is reachable at its stable port, running or not.
+    let live = engine.store().all_branches().unwrap_or_default();
+    for b in live.iter().filter(|b| b.state.is_live()) {
+        engine.expose(b.port).await;
+    }
 
     let _ = std::fs::remove_file(&layout.socket);
     let listener =
@@ -157,6 +167,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 tick.tick().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;
+                if let Some(idle) = e.cfg.idle_timeout {
+                    e.suspend_idle(idle).await;
+                }
             }
         })
     };

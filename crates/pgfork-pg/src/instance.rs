@@ -23,11 +23,11 @@ pub struct Instance {
     pub superuser: String,
 }
 
-/// The TCP exposure of a branch's Postgres. Until the proxy owns the public port, a
-/// branch listens on loopback at its stable port; keeping the decision here means the
-/// proxy only has to change this one function.
+/// The TCP exposure of a branch's Postgres: none. The daemon's proxy owns each
+/// branch's public port and reaches Postgres over its private unix socket, so a
+/// suspended branch can be woken by a connection and passwords are checked before.
 pub fn tcp_listen_addresses() -> &'static str {
-    "127.0.0.1"
+    ""
 }
 
 /// The settings pgfork puts in every cluster it creates or adopts.

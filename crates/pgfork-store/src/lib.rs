@@ -352,6 +352,16 @@ impl Store {
             .optional()?)
     }
 
+    /// The live branch holding `port`, if any.
+    pub fn live_branch_by_port(&self, port: u16) -> Result<Option<Branch>> {
+        let sql =
+            format!("SELECT {BRANCH_COLS} FROM branches WHERE port = ?1 AND state <> 'deleted'");
+        Ok(self
+            .conn
+            .query_row(&sql, [port], branch_from_row)
+            .optional()?)
+    }
+
     /// The live branch with this name, if any.
     pub fn live_branch_by_name(&self, project_id: &str, name: &str) -> Result<Option<Branch>> {
         let sql = format!(

@@ -129,7 +129,11 @@ fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
         let verdict = match inst.start(installs.newest(), &user, &[], Duration::from_secs(60)) {
             Err(e) => Some(format!("did not even start: {e}")),
             Ok(_) => {
-                let url = main_url.replace(&format!(":{}/", main["port"]), &format!(":{port}/"));
+                // Branch Postgres listens only on its private socket (the proxy owns TCP).
+                let url = format!(
+                    "postgresql:///postgres?host={}&port={port}&user=postgres",
+                    inst.socket_dir.display()
+                );
                 consistency_violation(&url)
             }
         };

@@ -136,7 +136,22 @@ fn protection_rename_ttl_and_start_stop() {
     psql_ok(&url, "SELECT 1");
     env.ok(&["branch", "stop", "feature/renamed"]);
     assert_eq!(env.branch("feature/renamed")["state"], "suspended");
-    assert!(psql(&url, "SELECT 1").is_err());
+    // A wrong password is refused without waking it; the right one wakes it.
+    let wrong = url.replacen(
+        &url[url.find("://").expect("url") + 3..url.find('@').expect("url")],
+        "postgres:wrong",
+        1,
+    );
+    let err = psql(&wrong, "SELECT 1").expect_err("wrong password");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert_eq!(env.branch("feature/renamed")["state"], "suspended");
+    psql_ok(&url, "SELECT 1");
+    assert_eq!(
+        env.branch("feature/renamed")["state"],
+        "running",
+        "a connection wakes a suspended branch"
+    );
+    env.ok(&["branch", "stop", "feature/renamed"]);
     env.ok(&["branch", "start", "feature/renamed"]);
     psql_ok(&url, "SELECT 1");
     // A branch of a stopped parent is cloned offline.

@@ -1,0 +1,134 @@
+//! The daemon's side of the proxy: which branch is behind a port, its password
+//! verifier, waking it on connect, and suspending it when idle.
+
+use crate::engine::Engine;
+use pgfork_core::BranchState;
+use pgfork_proxy::{Backend, BackendError, ScramVerifier, Target};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Activity {
+    pub active: u32,
+    pub last: Instant,
+}
+
+pub struct Front {
+    engine: Weak<Engine>,
+    /// Random per daemon run: verifiers are derived, never stored.
+    salt: [u8; 16],
+    verifiers: Mutex<HashMap<String, (String, Arc<ScramVerifier>)>>,
+    pub activity: Mutex<HashMap<u16, Activity>>,
+}
+
+impl Front {
+    pub fn new(engine: Weak<Engine>) -> Front {
+        let mut salt = [0u8; 16];
+        if getrandom::getrandom(&mut salt).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(7);
+            salt.copy_from_slice(&t.to_le_bytes());
+        }
+        Front {
+            engine,
+            salt,
+            verifiers: Mutex::new(HashMap::new()),
+            activity: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn target(engine: &Engine, b: &pgfork_store::Branch) -> Target {
+        Target {
+            socket: engine
+                .layout
+                .socket_dir(&b.id)
+                .join(format!(".s.PGSQL.{}", b.port)),
+        }
+    }
+
+    /// Marks `port` as just used (a start counts: the idle clock starts again).
+    pub fn touch(&self, port: u16) {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = a.entry(port).or_insert(Activity {
+            active: 0,
+            last: Instant::now(),
+        });
+        entry.last = Instant::now();
+    }
+
+    /// Ports with no client for longer than `idle`.
+    pub fn idle_ports(&self, idle: Duration) -> Vec<u16> {
+        let a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        a.iter()
+            .filter(|(_, v)| v.active == 0 && v.last.elapsed() >= idle)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
+impl Backend for Front {
+    fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>> {
+        let engine = self.engine.upgrade()?;
+        let b = engine.store().live_branch_by_port(port).ok()??;
+        let mut cache = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pw, v)) = cache.get(&b.id) {
+            if *pw == b.password {
+                return Some(v.clone());
+            }
+        }
+        let v = Arc::new(ScramVerifier::new(&b.password, &self.salt));
+        cache.insert(b.id.clone(), (b.password.clone(), v.clone()));
+        Some(v)
+    }
+
+    async fn wake(&self, port: u16) -> Result<Target, BackendError> {
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| BackendError("pgfork is shutting down".into()))?;
+        let b = engine
+            .store()
+            .live_branch_by_port(port)
+            .map_err(|e| BackendError(e.to_string()))?
+            .ok_or_else(|| BackendError("no branch on this port".into()))?;
+        let project = engine
+            .project(&b.project_id)
+            .map_err(|e| BackendError(e.message))?;
+        self.touch(port);
+        if !engine.instance(&project, &b).is_running() || b.state != BranchState::Running {
+            tracing::info!(branch = %b.name, "waking on connect");
+            engine
+                .set_running(&project.id, &b.id, true)
+                .await
+                .map_err(|e| BackendError(e.message))?;
+        }
+        Ok(Front::target(&engine, &b))
+    }
+
+    fn cancel_target(&self, port: u16) -> Option<Target> {
+        let engine = self.engine.upgrade()?;
+        let b = engine.store().live_branch_by_port(port).ok()??;
+        Some(Front::target(&engine, &b))
+    }
+
+    fn opened(&self, port: u16) {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = a.entry(port).or_insert(Activity {
+            active: 0,
+            last: Instant::now(),
+        });
+        entry.active += 1;
+        entry.last = Instant::now();
+    }
+
+    fn closed(&self, port: u16) {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = a.get_mut(&port) {
+            entry.active = entry.active.saturating_sub(1);
+            entry.last = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Listeners, the per-connection state machine and the byte relay.
+
+use crate::protocol::{self, parse_startup, Startup, MAX_STARTUP_LEN};
+use crate::scram::ScramVerifier;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+/// A client that has not finished authenticating within this time is dropped
+/// (slowloris and port scanners must not hold connections open).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a client may wait for its branch to start before getting an error.
+const WAKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where to reach a running Postgres.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The unix socket file (`.../.s.PGSQL.<port>`).
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// What the proxy asks of the daemon.
+pub trait Backend: Send + Sync + 'static {
+    /// The SCRAM verifier for the branch behind `port` — never wakes it.
+    fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>>;
+    /// A running Postgres for the branch behind `port`, started if suspended.
+    fn wake(&self, port: u16) -> impl Future<Output = Result<Target, BackendError>> + Send;
+    /// Where a cancel request for `port` goes, if its Postgres runs.
+    fn cancel_target(&self, port: u16) -> Option<Target>;
+    /// A client connection to `port` began relaying (for idle tracking).
+    fn opened(&self, port: u16);
+    /// It ended.
+    fn closed(&self, port: u16);
+}
+
+pub struct Proxy<B: Backend> {
+    backend: Arc<B>,
+    bind: IpAddr,
+    listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
+}
+
+impl<B: Backend> Proxy<B> {
+    pub fn new(backend: Arc<B>, bind: IpAddr) -> Arc<Self> {
+        Arc::new(Proxy {
+            backend,
+            bind,
+            listeners: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts listening on `port` (idempotent).
+    pub async fn listen(self: &Arc<Self>, port: u16) -> std::io::Result<()> {
+        if self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&port)
+        {
+            return Ok(());
+        }
+        let listener = TcpListener::bind((self.bind, port)).await?;
+        let backend = self.backend.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let backend = backend.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve(stream, port, backend).await {
+                        tracing::debug!(port, error = %e, "client connection ended with an error");
+                    }
+                });
+            }
+        });
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port, task);
+        Ok(())
+    }
+
+    /// Stops listening on `port` (existing connections keep running).
+    pub fn close(&self, port: u16) {
+        if let Some(t) = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&port)
+        {
+            t.abort();
+        }
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+}
+
+/// Reads one startup-phase packet: length-prefixed, no type byte.
+async fn read_startup_packet(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let len = s.read_u32().await? as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("invalid startup packet length {len}"),
+        ));
+    }
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Reads one typed frontend message (`p` for SASL responses).
+async fn read_message(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let kind = s.read_u8().await?;
+    let len = s.read_u32().await? as usize;
+    if !(4..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("invalid message length {len}"),
+        ));
+    }
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).await?;
+    Ok((kind, body))
+}
+
+fn random_nonce() -> String {
+    let mut bytes = [0u8; 18];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes[..16].copy_from_slice(&t.to_le_bytes());
+    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
+}
+
+/// Everything up to and including authentication; returns the startup parameters.
+async fn handshake<B: Backend>(
+    client: &mut TcpStream,
+    port: u16,
+    backend: &Arc<B>,
+) -> std::io::Result<Option<std::collections::BTreeMap<String, String>>> {
+    let mut declined = 0;
+    let params = loop {
+        let body = read_startup_packet(client).await?;
+        match parse_startup(&body) {
+            Ok(Startup::Ssl) | Ok(Startup::GssEnc) if declined < 2 => {
+                declined += 1;
+                client.write_all(b"N").await?;
+            }
+            Ok(Startup::Ssl) | Ok(Startup::GssEnc) => {
+                return Err(invalid("repeated encryption requests"))
+            }
+            Ok(Startup::Cancel { .. }) => {
+                if let Some(t) = backend.cancel_target(port) {
+                    if let Ok(mut b) = UnixStream::connect(&t.socket).await {
+                        let mut packet = 16u32.to_be_bytes().to_vec();
+                        packet.extend_from_slice(&body);
+                        let _ = b.write_all(&packet).await;
+                        let _ = b.shutdown().await;
+                    }
+                }
+                return Ok(None);
+            }
+            Ok(Startup::Startup { params, .. }) => break params,
+            Err(e) => {
+                let _ = client
+                    .write_all(&protocol::error_response("08P01", &e.to_string()))
+                    .await;
+                return Err(invalid(&e.to_string()));
+            }
+        }
+    };
+    let user = params.get("user").cloned().unwrap_or_default();
+    let Some(verifier) = backend.verifier(port) else {
+        client
+            .write_all(&protocol::error_response(
+                "3D000",
+                "no pgfork branch listens on this port any more",
+            ))
+            .await?;
+        return Ok(None);
+    };
+    client
+        .write_all(&protocol::auth(10, b"SCRAM-SHA-256\0\0"))
+        .await?;
+    let (kind, body) = read_message(client).await?;
+    if kind != b'p' {
+        return Err(invalid("expected a SASL initial response"));
+    }
+    let mech_end = body
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| invalid("malformed SASL initial response"))?;
+    if &body[..mech_end] != b"SCRAM-SHA-256" {
+        client
+            .write_all(&protocol::error_response(
+                "28000",
+                "only SCRAM-SHA-256 authentication is supported",
+            ))
+            .await?;
+        return Ok(None);
+    }
+    let data = body
+        .get(mech_end + 5..)
+        .ok_or_else(|| invalid("malformed SASL initial response"))?;
+    let client_first = String::from_utf8_lossy(data).to_string();
+    let (exchange, server_first) = match verifier.begin(&client_first, &random_nonce()) {
+        Ok(x) => x,
+        Err(e) => {
+            client
+                .write_all(&protocol::error_response("28000", &e.to_string()))
+                .await?;
+            return Ok(None);
+        }
+    };
+    client
+        .write_all(&protocol::auth(11, server_first.as_bytes()))
+        .await?;
+    let (kind, body) = read_message(client).await?;
+    if kind != b'p' {
+        return Err(invalid("expected a SASL response"));
+    }
+    match exchange.finish(&String::from_utf8_lossy(&body)) {
+        Ok(server_final) => {
+            client
+                .write_all(&protocol::auth(12, server_final.as_bytes()))
+                .await?
+        }
+        Err(_) => {
+            let msg = protocol::error_response(
+                "28P01",
+                &format!("password authentication failed for user \"{user}\""),
+            );
+            client.write_all(&msg).await?;
+            return Ok(None);
+        }
+    }
+    Ok(Some(params))
+}
+
+async fn serve<B: Backend>(
+    mut client: TcpStream,
+    port: u16,
+    backend: Arc<B>,
+) -> std::io::Result<()> {
+    let params =
+        match tokio::time::timeout(STARTUP_TIMEOUT, handshake(&mut client, port, &backend)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = client
+                    .write_all(&protocol::error_response(
+                        "08P01",
+                        "timeout during connection startup",
+                    ))
+                    .await;
+                return Ok(());
+            }
+        };
+    let Some(params) = params else { return Ok(()) };
+    let target = match tokio::time::timeout(WAKE_TIMEOUT, backend.wake(port)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            client
+                .write_all(&protocol::error_response(
+                    "57P03",
+                    &format!("the pgfork branch could not start: {e}"),
+                ))
+                .await?;
+            return Ok(());
+        }
+        Err(_) => {
+            client
+                .write_all(&protocol::error_response(
+                    "57P03",
+                    "the pgfork branch did not start in time",
+                ))
+                .await?;
+            return Ok(());
+        }
+    };
+    let mut server = match UnixStream::connect(&target.socket).await {
+        Ok(s) => s,
+        Err(e) => {
+            client
+                .write_all(&protocol::error_response(
+                    "57P03",
+                    &format!("the pgfork branch is not reachable: {e}"),
+                ))
+                .await?;
+            return Ok(());
+        }
+    };
+    server
+        .write_all(&protocol::startup_message(&params))
+        .await?;
+    backend.opened(port);
+    let relayed = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    backend.closed(port);
+    relayed.map(|_| ())
+}
