@@ -21,6 +21,8 @@ pub struct Config {
     /// Suspend a branch after this long without client connections
     /// (`PGFORK_IDLE_TIMEOUT`, default 300s, `-1` never).
     pub idle_timeout: Option<Duration>,
+    /// How long a client may take to authenticate (`PGFORK_STARTUP_TIMEOUT`, 15s).
+    pub startup_timeout: Duration,
     /// Address the branch ports listen on (`PGFORK_LISTEN`, default 127.0.0.1).
     pub listen: std::net::IpAddr,
     /// Test-only: a named point where the daemon pauses (`PGFORK_TEST_PAUSE=after-clone`),
@@ -59,8 +61,15 @@ impl Config {
             })?,
             Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
         };
+        let startup_timeout = match std::env::var("PGFORK_STARTUP_TIMEOUT") {
+            Ok(v) => {
+                pgfork_core::parse_ttl(&v).map_err(|e| format!("PGFORK_STARTUP_TIMEOUT: {e}"))?
+            }
+            Err(_) => pgfork_proxy::DEFAULT_STARTUP_TIMEOUT,
+        };
         Ok(Config {
             home,
+            startup_timeout,
             idle_timeout,
             listen,
             pg_bin: std::env::var_os("PGFORK_PG_BIN").map(PathBuf::from),

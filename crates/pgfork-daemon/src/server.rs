@@ -140,9 +140,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     ));
     let front = Arc::new(crate::front::Front::new(Arc::downgrade(&engine)));
     let _ = engine.front_state.set(front.clone());
-    let _ = engine
-        .front
-        .set(pgfork_proxy::Proxy::new(front, cfg.listen));
+    let _ = engine.front.set(pgfork_proxy::Proxy::new(
+        front,
+        cfg.listen,
+        cfg.startup_timeout,
+    ));
     reconcile::reconcile(&engine).await;
     // Every live branch is reachable at its stable port, running or not.
     let live = engine.store().all_branches().unwrap_or_default();

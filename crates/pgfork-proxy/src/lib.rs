@@ -16,4 +16,4 @@ mod server;
 
 pub use protocol::{parse_startup, Startup, StartupError};
 pub use scram::ScramVerifier;
-pub use server::{Backend, BackendError, Proxy, Target};
+pub use server::{Backend, BackendError, Proxy, Target, DEFAULT_STARTUP_TIMEOUT};

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// A client that has not finished authenticating within this time is dropped
 /// (slowloris and port scanners must not hold connections open).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may wait for its branch to start before getting an error.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -45,14 +45,16 @@ pub trait Backend: Send + Sync + 'static {
 pub struct Proxy<B: Backend> {
     backend: Arc<B>,
     bind: IpAddr,
+    startup_timeout: Duration,
     listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
 }
 
 impl<B: Backend> Proxy<B> {
-    pub fn new(backend: Arc<B>, bind: IpAddr) -> Arc<Self> {
+    pub fn new(backend: Arc<B>, bind: IpAddr, startup_timeout: Duration) -> Arc<Self> {
         Arc::new(Proxy {
             backend,
             bind,
+            startup_timeout,
             listeners: Mutex::new(HashMap::new()),
         })
     }
@@ -69,6 +71,7 @@ impl<B: Backend> Proxy<B> {
         }
         let listener = TcpListener::bind((self.bind, port)).await?;
         let backend = self.backend.clone();
+        let startup_timeout = self.startup_timeout;
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -77,7 +80,7 @@ impl<B: Backend> Proxy<B> {
                 let _ = stream.set_nodelay(true);
                 let backend = backend.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(stream, port, backend).await {
+                    if let Err(e) = serve(stream, port, backend, startup_timeout).await {
                         tracing::debug!(port, error = %e, "client connection ended with an error");
                     }
                 });
@@ -267,9 +270,10 @@ async fn serve<B: Backend>(
     mut client: TcpStream,
     port: u16,
     backend: Arc<B>,
+    startup_timeout: Duration,
 ) -> std::io::Result<()> {
     let params =
-        match tokio::time::timeout(STARTUP_TIMEOUT, handshake(&mut client, port, &backend)).await {
+        match tokio::time::timeout(startup_timeout, handshake(&mut client, port, &backend)).await {
             Ok(r) => r?,
             Err(_) => {
                 let _ = client

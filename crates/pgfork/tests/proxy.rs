@@ -1,0 +1,295 @@
+//! The front door: real drivers through the proxy, wake on connect, idle suspend,
+//! restart after a crash, cancel, wrong passwords, and hostile bytes.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port in URL")
+}
+
+/// Runs a driver script; `None` when the driver is not installed (reported, never silent).
+fn run_driver(name: &str, cmd: &mut Command) -> Option<String> {
+    match cmd.output() {
+        Ok(out) if out.status.success() => {
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("Cannot find module")
+                || stderr.contains("No module named")
+                || stderr.contains("ClassNotFoundException")
+                || stderr.contains("could not find or load")
+            {
+                report(&format!(
+                    "driver {name}: NOT RUN (not installed: {})",
+                    stderr.lines().next().unwrap_or("")
+                ));
+                None
+            } else {
+                panic!(
+                    "{name} failed: {stderr}\n{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        }
+        Err(e) => {
+            report(&format!("driver {name}: NOT RUN ({e})"));
+            None
+        }
+    }
+}
+
+#[test]
+fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
+    let Some(env) = Env::new("drivers", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let url = env.url("main");
+    // psql / libpq: a query and a prepared statement.
+    assert_eq!(
+        psql_ok(&url, "PREPARE p(int) AS SELECT $1 + 1; EXECUTE p(41)"),
+        "42"
+    );
+    report("driver psql/libpq: ran");
+
+    // tokio-postgres (extended protocol: every query is a prepared statement).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("tokio-postgres connects");
+        tokio::spawn(conn);
+        let stmt = client.prepare("SELECT $1::int + 1").await.expect("prepare");
+        let row = client.query_one(&stmt, &[&41i32]).await.expect("query");
+        assert_eq!(row.get::<_, i32>(0), 42);
+    });
+    report("driver tokio-postgres: ran");
+
+    // node-postgres, psycopg and pgjdbc, installed by .ci/run.
+    let node_dir =
+        std::env::var("PGFORK_TEST_NODE_DIR").unwrap_or_else(|_| "/tmp/pgfork-drivers/node".into());
+    let js = "const {Client}=require('pg');(async()=>{const c=new Client({connectionString:process.argv[1]});await c.connect();const r=await c.query({name:'p',text:'SELECT $1::int + 1 AS v',values:[41]});console.log(r.rows[0].v);await c.end();})().catch(e=>{console.error(e.message);process.exit(1)})";
+    if let Some(out) = run_driver(
+        "node-postgres",
+        Command::new("node")
+            .args(["-e", js, &url])
+            .env("NODE_PATH", format!("{node_dir}/node_modules")),
+    ) {
+        assert_eq!(out, "42");
+        report("driver node-postgres: ran");
+    }
+    let py = "import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    print(c.execute('SELECT %s::int + 1', (41,), prepare=True).fetchone()[0])";
+    if let Some(out) = run_driver("psycopg", Command::new("python3").args(["-c", py, &url])) {
+        assert_eq!(out, "42");
+        report("driver psycopg: ran");
+    }
+    let jar = "/usr/share/java/postgresql.jar";
+    let java_dir = env.home.join("java");
+    std::fs::create_dir_all(&java_dir).expect("mkdir");
+    let (user_pw, host_db) = url
+        .trim_start_matches("postgresql://")
+        .split_once('@')
+        .expect("url");
+    let (user, pw) = user_pw.split_once(':').expect("user:pw");
+    std::fs::write(
+        java_dir.join("T.java"),
+        format!(
+            "import java.sql.*; public class T {{ public static void main(String[] a) throws Exception {{ try (Connection c = DriverManager.getConnection(\"jdbc:postgresql://{host_db}?sslmode=disable\", \"{user}\", \"{pw}\")) {{ PreparedStatement s = c.prepareStatement(\"SELECT ?::int + 1\"); s.setInt(1, 41); ResultSet r = s.executeQuery(); r.next(); System.out.println(r.getInt(1)); }} }} }}"
+        ),
+    )
+    .expect("write java");
+    let javac = Command::new("javac")
+        .args(["-cp", jar, "T.java"])
+        .current_dir(&java_dir)
+        .output();
+    match javac {
+        Ok(o) if o.status.success() && std::path::Path::new(jar).exists() => {
+            let out = run_driver("pgjdbc", Command::new("java").args(["-cp", &format!("{jar}:."), "T"]).current_dir(&java_dir)).expect("pgjdbc runs once compiled");
+            assert_eq!(out, "42");
+            report("driver pgjdbc: ran");
+        }
+        _ => report("driver pgjdbc: NOT RUN (javac or /usr/share/java/postgresql.jar missing: apt-get install default-jdk-headless libpostgresql-jdbc-java)"),
+    }
+}
+
+#[test]
+fn suspended_branches_wake_on_connect_idle_ones_suspend_and_crashes_heal() {
+    let Some(mut env) = Env::new("wake", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_IDLE_TIMEOUT".into(), "2s".into()));
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "w"]);
+    let url = env.url("w");
+    psql_ok(&url, "SELECT 1");
+    wait_until("idle suspend", Duration::from_secs(20), || {
+        env.branch("w")["state"] == "suspended"
+    });
+    assert!(
+        env.branch("w")["data_dir"]
+            .as_str()
+            .is_some_and(|d| !std::path::Path::new(d).join("postmaster.pid").exists()),
+        "no Postgres for a suspended branch"
+    );
+    // Many first connections at once: all succeed.
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let u = url.clone();
+            std::thread::spawn(move || psql(&u, "SELECT 7"))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread").expect("woken connection"), "7");
+    }
+    assert_eq!(env.branch("w")["state"], "running");
+    // kill -9 of the postmaster: the next connection restarts it.
+    let pid: i32 = std::fs::read_to_string(
+        std::path::Path::new(env.branch("w")["data_dir"].as_str().expect("dir"))
+            .join("postmaster.pid"),
+    )
+    .expect("pid file")
+    .lines()
+    .next()
+    .and_then(|l| l.trim().parse().ok())
+    .expect("pid");
+    // SAFETY: killing the test's own branch postmaster.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(300));
+    wait_until("restart after kill -9", Duration::from_secs(30), || {
+        psql(&url, "SELECT 1").is_ok()
+    });
+}
+
+#[test]
+fn cancel_requests_reach_the_right_backend() {
+    let Some(env) = Env::new("cancel", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let url = env.url("main");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connects");
+        tokio::spawn(conn);
+        let token = client.cancel_token();
+        let t = Instant::now();
+        let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        token
+            .cancel_query(tokio_postgres::NoTls)
+            .await
+            .expect("cancel sent");
+        let result = sleeper.await.expect("join");
+        let err = result.expect_err("the query was cancelled");
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("57014"),
+            "{err:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "cancelled after {:?}",
+            t.elapsed()
+        );
+    });
+}
+
+#[test]
+fn hostile_bytes_close_the_connection_and_never_hurt_the_daemon() {
+    let Some(mut env) = Env::new("hostile", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_STARTUP_TIMEOUT".into(), "1s".into()));
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "other"]);
+    let url = env.url("main");
+    let other = env.url("other");
+    let port = port_of(&url);
+    let attack = |bytes: &[u8]| -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = s.write_all(bytes);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        answer
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        (
+            "oversized",
+            [&100_000u32.to_be_bytes()[..], &[0u8; 64]].concat(),
+        ),
+        (
+            "truncated",
+            [
+                &200u32.to_be_bytes()[..],
+                &196_608u32.to_be_bytes()[..],
+                b"user\0",
+            ]
+            .concat(),
+        ),
+        (
+            "protocol 2",
+            [&8u32.to_be_bytes()[..], &(2u32 << 16).to_be_bytes()[..]].concat(),
+        ),
+        (
+            "no user",
+            [
+                &9u32.to_be_bytes()[..],
+                &196_608u32.to_be_bytes()[..],
+                &[0u8],
+            ]
+            .concat(),
+        ),
+        ("nothing (slowloris)", Vec::new()),
+    ];
+    for (name, bytes) in cases {
+        let t = Instant::now();
+        let answer = attack(&bytes);
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "{name}: the connection was held for {:?}",
+            t.elapsed()
+        );
+        if name == "protocol 2" || name == "no user" {
+            assert_eq!(
+                answer.first(),
+                Some(&b'E'),
+                "{name}: an ErrorResponse explains it"
+            );
+        }
+        assert_eq!(
+            psql_ok(&other, "SELECT 1"),
+            "1",
+            "after {name}, other branches are served"
+        );
+        assert_eq!(
+            psql_ok(&url, "SELECT 1"),
+            "1",
+            "after {name}, the same port still serves"
+        );
+    }
+}
