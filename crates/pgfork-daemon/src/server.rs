@@ -138,12 +138,29 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         user,
         probe,
     ));
+    // TLS is offered whenever the certificates can be made; plaintext stays allowed.
+    let tls_names: Vec<String> = std::env::var("PGFORK_TLS_NAMES")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let tls = match pgfork_proxy::tls::server_config(&layout.home.join("tls"), &tls_names) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(error = %e, "TLS is off");
+            None
+        }
+    };
     let front = Arc::new(crate::front::Front::new(Arc::downgrade(&engine)));
     let _ = engine.front_state.set(front.clone());
     let _ = engine.front.set(pgfork_proxy::Proxy::new(
         front,
         cfg.listen,
         cfg.startup_timeout,
+        tls,
     ));
     reconcile::reconcile(&engine).await;
     // Every live branch is reachable at its stable port, running or not.

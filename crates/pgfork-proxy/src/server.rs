@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 /// A client that has not finished authenticating within this time is dropped
@@ -46,15 +46,23 @@ pub struct Proxy<B: Backend> {
     backend: Arc<B>,
     bind: IpAddr,
     startup_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
 }
 
 impl<B: Backend> Proxy<B> {
-    pub fn new(backend: Arc<B>, bind: IpAddr, startup_timeout: Duration) -> Arc<Self> {
+    /// `tls`: the server configuration offered on `SSLRequest` (None: decline, 'N').
+    pub fn new(
+        backend: Arc<B>,
+        bind: IpAddr,
+        startup_timeout: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Arc<Self> {
         Arc::new(Proxy {
             backend,
             bind,
             startup_timeout,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
             listeners: Mutex::new(HashMap::new()),
         })
     }
@@ -72,6 +80,7 @@ impl<B: Backend> Proxy<B> {
         let listener = TcpListener::bind((self.bind, port)).await?;
         let backend = self.backend.clone();
         let startup_timeout = self.startup_timeout;
+        let tls = self.tls.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -79,8 +88,9 @@ impl<B: Backend> Proxy<B> {
                 };
                 let _ = stream.set_nodelay(true);
                 let backend = backend.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(stream, port, backend, startup_timeout).await {
+                    if let Err(e) = serve(stream, port, backend, startup_timeout, tls).await {
                         tracing::debug!(port, error = %e, "client connection ended with an error");
                     }
                 });
@@ -115,8 +125,12 @@ impl<B: Backend> Proxy<B> {
     }
 }
 
+/// What a client connection can be: plain TCP or TLS over it.
+trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
+
 /// Reads one startup-phase packet: length-prefixed, no type byte.
-async fn read_startup_packet(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_startup_packet<S: ClientStream>(s: &mut S) -> std::io::Result<Vec<u8>> {
     let len = s.read_u32().await? as usize;
     if !(8..=MAX_STARTUP_LEN).contains(&len) {
         return Err(std::io::Error::new(
@@ -130,7 +144,7 @@ async fn read_startup_packet(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 /// Reads one typed frontend message (`p` for SASL responses).
-async fn read_message(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+async fn read_message<S: ClientStream>(s: &mut S) -> std::io::Result<(u8, Vec<u8>)> {
     let kind = s.read_u8().await?;
     let len = s.read_u32().await? as usize;
     if !(4..=MAX_STARTUP_LEN).contains(&len) {
@@ -161,16 +175,33 @@ fn invalid(msg: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg.to_string())
 }
 
-/// Everything up to and including authentication; returns the startup parameters.
-async fn handshake<B: Backend>(
-    client: &mut TcpStream,
+type Params = std::collections::BTreeMap<String, String>;
+
+/// What the first packets of a connection asked for.
+enum Opening {
+    /// The client wants TLS and we offer it: upgrade, then read its startup.
+    Tls,
+    /// A startup message (possibly after declined encryption requests).
+    Startup(Params),
+    /// Done (a cancel request, or an error already reported).
+    Done,
+}
+
+/// Reads packets until the client has said what it wants.
+async fn opening<S: ClientStream, B: Backend>(
+    client: &mut S,
     port: u16,
     backend: &Arc<B>,
-) -> std::io::Result<Option<std::collections::BTreeMap<String, String>>> {
+    tls_offered: bool,
+) -> std::io::Result<Opening> {
     let mut declined = 0;
-    let params = loop {
+    loop {
         let body = read_startup_packet(client).await?;
         match parse_startup(&body) {
+            Ok(Startup::Ssl) if tls_offered => {
+                client.write_all(b"S").await?;
+                return Ok(Opening::Tls);
+            }
             Ok(Startup::Ssl) | Ok(Startup::GssEnc) if declined < 2 => {
                 declined += 1;
                 client.write_all(b"N").await?;
@@ -187,9 +218,9 @@ async fn handshake<B: Backend>(
                         let _ = b.shutdown().await;
                     }
                 }
-                return Ok(None);
+                return Ok(Opening::Done);
             }
-            Ok(Startup::Startup { params, .. }) => break params,
+            Ok(Startup::Startup { params, .. }) => return Ok(Opening::Startup(params)),
             Err(e) => {
                 let _ = client
                     .write_all(&protocol::error_response("08P01", &e.to_string()))
@@ -197,7 +228,16 @@ async fn handshake<B: Backend>(
                 return Err(invalid(&e.to_string()));
             }
         }
-    };
+    }
+}
+
+/// SCRAM-SHA-256 with the client; `false` when it failed (and the client was told).
+async fn authenticate<S: ClientStream, B: Backend>(
+    client: &mut S,
+    port: u16,
+    backend: &Arc<B>,
+    params: &Params,
+) -> std::io::Result<bool> {
     let user = params.get("user").cloned().unwrap_or_default();
     let Some(verifier) = backend.verifier(port) else {
         client
@@ -206,7 +246,7 @@ async fn handshake<B: Backend>(
                 "no pgfork branch listens on this port any more",
             ))
             .await?;
-        return Ok(None);
+        return Ok(false);
     };
     client
         .write_all(&protocol::auth(10, b"SCRAM-SHA-256\0\0"))
@@ -226,21 +266,21 @@ async fn handshake<B: Backend>(
                 "only SCRAM-SHA-256 authentication is supported",
             ))
             .await?;
-        return Ok(None);
+        return Ok(false);
     }
     let data = body
         .get(mech_end + 5..)
         .ok_or_else(|| invalid("malformed SASL initial response"))?;
-    let client_first = String::from_utf8_lossy(data).to_string();
-    let (exchange, server_first) = match verifier.begin(&client_first, &random_nonce()) {
-        Ok(x) => x,
-        Err(e) => {
-            client
-                .write_all(&protocol::error_response("28000", &e.to_string()))
-                .await?;
-            return Ok(None);
-        }
-    };
+    let (exchange, server_first) =
+        match verifier.begin(&String::from_utf8_lossy(data), &random_nonce()) {
+            Ok(x) => x,
+            Err(e) => {
+                client
+                    .write_all(&protocol::error_response("28000", &e.to_string()))
+                    .await?;
+                return Ok(false);
+            }
+        };
     client
         .write_all(&protocol::auth(11, server_first.as_bytes()))
         .await?;
@@ -252,7 +292,8 @@ async fn handshake<B: Backend>(
         Ok(server_final) => {
             client
                 .write_all(&protocol::auth(12, server_final.as_bytes()))
-                .await?
+                .await?;
+            Ok(true)
         }
         Err(_) => {
             let msg = protocol::error_response(
@@ -260,32 +301,40 @@ async fn handshake<B: Backend>(
                 &format!("password authentication failed for user \"{user}\""),
             );
             client.write_all(&msg).await?;
-            return Ok(None);
+            Ok(false)
         }
     }
-    Ok(Some(params))
 }
 
-async fn serve<B: Backend>(
-    mut client: TcpStream,
+/// From the startup parameters on: authenticate, wake the branch, relay.
+async fn session<S: ClientStream, B: Backend>(
+    mut client: S,
     port: u16,
     backend: Arc<B>,
-    startup_timeout: Duration,
+    deadline: tokio::time::Instant,
+    first: Option<Params>,
 ) -> std::io::Result<()> {
-    let params =
-        match tokio::time::timeout(startup_timeout, handshake(&mut client, port, &backend)).await {
-            Ok(r) => r?,
-            Err(_) => {
-                let _ = client
-                    .write_all(&protocol::error_response(
-                        "08P01",
-                        "timeout during connection startup",
-                    ))
-                    .await;
-                return Ok(());
+    let params = match first {
+        Some(p) => p,
+        None => {
+            match tokio::time::timeout_at(deadline, opening(&mut client, port, &backend, false))
+                .await
+            {
+                Ok(Ok(Opening::Startup(p))) => p,
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return timed_out(&mut client).await,
             }
-        };
-    let Some(params) = params else { return Ok(()) };
+        }
+    };
+    match tokio::time::timeout_at(deadline, authenticate(&mut client, port, &backend, &params))
+        .await
+    {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return timed_out(&mut client).await,
+    }
     let target = match tokio::time::timeout(WAKE_TIMEOUT, backend.wake(port)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
@@ -326,4 +375,46 @@ async fn serve<B: Backend>(
     let relayed = tokio::io::copy_bidirectional(&mut client, &mut server).await;
     backend.closed(port);
     relayed.map(|_| ())
+}
+
+async fn timed_out<S: ClientStream>(client: &mut S) -> std::io::Result<()> {
+    let _ = client
+        .write_all(&protocol::error_response(
+            "08P01",
+            "timeout during connection startup",
+        ))
+        .await;
+    Ok(())
+}
+
+async fn serve<B: Backend>(
+    mut client: TcpStream,
+    port: u16,
+    backend: Arc<B>,
+    startup_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + startup_timeout;
+    let opened = match tokio::time::timeout_at(
+        deadline,
+        opening(&mut client, port, &backend, tls.is_some()),
+    )
+    .await
+    {
+        Ok(r) => r?,
+        Err(_) => return timed_out(&mut client).await,
+    };
+    match opened {
+        Opening::Done => Ok(()),
+        Opening::Startup(params) => session(client, port, backend, deadline, Some(params)).await,
+        Opening::Tls => {
+            let Some(acceptor) = tls else { return Ok(()) };
+            let stream = match tokio::time::timeout_at(deadline, acceptor.accept(client)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            };
+            session(stream, port, backend, deadline, None).await
+        }
+    }
 }

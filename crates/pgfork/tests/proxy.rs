@@ -55,12 +55,25 @@ fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
     };
     env.ok(&["init", "--empty", "--no-hooks"]);
     let url = env.url("main");
-    // psql / libpq: a query and a prepared statement.
-    assert_eq!(
-        psql_ok(&url, "PREPARE p(int) AS SELECT $1 + 1; EXECUTE p(41)"),
-        "42"
-    );
-    report("driver psql/libpq: ran");
+    let ca = env.home.join("tls/ca.crt");
+    let ca_str = ca.display().to_string();
+    // psql / libpq: a query and a prepared statement, plain, TLS, and TLS verified
+    // against pgfork's CA.
+    for (mode, u) in [
+        ("plain", format!("{url}?sslmode=disable")),
+        ("tls", format!("{url}?sslmode=require")),
+        (
+            "tls verify-full",
+            format!("{url}?sslmode=verify-full&sslrootcert={ca_str}"),
+        ),
+    ] {
+        assert_eq!(
+            psql_ok(&u, "PREPARE p(int) AS SELECT $1 + 1; EXECUTE p(41)"),
+            "42",
+            "{mode}"
+        );
+    }
+    report("driver psql/libpq: ran (plain, TLS, verify-full)");
 
     // tokio-postgres (extended protocol: every query is a prepared statement).
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -75,26 +88,53 @@ fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
         let stmt = client.prepare("SELECT $1::int + 1").await.expect("prepare");
         let row = client.query_one(&stmt, &[&41i32]).await.expect("query");
         assert_eq!(row.get::<_, i32>(0), 42);
+        // TLS, verifying the server against pgfork's CA.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(
+                std::fs::read(env.home.join("tls/ca.crt.der")).expect("ca der"),
+            ))
+            .expect("ca accepted");
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+        let (client, conn) = tokio_postgres::connect(&format!("{url}?sslmode=require"), tls)
+            .await
+            .expect("tokio-postgres connects over TLS");
+        tokio::spawn(conn);
+        let row = client
+            .query_one("SELECT $1::int + 1", &[&41i32])
+            .await
+            .expect("query over TLS");
+        assert_eq!(row.get::<_, i32>(0), 42);
     });
-    report("driver tokio-postgres: ran");
+    report("driver tokio-postgres: ran (plain, TLS verified)");
 
     // node-postgres, psycopg and pgjdbc, installed by .ci/run.
     let node_dir =
         std::env::var("PGFORK_TEST_NODE_DIR").unwrap_or_else(|_| "/tmp/pgfork-drivers/node".into());
-    let js = "const {Client}=require('pg');(async()=>{const c=new Client({connectionString:process.argv[1]});await c.connect();const r=await c.query({name:'p',text:'SELECT $1::int + 1 AS v',values:[41]});console.log(r.rows[0].v);await c.end();})().catch(e=>{console.error(e.message);process.exit(1)})";
+    let js = "const fs=require('fs');const {Client}=require('pg');(async()=>{for(const ssl of [false,{ca:fs.readFileSync(process.argv[2]).toString()}]){const c=new Client({connectionString:process.argv[1],ssl});await c.connect();const r=await c.query({name:'p',text:'SELECT $1::int + 1 AS v',values:[41]});console.log(r.rows[0].v);await c.end();}})().catch(e=>{console.error(e.message);process.exit(1)})";
     if let Some(out) = run_driver(
         "node-postgres",
         Command::new("node")
-            .args(["-e", js, &url])
+            .args(["-e", js, &url, &ca_str])
             .env("NODE_PATH", format!("{node_dir}/node_modules")),
     ) {
-        assert_eq!(out, "42");
-        report("driver node-postgres: ran");
+        assert_eq!(out, "42\n42");
+        report("driver node-postgres: ran (plain, TLS verified)");
     }
-    let py = "import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    print(c.execute('SELECT %s::int + 1', (41,), prepare=True).fetchone()[0])";
-    if let Some(out) = run_driver("psycopg", Command::new("python3").args(["-c", py, &url])) {
-        assert_eq!(out, "42");
-        report("driver psycopg: ran");
+    let py = "import sys, psycopg\nfor extra in ('sslmode=disable', 'sslmode=verify-full&sslrootcert=' + sys.argv[2]):\n    with psycopg.connect(sys.argv[1] + '?' + extra) as c:\n        print(c.execute('SELECT %s::int + 1', (41,), prepare=True).fetchone()[0])";
+    if let Some(out) = run_driver(
+        "psycopg",
+        Command::new("python3").args(["-c", py, &url, &ca_str]),
+    ) {
+        assert_eq!(out, "42\n42");
+        report("driver psycopg: ran (plain, TLS verified)");
     }
     let jar = "/usr/share/java/postgresql.jar";
     let java_dir = env.home.join("java");
@@ -107,7 +147,7 @@ fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
     std::fs::write(
         java_dir.join("T.java"),
         format!(
-            "import java.sql.*; public class T {{ public static void main(String[] a) throws Exception {{ try (Connection c = DriverManager.getConnection(\"jdbc:postgresql://{host_db}?sslmode=disable\", \"{user}\", \"{pw}\")) {{ PreparedStatement s = c.prepareStatement(\"SELECT ?::int + 1\"); s.setInt(1, 41); ResultSet r = s.executeQuery(); r.next(); System.out.println(r.getInt(1)); }} }} }}"
+            "import java.sql.*; public class T {{ public static void main(String[] a) throws Exception {{ for (String mode : new String[]{{\"sslmode=disable\", \"sslmode=verify-full&sslrootcert={ca_str}\"}}) {{ try (Connection c = DriverManager.getConnection(\"jdbc:postgresql://{host_db}?\" + mode, \"{user}\", \"{pw}\")) {{ PreparedStatement s = c.prepareStatement(\"SELECT ?::int + 1\"); s.setInt(1, 41); ResultSet r = s.executeQuery(); r.next(); System.out.println(r.getInt(1)); }} }} }} }}"
         ),
     )
     .expect("write java");
@@ -118,8 +158,8 @@ fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
     match javac {
         Ok(o) if o.status.success() && std::path::Path::new(jar).exists() => {
             let out = run_driver("pgjdbc", Command::new("java").args(["-cp", &format!("{jar}:."), "T"]).current_dir(&java_dir)).expect("pgjdbc runs once compiled");
-            assert_eq!(out, "42");
-            report("driver pgjdbc: ran");
+            assert_eq!(out, "42\n42");
+            report("driver pgjdbc: ran (plain, TLS verified)");
         }
         _ => report("driver pgjdbc: NOT RUN (javac or /usr/share/java/postgresql.jar missing: apt-get install default-jdk-headless libpostgresql-jdbc-java)"),
     }
