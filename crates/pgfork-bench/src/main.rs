@@ -10,6 +10,10 @@
 //! Usage: `cargo run --release -p pgfork-bench -- [--sizes 100M,1G,5G] [--runs 10]
 //!         [--storage reflink,copy] [--xfs-dir DIR]` (needs root for the XFS image unless
 //! `--xfs-dir` points at a reflink filesystem).
+//!
+//! `pgfork-bench proxy [DIR]` measures the front door instead: pgbench through the
+//! proxy vs straight to the socket, connect latency, wake latency, and the daemon's
+//! footprint with 101 suspended branches (DIR should be a reflink filesystem).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -324,8 +328,116 @@ fn mount_xfs() -> Result<(PathBuf, PathBuf)> {
     Ok((dir, img))
 }
 
+/// `pgfork-bench proxy`: the front door's costs, measured in one run.
+async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
+    let st = Store::new(base, "proxy", pgfork)?;
+    st.run(&["init", "--sample", "--scale", "10", "--no-hooks"])?;
+    let main = st.json(&["branch", "get", "main"])?;
+    let url = main["url"].as_str().unwrap_or_default().to_string();
+    let id = main["id"].as_str().unwrap_or_default().to_string();
+    let port = main["port"].as_u64().unwrap_or(0);
+    let socket_dir = st.home.join("run").join(&id);
+    let direct = format!(
+        "postgresql:///postgres?host={}&port={port}&user=postgres",
+        socket_dir.display()
+    );
+    let pgbench = |target: &str| -> Result<f64> {
+        let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+            .args(["-n", "-S", "-c", "8", "-j", "2", "-T", "10", target])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("tps = ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .with_context(|| {
+                format!(
+                    "pgbench printed no tps: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    let (mut via, mut straight) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        via.push(pgbench(&url)?);
+        straight.push(pgbench(&direct)?);
+    }
+    let (v, d) = (
+        via.iter().sum::<f64>() / 2.0,
+        straight.iter().sum::<f64>() / 2.0,
+    );
+    println!("pgbench -S -c 8 -j 2, 2×10 s alternating: proxy {v:.0} tps, straight to the unix socket {d:.0} tps: {:.2}×", v / d);
+    let connect = |u: String| async move {
+        let mut times = Vec::new();
+        for _ in 0..200 {
+            let t = Instant::now();
+            first_query(&u).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok::<_, anyhow::Error>(times)
+    };
+    let (cp, cd) = (connect(url.clone()).await?, connect(direct.clone()).await?);
+    println!(
+        "connect + SELECT 1, 200 each: proxy p50 {:.2} ms, direct p50 {:.2} ms: extra {:.2} ms (proxy includes SCRAM; direct is trust on the socket)",
+        pct(&cp, 50.0),
+        pct(&cd, 50.0),
+        pct(&cp, 50.0) - pct(&cd, 50.0)
+    );
+    let mut wake = Vec::new();
+    for _ in 0..10 {
+        st.run(&["branch", "stop", "main"])?;
+        let t = Instant::now();
+        first_query(&url).await?;
+        wake.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "wake: suspended branch → first query answered: p50 {:.0} ms, p95 {:.0} ms (10 runs)",
+        pct(&wake, 50.0),
+        pct(&wake, 95.0)
+    );
+    for i in 0..100 {
+        st.run(&["branch", "create", &format!("s{i}")])?;
+        st.run(&["branch", "stop", &format!("s{i}")])?;
+    }
+    st.run(&["branch", "stop", "main"])?;
+    let pid = st.json(&["daemon", "status"])?["pid"].as_u64().unwrap_or(0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let needle = st.home.display().to_string();
+    let postgres = std::fs::read_dir("/proc")?
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| {
+            String::from_utf8_lossy(c).contains(&needle)
+                && String::from_utf8_lossy(c).contains("postgres")
+        })
+        .count();
+    println!(
+        "101 branches, all suspended: daemon RSS {:.1} MB, {postgres} Postgres processes",
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("proxy") {
+        let pgfork = std::env::current_exe()?.with_file_name("pgfork");
+        let base = std::env::args()
+            .nth(2)
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        return bench_proxy(&pgfork, &base).await;
+    }
     let o = opts()?;
     let mut rows = Vec::new();
     let mut mounted = None;

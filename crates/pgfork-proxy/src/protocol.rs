@@ -207,3 +207,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends, parsing returns; it never panics or loops.
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = parse_startup(&body);
+        }
+
+        /// Valid parameters survive the round trip through our own encoder.
+        #[test]
+        fn startup_messages_round_trip(params in proptest::collection::btree_map("[a-z_]{1,12}", "[ -~&&[^\\x00]]{0,24}", 1..6), user in "[a-z]{1,10}") {
+            let mut params = params;
+            params.insert("user".to_string(), user);
+            let packet = startup_message(&params);
+            prop_assert_eq!(u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]) as usize, packet.len());
+            match parse_startup(&packet[4..]) {
+                Ok(Startup::Startup { minor: 0, params: parsed }) => prop_assert_eq!(parsed, params),
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}
