@@ -97,6 +97,12 @@ impl Client {
         })
     }
 
+    /// The same client with another request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
     pub fn target(&self) -> String {
         match &self.transport {
             Transport::Unix(p) => p.display().to_string(),
@@ -349,6 +355,17 @@ impl Client {
             Method::POST,
             &format!("{}/{verb}", Self::branch_path(project, branch)),
             None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn follow(&self, project: &str, path: &str) -> Result<FollowResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v2/projects/{}/pgfork/follow", encode_segment(project)),
+            Some(&RepoRegistration {
+                path: path.to_string(),
+            }),
         )
         .await
     }

@@ -76,6 +76,12 @@ pub trait Backend: Send + Sync + 'static {
         branch: String,
         run: bool,
     ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    /// pgfork: the follow-HEAD endpoint of a work tree (made on first request).
+    fn follow(
+        &self,
+        project: String,
+        path: String,
+    ) -> impl Future<Output = Result<FollowResponse, ApiError>> + Send;
     /// pgfork: remember a repository work tree of the project (for the daemon's git gc).
     fn register_repo(
         &self,
@@ -203,6 +209,12 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/endpoints/{endpoint}/suspend",
             post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
                 b.set_running(p, endpoint_to_branch(&ep), false).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/pgfork/follow",
+            post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<RepoRegistration>| async move {
+                b.follow(p, req.path).await.map(Json)
             }),
         )
         .route(

@@ -359,3 +359,10 @@ mod double_option {
 pub struct RepoRegistration {
     pub path: String,
 }
+
+/// pgfork: `POST /api/v2/projects/{id}/pgfork/follow` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowResponse {
+    pub port: u16,
+    pub connection_uri: String,
+}

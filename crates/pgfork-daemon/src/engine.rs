@@ -1252,16 +1252,17 @@ impl Engine {
         // A purge may also target a branch already in the trash.
         let mut b = match self.branch(&project, branch_ref) {
             Ok(b) => b,
-            Err(e) if purge => self
-                .store()
-                .trashed_branch_by_name(&project.id, branch_ref)
-                .map_err(store_err)?
-                .or(self
+            Err(e) if purge => {
+                // One store lock per statement: the mutex is not reentrant.
+                let trashed = self
                     .store()
-                    .branch(branch_ref)
-                    .map_err(store_err)?
-                    .filter(|b| b.project_id == project.id))
-                .ok_or(e)?,
+                    .trashed_branch_by_name(&project.id, branch_ref)
+                    .map_err(store_err)?;
+                let by_id = self.store().branch(branch_ref).map_err(store_err)?;
+                trashed
+                    .or(by_id.filter(|b| b.project_id == project.id))
+                    .ok_or(e)?
+            }
             Err(e) => return Err(e),
         };
         if b.parent_id.is_none() && b.state.is_live() {
@@ -1580,6 +1581,36 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The follow-HEAD endpoint of a work tree, made on first request: a stable port
+    /// and password whose connections go to the database of the tree's current HEAD.
+    pub async fn ensure_follow(
+        &self,
+        project_ref: &str,
+        repo_path: &Path,
+    ) -> Result<pgfork_store::Follow, ApiError> {
+        let project = self.project(project_ref)?;
+        let existing = self
+            .store()
+            .follow_for(&project.id, repo_path)
+            .map_err(store_err)?;
+        if let Some(f) = existing {
+            self.expose(f.port).await;
+            return Ok(f);
+        }
+        let reservation =
+            self.reserve(&project.name, &format!("follow:{}", repo_path.display()))?;
+        let f = pgfork_store::Follow {
+            project_id: project.id.clone(),
+            repo_path: repo_path.to_path_buf(),
+            port: reservation.port,
+            password: new_password(),
+        };
+        self.store().insert_follow(&f).map_err(store_err)?;
+        drop(reservation);
+        self.expose(f.port).await;
+        Ok(f)
     }
 
     /// Scale to zero: stops running branches no client has used for `idle`.

@@ -1,5 +1,6 @@
-//! The daemon's side of the proxy: which branch is behind a port, its password
-//! verifier, waking it on connect, and suspending it when idle.
+//! The daemon's side of the proxy: which branch is behind a port (a branch's own, or a
+//! work tree's follow-HEAD port), its password verifier, waking it on connect, and
+//! suspending it when idle.
 
 use crate::engine::Engine;
 use pgfork_core::BranchState;
@@ -20,6 +21,10 @@ pub struct Front {
     salt: [u8; 16],
     verifiers: Mutex<HashMap<String, (String, Arc<ScramVerifier>)>>,
     pub activity: Mutex<HashMap<u16, Activity>>,
+}
+
+fn err(e: impl std::fmt::Display) -> BackendError {
+    BackendError(e.to_string())
 }
 
 impl Front {
@@ -46,6 +51,44 @@ impl Front {
                 .layout
                 .socket_dir(&b.id)
                 .join(format!(".s.PGSQL.{}", b.port)),
+            port: b.port,
+        }
+    }
+
+    /// The branch behind `port`: the branch holding it, or for a follow-HEAD port the
+    /// branch paired with its work tree's current HEAD (the root when none is).
+    fn branch_behind(engine: &Engine, port: u16) -> Result<pgfork_store::Branch, BackendError> {
+        if let Some(b) = engine.store().live_branch_by_port(port).map_err(err)? {
+            return Ok(b);
+        }
+        let follow = engine
+            .store()
+            .follow_by_port(port)
+            .map_err(err)?
+            .ok_or_else(|| BackendError("no branch on this port".into()))?;
+        let project = engine
+            .project(&follow.project_id)
+            .map_err(|e| BackendError(e.message))?;
+        let head = pgfork_git::Repo::discover(&follow.repo_path)
+            .map_err(|e| {
+                BackendError(format!(
+                    "cannot read HEAD of {}: {e}",
+                    follow.repo_path.display()
+                ))
+            })?
+            .current_branch();
+        let branches = engine.store().branches(&project.id, false).map_err(err)?;
+        let paired = head.and_then(|h| {
+            branches
+                .iter()
+                .find(|b| b.git_branch.as_deref() == Some(h.as_str()))
+                .cloned()
+        });
+        match paired {
+            Some(b) => Ok(b),
+            None => engine
+                .root_branch(&project)
+                .map_err(|e| BackendError(e.message)),
         }
     }
 
@@ -72,15 +115,26 @@ impl Front {
 impl Backend for Front {
     fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>> {
         let engine = self.engine.upgrade()?;
-        let b = engine.store().live_branch_by_port(port).ok()??;
+        // A follow-HEAD port has its own password: its URL must not change when the
+        // branch behind it does.
+        // Bind first: a guard in a match scrutinee lives through the arms, and the
+        // store mutex is not reentrant.
+        let by_branch = engine.store().live_branch_by_port(port).ok()?;
+        let (key, password) = match by_branch {
+            Some(b) => (b.id, b.password),
+            None => {
+                let f = engine.store().follow_by_port(port).ok()??;
+                (format!("follow:{port}"), f.password)
+            }
+        };
         let mut cache = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((pw, v)) = cache.get(&b.id) {
-            if *pw == b.password {
+        if let Some((pw, v)) = cache.get(&key) {
+            if *pw == password {
                 return Some(v.clone());
             }
         }
-        let v = Arc::new(ScramVerifier::new(&b.password, &self.salt));
-        cache.insert(b.id.clone(), (b.password.clone(), v.clone()));
+        let v = Arc::new(ScramVerifier::new(&password, &self.salt));
+        cache.insert(key, (password, v.clone()));
         Some(v)
     }
 
@@ -89,15 +143,11 @@ impl Backend for Front {
             .engine
             .upgrade()
             .ok_or_else(|| BackendError("pgfork is shutting down".into()))?;
-        let b = engine
-            .store()
-            .live_branch_by_port(port)
-            .map_err(|e| BackendError(e.to_string()))?
-            .ok_or_else(|| BackendError("no branch on this port".into()))?;
+        let b = Front::branch_behind(&engine, port)?;
         let project = engine
             .project(&b.project_id)
             .map_err(|e| BackendError(e.message))?;
-        self.touch(port);
+        self.touch(b.port);
         if !engine.instance(&project, &b).is_running() || b.state != BranchState::Running {
             tracing::info!(branch = %b.name, "waking on connect");
             engine
@@ -110,7 +160,7 @@ impl Backend for Front {
 
     fn cancel_target(&self, port: u16) -> Option<Target> {
         let engine = self.engine.upgrade()?;
-        let b = engine.store().live_branch_by_port(port).ok()??;
+        let b = Front::branch_behind(&engine, port).ok()?;
         Some(Front::target(&engine, &b))
     }
 

@@ -106,6 +106,10 @@ fn take_lock(layout: &Layout) -> Result<LockFile, DaemonError> {
             layout.home.display().to_string(),
         ));
     }
+    // The pid, for `daemon stop` when the daemon no longer answers its socket.
+    use std::io::Write;
+    let _ = f.set_len(0);
+    let _ = writeln!(&f, "{}", std::process::id());
     Ok(LockFile(f))
 }
 
@@ -167,6 +171,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let live = engine.store().all_branches().unwrap_or_default();
     for b in live.iter().filter(|b| b.state.is_live()) {
         engine.expose(b.port).await;
+    }
+    let follows = engine.store().follows().unwrap_or_default();
+    for f in follows {
+        engine.expose(f.port).await;
     }
 
     let _ = std::fs::remove_file(&layout.socket);
@@ -415,6 +423,24 @@ impl Backend for Api {
         run: bool,
     ) -> Result<api::BranchResponse, ApiError> {
         self.0.set_running(&project, &branch, run).await
+    }
+
+    async fn follow(&self, project: String, path: String) -> Result<api::FollowResponse, ApiError> {
+        let p = self.0.project(&project)?;
+        let path = std::path::PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(ApiError::bad_request(
+                "the repository path must be absolute",
+            ));
+        }
+        let f = self.0.ensure_follow(&p.id, &path).await?;
+        Ok(api::FollowResponse {
+            port: f.port,
+            connection_uri: format!(
+                "postgresql://{}:{}@127.0.0.1:{}/{}",
+                p.role_name, f.password, f.port, p.db_name
+            ),
+        })
     }
 
     async fn register_repo(&self, project: String, path: String) -> Result<(), ApiError> {

@@ -22,6 +22,9 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Target {
     /// The unix socket file (`.../.s.PGSQL.<port>`).
     pub socket: PathBuf,
+    /// The branch port the connection is accounted to (for idle tracking): the
+    /// listener's own port, or the branch a follow-HEAD port routed to.
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,7 +39,7 @@ pub trait Backend: Send + Sync + 'static {
     fn wake(&self, port: u16) -> impl Future<Output = Result<Target, BackendError>> + Send;
     /// Where a cancel request for `port` goes, if its Postgres runs.
     fn cancel_target(&self, port: u16) -> Option<Target>;
-    /// A client connection to `port` began relaying (for idle tracking).
+    /// A client connection to the branch at `port` began relaying (idle tracking).
     fn opened(&self, port: u16);
     /// It ended.
     fn closed(&self, port: u16);
@@ -371,9 +374,9 @@ async fn session<S: ClientStream, B: Backend>(
     server
         .write_all(&protocol::startup_message(&params))
         .await?;
-    backend.opened(port);
+    backend.opened(target.port);
     let relayed = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-    backend.closed(port);
+    backend.closed(target.port);
     relayed.map(|_| ())
 }
 

@@ -75,7 +75,7 @@ pub struct Branch {
     pub after_create: Option<String>,
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -121,7 +121,31 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         "CREATE TABLE repos (project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, path TEXT NOT NULL, PRIMARY KEY (project_id, path));",
     ),
+    // Follow-HEAD URLs: one stable port per work tree, routed to its HEAD's branch.
+    (
+        3,
+        "CREATE TABLE follow (project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, repo_path TEXT NOT NULL, port INTEGER NOT NULL UNIQUE, password TEXT NOT NULL, PRIMARY KEY (project_id, repo_path));",
+    ),
 ];
+
+/// A follow-HEAD endpoint of a work tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follow {
+    pub project_id: String,
+    pub repo_path: PathBuf,
+    pub port: u16,
+    pub password: String,
+}
+
+fn follow_from_row(row: &Row<'_>) -> rusqlite::Result<Follow> {
+    let port: i64 = row.get(2)?;
+    Ok(Follow {
+        project_id: row.get(0)?,
+        repo_path: PathBuf::from(row.get::<_, String>(1)?),
+        port: u16::try_from(port).unwrap_or(0),
+        password: row.get(3)?,
+    })
+}
 
 pub struct Store {
     conn: Connection,
@@ -384,9 +408,50 @@ impl Store {
             .optional()?)
     }
 
-    /// Ports held by any branch, trash included (a recovered branch gets its URL back).
+    pub fn insert_follow(&self, f: &Follow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO follow (project_id, repo_path, port, password) VALUES (?1, ?2, ?3, ?4)",
+            params![f.project_id, path_str(&f.repo_path)?, f.port, f.password],
+        )?;
+        Ok(())
+    }
+
+    pub fn follow_for(&self, project_id: &str, repo_path: &Path) -> Result<Option<Follow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT project_id, repo_path, port, password FROM follow WHERE project_id = ?1 AND repo_path = ?2",
+                params![project_id, path_str(repo_path)?],
+                follow_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn follow_by_port(&self, port: u16) -> Result<Option<Follow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT project_id, repo_path, port, password FROM follow WHERE port = ?1",
+                [port],
+                follow_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn follows(&self) -> Result<Vec<Follow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT project_id, repo_path, port, password FROM follow")?;
+        let rows = stmt.query_map([], follow_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Ports held by any branch (trash included, so a recovered branch gets its URL
+    /// back) or follow-HEAD endpoint.
     pub fn used_ports(&self) -> Result<std::collections::HashSet<u16>> {
-        let mut stmt = self.conn.prepare("SELECT port FROM branches")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT port FROM branches UNION SELECT port FROM follow")?;
         let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
         let mut set = std::collections::HashSet::new();
         for p in rows {

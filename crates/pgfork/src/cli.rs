@@ -64,7 +64,13 @@ pub enum Command {
         command: BranchCommand,
     },
     /// Print a branch's connection URL (default: the branch of the current git HEAD, else the root).
-    Url { branch: Option<String> },
+    Url {
+        branch: Option<String>,
+        /// The work tree's follow-HEAD URL: every new connection reaches the database
+        /// of whatever branch is checked out.
+        #[arg(long, conflicts_with = "branch")]
+        follow: bool,
+    },
     /// Open psql on a branch.
     Psql {
         branch: Option<String>,

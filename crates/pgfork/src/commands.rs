@@ -17,7 +17,16 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init(args) => init(args, explicit).await,
         Command::Branch { command } => branch(command, explicit).await,
-        Command::Url { branch } => {
+        Command::Url { follow: true, .. } => {
+            let ctx = Ctx::for_command(explicit).await?;
+            let f = ctx
+                .client
+                .follow(&ctx.project, &ctx.repo.root.display().to_string())
+                .await?;
+            println!("{}", f.connection_uri);
+            Ok(0)
+        }
+        Command::Url { branch, .. } => {
             let c = ensure_daemon().await?;
             let p = project::resolve(&c, explicit).await?;
             let b = resolve_default_branch(&c, &p, branch).await?;
@@ -207,6 +216,13 @@ async fn setup_git(
         project: project.to_string(),
     };
     pairing::write_env(&ctx, root)?;
+    if ctx.cfg.branches.follow_head {
+        let f = c.follow(project, &repo.root.display().to_string()).await?;
+        lines.push(format!(
+            "follow:  {} (always the current HEAD's database)",
+            f.connection_uri
+        ));
+    }
     let env = std::path::Path::new(&ctx.cfg.env.file);
     lines.push(format!(
         "env:     {} sets {}",
@@ -652,6 +668,16 @@ async fn psql(explicit: Option<&str>, branch: Option<String>, args: Vec<String>)
     bail!("could not run {}: {err}: install the PostgreSQL client (apt-get install postgresql-client)", psql.display())
 }
 
+/// Whether `pid` runs `pgfork daemon run` (a pid in a stale lock file may be reused).
+fn is_pgfork_daemon(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let s = String::from_utf8_lossy(&c).replace('\0', " ");
+            s.contains("pgfork") && s.contains("daemon run")
+        })
+        .unwrap_or(false)
+}
+
 /// `postgresql://user:pw@host/db` → (`postgresql://user@host/db`, `Some(pw)`).
 fn split_password(url: &str) -> (String, Option<String>) {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
@@ -849,30 +875,49 @@ async fn daemon(cmd: DaemonCommand) -> Result<i32> {
             Ok(0)
         }
         DaemonCommand::Stop => {
-            let c = client()?;
-            let Ok(st) = c.status().await else {
-                let _ = std::fs::write(pairing::stopped_marker(), "");
-                println!("no pgfork daemon is running for {}", home().display());
-                return Ok(0);
-            };
-            c.shutdown().await?;
+            let c = client()?.with_timeout(Duration::from_secs(10));
+            let layout = pgfork_daemon::Layout::new(&home());
             // Hooks will not bring back a daemon the user stopped on purpose.
             let _ = std::fs::write(pairing::stopped_marker(), "");
+            let (pid, branches) = match c.status().await {
+                Ok(st) => {
+                    let _ = c.shutdown().await;
+                    (st.pid as i32, st.running_branches)
+                }
+                Err(_) => {
+                    // Not answering: a hung daemon still holds its lock file with its pid.
+                    let pid = std::fs::read_to_string(&layout.lock)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i32>().ok());
+                    match pid
+                        .filter(|p| pgfork_pg::instance::process_alive(*p) && is_pgfork_daemon(*p))
+                    {
+                        Some(p) => {
+                            eprintln!(
+                                "warning: the daemon (pid {p}) does not answer; sending it SIGTERM"
+                            );
+                            // SAFETY: signalling the daemon identified by its lock file.
+                            unsafe { libc::kill(p, libc::SIGTERM) };
+                            (p, 0)
+                        }
+                        None => {
+                            println!("no pgfork daemon is running for {}", home().display());
+                            return Ok(0);
+                        }
+                    }
+                }
+            };
             let started = Instant::now();
             // The daemon answers until it has stopped every branch; wait for it to go.
-            while pgfork_pg::instance::process_alive(st.pid as i32) {
-                if started.elapsed() > Duration::from_secs(180) {
-                    bail!(
-                        "the daemon (pid {}) did not stop within 180 s: see its log",
-                        st.pid
-                    );
+            while pgfork_pg::instance::process_alive(pid) {
+                if started.elapsed() > Duration::from_secs(90) {
+                    // SAFETY: as above; its postmasters are re-adopted by the next daemon.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    bail!("the daemon (pid {pid}) did not stop within 90 s and was killed: its branches keep running until the next `pgfork daemon start`");
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            println!(
-                "pgfork daemon stopped ({} branch(es) stopped)",
-                st.running_branches
-            );
+            println!("pgfork daemon stopped ({branches} branch(es) stopped)");
             Ok(0)
         }
         DaemonCommand::Status { json } => {

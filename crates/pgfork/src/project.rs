@@ -33,6 +33,14 @@ pub struct BranchesSection {
     /// TTL for branches not paired with git (CI, agents), e.g. `7d`.
     #[serde(default)]
     pub default_ttl: Option<String>,
+    /// One more stable URL per work tree that always reaches the current HEAD's
+    /// database (`pgfork url --follow`).
+    #[serde(default = "yes")]
+    pub follow_head: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn auto() -> String {
@@ -44,6 +52,7 @@ impl Default for BranchesSection {
         BranchesSection {
             parent: auto(),
             default_ttl: None,
+            follow_head: true,
         }
     }
 }
@@ -121,6 +130,8 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
          parent = \"auto\"\n\
          # TTL for branches not paired with git (CI jobs, agents):\n\
          # default_ttl = \"7d\"\n\
+         # A URL that always reaches the current HEAD's database (`pgfork url --follow`):\n\
+         follow_head = true\n\
          \n\
          [env]\n\
          # Rewritten after every checkout to point at the current branch's database.\n\

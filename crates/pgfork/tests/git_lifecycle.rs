@@ -431,3 +431,45 @@ fn the_daemon_reaps_expired_ttls_and_git_branches_gone_behind_its_back() {
         Some("running")
     );
 }
+
+#[test]
+fn the_follow_head_url_reaches_whatever_branch_is_checked_out() {
+    let Some(env) = Env::new("git-follow", Storage::Copy) else {
+        return;
+    };
+    init_repo(&env);
+    let follow = env.ok(&["url", "--follow"]).trim().to_string();
+    assert_eq!(env.ok(&["url", "--follow"]).trim(), follow, "stable");
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE whoami (v text); INSERT INTO whoami VALUES ('main')",
+    );
+    assert_eq!(psql_ok(&follow, "SELECT v FROM whoami"), "main");
+    env.git(&["checkout", "-q", "-b", "feature/follow"]);
+    psql_ok(
+        &env.url("feature/follow"),
+        "UPDATE whoami SET v = 'feature'",
+    );
+    assert_eq!(
+        psql_ok(&follow, "SELECT v FROM whoami"),
+        "feature",
+        "new connections follow HEAD"
+    );
+    env.git(&["checkout", "-q", "main"]);
+    assert_eq!(psql_ok(&follow, "SELECT v FROM whoami"), "main");
+    // Its own password: a branch's password does not open it, and vice versa.
+    let main_pw = env
+        .url("main")
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .expect("pw")
+        .to_string();
+    let follow_pw = follow
+        .split(':')
+        .nth(2)
+        .and_then(|s| s.split('@').next())
+        .expect("pw")
+        .to_string();
+    assert!(psql(&follow.replace(&follow_pw, &main_pw), "SELECT 1").is_err());
+}

@@ -274,3 +274,26 @@ fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
     // And the name is usable.
     env.ok(&["branch", "create", "half"]);
 }
+
+#[test]
+fn a_branch_in_the_trash_can_be_purged_by_name_or_id() {
+    let Some(env) = Env::new("purge-trash", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "t1"]);
+    env.ok(&["branch", "create", "t2"]);
+    let id = env.branch("t2")["id"].as_str().expect("id").to_string();
+    env.ok(&["branch", "delete", "t1"]);
+    env.ok(&["branch", "delete", "t2"]);
+    env.ok(&["branch", "delete", "t1", "--purge"]);
+    env.ok(&["branch", "delete", &id, "--purge"]);
+    let left: Vec<String> = env
+        .json(&["branch", "list", "--all"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(left, vec!["main".to_string()]);
+}
