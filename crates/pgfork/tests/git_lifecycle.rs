@@ -355,29 +355,41 @@ fn parallel_checkouts_in_ten_worktrees_all_get_their_own_database() {
         return;
     };
     init_repo(&env);
-    let handles: Vec<_> = (0..10)
-        .map(|i| {
-            let dir = env.repo.with_file_name(format!("par-{i}"));
+    // Ten work trees (detached: that creates nothing), then ten checkouts at once.
+    let dirs: Vec<std::path::PathBuf> = (0..10)
+        .map(|i| env.repo.with_file_name(format!("par-{i}")))
+        .collect();
+    for d in &dirs {
+        env.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "--detach",
+            d.to_str().expect("utf8"),
+        ]);
+    }
+    assert_eq!(
+        env.states().len(),
+        1,
+        "detached work trees create no database"
+    );
+    let handles: Vec<_> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
             let mut cmd = std::process::Command::new("git");
-            cmd.args([
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                &format!("par-{i}"),
-                dir.to_str().expect("utf8"),
-            ])
-            .current_dir(&env.repo)
-            .env("PGFORK_HOME", &env.home)
-            .env("PGFORK_PORTS", &env.ports);
-            (dir, cmd.spawn().expect("spawn git"))
+            cmd.args(["checkout", "-q", "-b", &format!("par-{i}")])
+                .current_dir(dir)
+                .env("PGFORK_HOME", &env.home)
+                .env("PGFORK_PORTS", &env.ports);
+            (dir.clone(), cmd.spawn().expect("spawn git"))
         })
         .collect();
     let mut urls = std::collections::HashSet::new();
     for (dir, mut child) in handles {
         assert!(
             child.wait().expect("wait").success(),
-            "git worktree add failed for {}",
+            "git checkout failed in {}",
             dir.display()
         );
         let url = db_url(&env, &dir);
