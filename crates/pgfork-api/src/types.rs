@@ -144,6 +144,9 @@ pub struct Branch {
     /// Outcome of the repository's after-create command (`ok`, `failed`), if run.
     #[serde(default)]
     pub after_create: Option<String>,
+    /// Seconds without clients before suspend: 0 the server default, -1 never.
+    #[serde(default)]
+    pub suspend_timeout_seconds: i64,
     pub deleted_at: Option<DateTime<Utc>>,
     /// When a deleted branch is purged for good.
     pub purge_at: Option<DateTime<Utc>>,
@@ -163,6 +166,9 @@ pub struct Endpoint {
     pub kind: String,
     /// `active` or `idle`.
     pub current_state: String,
+    /// Neon: seconds of inactivity before suspend; 0 default, -1 never.
+    #[serde(default)]
+    pub suspend_timeout_seconds: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -224,6 +230,9 @@ pub struct BranchCreate {
     /// pgfork: the git branch this database branch is paired with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_branch: Option<String>,
+    /// Seconds without clients before suspend: 0 the server default, -1 never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_timeout_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -270,6 +279,9 @@ pub struct BranchUpdate {
     /// pgfork: record the after-create command's outcome (`ok` or `failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_create: Option<String>,
+    /// Seconds without clients before suspend: 0 the server default, -1 never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_timeout_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

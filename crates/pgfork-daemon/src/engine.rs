@@ -196,6 +196,11 @@ impl Engine {
     /// Opens the branch's stable port on the proxy. A port another process holds is
     /// logged, not fatal: the branch still exists and `doctor` reports it.
     pub async fn expose(&self, port: u16) {
+        // The idle clock of a branch starts when it becomes reachable, not at its
+        // first client (it may never get one).
+        if let Some(f) = self.front_state.get() {
+            f.touch(port);
+        }
         if let Some(p) = self.front.get() {
             if let Err(e) = p.listen(port).await {
                 tracing::error!(port, error = %e, "cannot listen on the branch's port");
@@ -324,6 +329,7 @@ impl Engine {
             data_dir: b.data_dir.display().to_string(),
             masked: b.masked,
             after_create: b.after_create.clone(),
+            suspend_timeout_seconds: b.suspend_timeout_seconds,
             deleted_at: b.deleted_at,
             purge_at: b
                 .deleted_at
@@ -340,6 +346,7 @@ impl Engine {
             host: "127.0.0.1".to_string(),
             port: b.port,
             kind: "read_write".to_string(),
+            suspend_timeout_seconds: b.suspend_timeout_seconds,
             current_state: if b.state == BranchState::Running {
                 "active"
             } else {
@@ -622,6 +629,7 @@ impl Engine {
             deleted_at: None,
             parent_lsn: None,
             after_create: None,
+            suspend_timeout_seconds: 0,
         };
         (project, root)
     }
@@ -1013,6 +1021,7 @@ impl Engine {
             deleted_at: None,
             parent_lsn: None,
             after_create: None,
+            suspend_timeout_seconds: spec.suspend_timeout_seconds.unwrap_or(0),
         }
     }
 
@@ -1442,6 +1451,14 @@ impl Engine {
         if let Some(g) = u.git_branch {
             b.git_branch = g;
         }
+        if let Some(t) = u.suspend_timeout_seconds {
+            if t < -1 {
+                return Err(ApiError::bad_request(
+                    "suspend_timeout_seconds is seconds, 0 for the default or -1 for never",
+                ));
+            }
+            b.suspend_timeout_seconds = t;
+        }
         if let Some(a) = u.after_create {
             if !matches!(a.as_str(), "ok" | "failed") {
                 return Err(ApiError::bad_request("after_create is `ok` or `failed`"));
@@ -1613,16 +1630,22 @@ impl Engine {
         Ok(f)
     }
 
-    /// Scale to zero: stops running branches no client has used for `idle`.
-    pub async fn suspend_idle(self: &Arc<Self>, idle: Duration) {
+    /// Scale to zero: stops running branches no client has used for their idle
+    /// timeout (the branch's own, else `default`; -1 never).
+    pub async fn suspend_idle(self: &Arc<Self>, default: Option<Duration>) {
         let Some(front) = self.front_state.get() else {
             return;
         };
-        for port in front.idle_ports(idle) {
+        for (port, idle_for) in front.idle_for() {
             let Ok(Some(b)) = self.store().live_branch_by_port(port) else {
                 continue;
             };
-            if b.state != BranchState::Running {
+            let limit = match b.suspend_timeout_seconds {
+                -1 => None,
+                s if s > 0 => Some(Duration::from_secs(s as u64)),
+                _ => default,
+            };
+            if b.state != BranchState::Running || limit.is_none_or(|l| idle_for < l) {
                 continue;
             }
             tracing::info!(branch = %b.name, "idle: suspending");
@@ -1699,6 +1722,7 @@ mod tests {
             deleted_at: None,
             parent_lsn: None,
             after_create: None,
+            suspend_timeout_seconds: 0,
         }
     }
 

@@ -102,12 +102,12 @@ impl Front {
         entry.last = Instant::now();
     }
 
-    /// Ports with no client for longer than `idle`.
-    pub fn idle_ports(&self, idle: Duration) -> Vec<u16> {
+    /// Ports with no client now, and for how long they have had none.
+    pub fn idle_for(&self) -> Vec<(u16, Duration)> {
         let a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
         a.iter()
-            .filter(|(_, v)| v.active == 0 && v.last.elapsed() >= idle)
-            .map(|(p, _)| *p)
+            .filter(|(_, v)| v.active == 0)
+            .map(|(p, v)| (*p, v.last.elapsed()))
             .collect()
     }
 }

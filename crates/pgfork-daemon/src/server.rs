@@ -194,9 +194,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 tick.tick().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;
-                if let Some(idle) = e.cfg.idle_timeout {
-                    e.suspend_idle(idle).await;
-                }
+                e.suspend_idle(e.cfg.idle_timeout).await;
             }
         })
     };

@@ -73,9 +73,12 @@ pub struct Branch {
     pub parent_lsn: Option<String>,
     /// Outcome of the repository's after-create command: `ok`, `failed`, or none run.
     pub after_create: Option<String>,
+    /// Seconds without clients before the branch is suspended: 0 the daemon's
+    /// default, -1 never.
+    pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -126,6 +129,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         "CREATE TABLE follow (project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, repo_path TEXT NOT NULL, port INTEGER NOT NULL UNIQUE, password TEXT NOT NULL, PRIMARY KEY (project_id, repo_path));",
     ),
+    // Per-branch idle timeout (Neon's suspend_timeout_seconds: 0 default, -1 never).
+    (4, "ALTER TABLE branches ADD COLUMN suspend_timeout_seconds INTEGER NOT NULL DEFAULT 0;"),
 ];
 
 /// A follow-HEAD endpoint of a work tree.
@@ -167,7 +172,7 @@ fn parse_opt_ts(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_ts).transpose()
 }
 
-const BRANCH_COLS: &str = "id, project_id, name, parent_id, state, port, password, data_dir, clone_method, created_at, updated_at, expires_at, protected, git_branch, masked, deleted_at, home_dir, parent_lsn, after_create";
+const BRANCH_COLS: &str = "id, project_id, name, parent_id, state, port, password, data_dir, clone_method, created_at, updated_at, expires_at, protected, git_branch, masked, deleted_at, home_dir, parent_lsn, after_create, suspend_timeout_seconds";
 
 fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
     let state: String = row.get(4)?;
@@ -204,6 +209,7 @@ fn branch_from_row(row: &Row<'_>) -> rusqlite::Result<Branch> {
         home_dir: PathBuf::from(row.get::<_, String>(16)?),
         parent_lsn: row.get(17)?,
         after_create: row.get(18)?,
+        suspend_timeout_seconds: row.get(19)?,
     })
 }
 
@@ -467,7 +473,7 @@ impl Store {
         let changed = self
             .conn
             .execute(
-                "UPDATE branches SET name = ?2, parent_id = ?3, state = ?4, port = ?5, password = ?6, data_dir = ?7, clone_method = ?8, updated_at = ?9, expires_at = ?10, protected = ?11, git_branch = ?12, masked = ?13, deleted_at = ?14, home_dir = ?15, parent_lsn = ?16, after_create = ?17 WHERE id = ?1",
+                "UPDATE branches SET name = ?2, parent_id = ?3, state = ?4, port = ?5, password = ?6, data_dir = ?7, clone_method = ?8, updated_at = ?9, expires_at = ?10, protected = ?11, git_branch = ?12, masked = ?13, deleted_at = ?14, home_dir = ?15, parent_lsn = ?16, after_create = ?17, suspend_timeout_seconds = ?18 WHERE id = ?1",
                 params![
                     b.id,
                     b.name,
@@ -486,6 +492,7 @@ impl Store {
                     path_str(&b.home_dir)?,
                     b.parent_lsn,
                     b.after_create,
+                    b.suspend_timeout_seconds,
                 ],
             )
             .map_err(|e| {
@@ -545,7 +552,7 @@ impl BorrowedStore<'_> {
     fn insert_branch_inner(&self, b: &Branch, project_name: &str) -> Result<()> {
         self.conn
             .execute(
-                &format!("INSERT INTO branches ({BRANCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
+                &format!("INSERT INTO branches ({BRANCH_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"),
                 params![
                     b.id,
                     b.project_id,
@@ -566,6 +573,7 @@ impl BorrowedStore<'_> {
                     path_str(&b.home_dir)?,
                     b.parent_lsn,
                     b.after_create,
+                    b.suspend_timeout_seconds,
                 ],
             )
             .map_err(|e| {

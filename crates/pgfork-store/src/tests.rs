@@ -33,6 +33,7 @@ fn branch(id: &str, name: &str, port: u16, parent: Option<&str>) -> Branch {
         deleted_at: None,
         parent_lsn: None,
         after_create: None,
+        suspend_timeout_seconds: 0,
     }
 }
 

@@ -141,6 +141,9 @@ pub enum BranchCommand {
         /// Refuse deletion until unprotected.
         #[arg(long)]
         protected: bool,
+        /// Suspend after this long without clients (e.g. 10m; -1 never; default: the daemon's).
+        #[arg(long, allow_hyphen_values = true)]
+        idle_timeout: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -176,6 +179,13 @@ pub enum BranchCommand {
     Rename { old: String, new: String },
     /// Set or clear (`none`) a branch's time to live.
     SetTtl { name: String, ttl: String },
+    /// Set how long a branch may go without clients before it is suspended
+    /// (a duration, -1 for never, or `default`).
+    SetIdleTimeout {
+        name: String,
+        #[arg(allow_hyphen_values = true)]
+        timeout: String,
+    },
     /// Protect a branch from deletion.
     Protect { name: String },
     /// Remove deletion protection.

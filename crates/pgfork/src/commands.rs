@@ -249,6 +249,17 @@ async fn setup_git(
     Ok(lines)
 }
 
+/// `10m` → 600, `-1`/`never` → -1, `default` → 0 (Neon's suspend_timeout_seconds).
+fn parse_idle_timeout(s: &str) -> Result<i64> {
+    match s.trim() {
+        "-1" | "never" => Ok(-1),
+        "default" | "0" => Ok(0),
+        other => Ok(pgfork_core::parse_ttl(other)?
+            .as_secs()
+            .min(i64::MAX as u64) as i64),
+    }
+}
+
 fn parse_expiry(
     ttl: Option<&str>,
     at: Option<&str>,
@@ -290,8 +301,13 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
             ttl,
             expires_at,
             protected,
+            idle_timeout,
             json,
         } => {
+            let suspend_timeout_seconds = idle_timeout
+                .as_deref()
+                .map(parse_idle_timeout)
+                .transpose()?;
             // Branches made by hand (CI jobs, agents) get the repository's default TTL.
             let default_ttl = project::find_config()
                 .and_then(|p| project::read_config(&p).ok())
@@ -313,6 +329,7 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
                             expires_at,
                             protected: protected.then_some(true),
                             git_branch: None,
+                            suspend_timeout_seconds,
                         },
                         endpoints: vec![serde_json::json!({"type": "read_write"})],
                     },
@@ -453,6 +470,21 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
             match b.expires_at {
                 Some(t) => println!("{:?} expires at {}", b.name, t.format("%Y-%m-%d %H:%M UTC")),
                 None => println!("{:?} no longer expires", b.name),
+            }
+        }
+        BranchCommand::SetIdleTimeout { name, timeout } => {
+            let secs = parse_idle_timeout(&timeout)?;
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    suspend_timeout_seconds: Some(secs),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &name, &req).await?.branch;
+            match b.suspend_timeout_seconds {
+                -1 => println!("{:?} is never suspended for idleness", b.name),
+                0 => println!("{:?} uses the daemon's idle timeout", b.name),
+                s => println!("{:?} is suspended after {s} s without clients", b.name),
             }
         }
         BranchCommand::Migrate { name } => {

@@ -333,3 +333,39 @@ fn hostile_bytes_close_the_connection_and_never_hurt_the_daemon() {
         );
     }
 }
+
+#[test]
+fn idle_timeouts_are_per_branch() {
+    let Some(mut env) = Env::new("idle-per-branch", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_IDLE_TIMEOUT".into(), "-1".into()));
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "quick", "--idle-timeout", "1s"]);
+    env.ok(&["branch", "create", "forever", "--idle-timeout", "-1"]);
+    env.ok(&["branch", "create", "later"]);
+    assert_eq!(env.branch("forever")["state"], "running");
+    wait_until("quick to suspend", Duration::from_secs(20), || {
+        env.branch("quick")["state"] == "suspended"
+    });
+    env.ok(&["branch", "set-idle-timeout", "later", "1s"]);
+    wait_until("later to suspend", Duration::from_secs(20), || {
+        env.branch("later")["state"] == "suspended"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        env.branch("forever")["state"],
+        "running",
+        "-1 never suspends"
+    );
+    assert_eq!(
+        env.branch("main")["state"],
+        "running",
+        "the daemon default here is never"
+    );
+    let err = env.fails(&["branch", "set-idle-timeout", "later", "soon"]);
+    assert!(err.contains("24h"), "{err}");
+}
