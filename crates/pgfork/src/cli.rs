@@ -210,7 +210,12 @@ pub enum HooksCommand {
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Run in the foreground (what `start` runs in the background).
-    Run,
+    Run {
+        /// Address the branch ports listen on (default 127.0.0.1; 0.0.0.0 for a team
+        /// server). Same as PGFORK_LISTEN.
+        #[arg(long, env = "PGFORK_LISTEN")]
+        listen: Option<String>,
+    },
     /// Start in the background if not running.
     Start,
     /// Stop the daemon and every branch's Postgres.

@@ -895,8 +895,13 @@ async fn doctor(json: bool) -> Result<i32> {
 
 async fn daemon(cmd: DaemonCommand) -> Result<i32> {
     match cmd {
-        DaemonCommand::Run => {
-            let cfg = pgfork_daemon::Config::from_env(home()).map_err(anyhow::Error::msg)?;
+        DaemonCommand::Run { listen } => {
+            let mut cfg = pgfork_daemon::Config::from_env(home()).map_err(anyhow::Error::msg)?;
+            if let Some(addr) = listen {
+                cfg.listen = addr.parse().with_context(|| {
+                    format!("--listen {addr:?} is not an IP address: use e.g. 127.0.0.1 or 0.0.0.0")
+                })?;
+            }
             pgfork_daemon::run(cfg).await?;
             Ok(0)
         }
