@@ -173,16 +173,7 @@ impl Client {
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let (status, bytes) = self.send(method, path, body).await?;
         if !(200..300).contains(&status) {
-            let err = serde_json::from_slice::<ApiErrorBody>(&bytes)
-                .map(|b| ApiError::new(status, &b.code, b.message))
-                .unwrap_or_else(|_| {
-                    ApiError::new(
-                        status,
-                        "HTTP",
-                        format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
-                    )
-                });
-            return Err(ClientError::Api(err));
+            return Err(ClientError::Api(api_error(status, &bytes)));
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Protocol(format!("{e}: {}", String::from_utf8_lossy(&bytes))))
@@ -375,20 +366,22 @@ impl Client {
             path: path.to_string(),
         })
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let (status, bytes) = self
-            .send(
-                Method::POST,
-                &format!("/api/v2/projects/{}/pgfork/repos", encode_segment(project)),
-                Some(body),
-            )
-            .await?;
+        let path = format!("/api/v2/projects/{}/pgfork/repos", encode_segment(project));
+        self.call_empty(Method::POST, &path, Some(body)).await
+    }
+
+    /// A call whose success has no body (204/202).
+    async fn call_empty(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), ClientError> {
+        let (status, bytes) = self.send(method, path, body).await?;
         if (200..300).contains(&status) {
             return Ok(());
         }
-        let err = serde_json::from_slice::<ApiErrorBody>(&bytes)
-            .map(|b| ApiError::new(status, &b.code, b.message))
-            .unwrap_or_else(|_| ApiError::new(status, "HTTP", format!("HTTP {status}")));
-        Err(ClientError::Api(err))
+        Err(ClientError::Api(api_error(status, &bytes)))
     }
 
     pub async fn get_operation(
@@ -407,6 +400,19 @@ impl Client {
         )
         .await
     }
+}
+
+/// The server's `{code, message}` error, or the raw answer when it is not one.
+fn api_error(status: u16, bytes: &[u8]) -> ApiError {
+    serde_json::from_slice::<ApiErrorBody>(bytes)
+        .map(|b| ApiError::new(status, &b.code, b.message))
+        .unwrap_or_else(|_| {
+            ApiError::new(
+                status,
+                "HTTP",
+                format!("HTTP {status}: {}", String::from_utf8_lossy(bytes)),
+            )
+        })
 }
 
 async fn roundtrip<S>(stream: S, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError>

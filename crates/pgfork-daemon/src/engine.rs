@@ -541,17 +541,7 @@ impl Engine {
     ) -> Result<api::ProjectResponse, ApiError> {
         let spec = req.project;
         validate_project_name(&spec.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        if self
-            .store()
-            .project(&spec.name)
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(ApiError::conflict(format!(
-                "a project named {:?} already exists: pick another name with --project",
-                spec.name
-            )));
-        }
+        self.ensure_no_project(&spec.name)?;
         let root_name = spec
             .default_branch_name
             .clone()
@@ -570,10 +560,10 @@ impl Engine {
                 &project.id,
                 Some(&root.id),
                 "create_project",
-                move |op_id, progress| async move {
+                move |_op_id, progress| async move {
                     let _guard = this.lock_mutations().await;
                     let r = this
-                        .build_project(p2, r2, spec.pg_version, source, op_id, progress)
+                        .build_project(p2, r2, spec.pg_version, source, progress)
                         .await;
                     drop(reservation);
                     r
@@ -593,6 +583,15 @@ impl Engine {
                 connection_uri: self.connection_uri(&project, &root),
             }],
         })
+    }
+
+    fn ensure_no_project(&self, name: &str) -> Result<(), ApiError> {
+        if self.store().project(name).map_err(store_err)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a project named {name:?} already exists: pick another name with --project"
+            )));
+        }
+        Ok(())
     }
 
     /// The project and root branch rows a create will commit, decided up front.
@@ -640,21 +639,10 @@ impl Engine {
         mut root: Branch,
         pg_version: Option<u32>,
         source: api::RootSource,
-        op_id: String,
         progress: Arc<Progress>,
     ) -> Result<(Project, Branch), ApiError> {
-        let _ = op_id;
-        if self
-            .store()
-            .project(&project.name)
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(ApiError::conflict(format!(
-                "a project named {:?} already exists",
-                project.name
-            )));
-        }
+        // Again under the lock: another request may have won the name meanwhile.
+        self.ensure_no_project(&project.name)?;
         let (branch_id, port) = (root.id.clone(), root.port);
         let tmp = self.layout.tmp.join(&branch_id);
         let tmp_pgdata = tmp.join("pgdata");
