@@ -38,6 +38,15 @@ impl Demo {
         Ok(stdout)
     }
 
+    fn pgfork_quiet(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.exe)
+            .args(args)
+            .current_dir(&self.repo)
+            .env("PGFORK_HOME", &self.home)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
     fn sql(&self, url: &str, query: &str) -> Result<String> {
         println!("$ psql <{}> -c {query:?}", url_label(url));
         let out = Command::new(&self.psql)
@@ -183,8 +192,39 @@ pub async fn run(scale: u32, keep: bool) -> Result<i32> {
         let _ = std::fs::remove_dir_all(&base);
     }
     result?;
-    println!("\nThat was pgfork. In your own repository: `pgfork init --sample` (or --from URL), then `pgfork branch create NAME`.");
+    println!("\nThat was pgfork. In your own repository: `pgfork init --sample` (or --from URL), then just use git.");
     Ok(0)
+}
+
+impl Demo {
+    /// A git command as the user types it; the hooks run with the demo's store.
+    fn git(&self, args: &[&str]) -> Result<String> {
+        println!("\n$ git {}", args.join(" "));
+        let t = Instant::now();
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&self.repo)
+            .env("PGFORK_HOME", &self.home)
+            .env("GIT_AUTHOR_NAME", "pgfork demo")
+            .env("GIT_AUTHOR_EMAIL", "demo@pgfork.invalid")
+            .env("GIT_COMMITTER_NAME", "pgfork demo")
+            .env("GIT_COMMITTER_EMAIL", "demo@pgfork.invalid")
+            .output()
+            .context("could not run git: install it (apt-get install git)")?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("  ({:.2} s)", t.elapsed().as_secs_f64());
+        if !out.status.success() {
+            bail!("`git {}` failed", args.join(" "));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    fn env_url(&self) -> Result<String> {
+        let text =
+            std::fs::read_to_string(self.repo.join(".env")).context("no .env was written")?;
+        pgfork_git::env_file::get(&text, "DATABASE_URL").context("no DATABASE_URL in .env")
+    }
 }
 
 fn walkthrough(d: &Demo, scale: u32) -> Result<()> {
@@ -193,23 +233,23 @@ fn walkthrough(d: &Demo, scale: u32) -> Result<()> {
     git(&d.repo, &["add", "."])?;
     git(&d.repo, &["commit", "-q", "-m", "initial"])?;
 
-    println!("\n1. A root branch with sample data (pgbench-shaped, scale {scale}).");
-    d.pgfork(&[
-        "init",
-        "--sample",
-        "--scale",
-        &scale.to_string(),
-        "--no-hooks",
-    ])?;
-
-    println!("\n2. A branch of the *running* root: copy-on-write where the filesystem allows.");
-    d.pgfork(&["branch", "create", "feature-x"])?;
+    println!(
+        "\n1. `pgfork init`: a root database with sample data (pgbench-shaped, scale {scale}),"
+    );
+    println!("   paired with the current git branch; git hooks, .env and .gitignore set up.");
+    d.pgfork(&["init", "--sample", "--scale", &scale.to_string()])?;
+    git(&d.repo, &["add", "."])?;
+    git(&d.repo, &["commit", "-q", "-m", "pgfork"])?;
     let main_url = d.url("main")?;
-    let feat_url = d.url("feature-x")?;
+
+    println!("\n2. A new git branch gets its own database: no pgfork command, the hook does it,");
+    println!("   from the *running* parent, copy-on-write where the filesystem allows.");
+    d.git(&["checkout", "-b", "feature-x"])?;
+    let feat_url = d.env_url()?;
+    println!("  .env now says DATABASE_URL=<{}>", url_label(&feat_url));
 
     println!("\n3. It is real Postgres with main's data, and isolated from it.");
     let q = "SELECT abalance FROM pgbench_accounts WHERE aid = 1";
-    d.sql(&feat_url, q)?;
     d.sql(
         &feat_url,
         "UPDATE pgbench_accounts SET abalance = abalance + 100 WHERE aid = 1",
@@ -221,22 +261,42 @@ fn walkthrough(d: &Demo, scale: u32) -> Result<()> {
     }
     println!("  feature-x sees {on_branch}, main still sees {on_main}.");
 
-    println!("\n4. Branches, their sizes and what they cost (unique bytes).");
+    println!("\n4. Back on main, .env points back at main's database (nothing is created).");
+    d.git(&["checkout", "main"])?;
+    println!(
+        "  .env now says DATABASE_URL=<{}>",
+        url_label(&d.env_url()?)
+    );
+
+    println!("\n5. Branches, their sizes and what they cost (unique bytes).");
     d.pgfork(&["branch", "list"])?;
 
-    println!("\n5. Reset: back to main's current state, same URL and password.");
+    println!("\n6. Reset: back to main's current state, same URL and password.");
     d.pgfork(&["branch", "reset", "feature-x"])?;
     let after = d.sql(&feat_url, q)?;
     if after != on_main {
         bail!("after reset the branch shows {after}, main shows {on_main}");
     }
 
-    println!("\n6. Soft delete and recover.");
-    d.pgfork(&["branch", "delete", "feature-x"])?;
+    println!(
+        "\n7. Deleting the git branch moves its database to the trash (recoverable for 24 h)."
+    );
+    d.git(&["branch", "-D", "feature-x"])?;
+    let t = Instant::now();
+    while !d
+        .pgfork_quiet(&["branch", "list", "--all"])?
+        .contains("deleted")
+    {
+        if t.elapsed() > std::time::Duration::from_secs(20) {
+            bail!("the database branch was not moved to the trash");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    d.pgfork(&["branch", "list", "--all"])?;
     d.pgfork(&["branch", "recover", "feature-x"])?;
     d.sql(&feat_url, "SELECT 'feature-x is back' AS status")?;
 
-    println!("\n7. What works here, and the fix for what does not.");
+    println!("\n8. What works here, and the fix for what does not.");
     d.pgfork(&["doctor"])?;
     Ok(())
 }
