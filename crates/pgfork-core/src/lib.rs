@@ -15,7 +15,7 @@ pub use error::CoreError;
 pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS};
 pub use port::{pick_port, PortRange};
 pub use state::BranchState;
-pub use ttl::{expires_at_from_ttl, format_duration, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};
+pub use ttl::{expires_at_from_ttl, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};
 
 mod progress;
 pub use progress::{Progress, ProgressSnapshot};

@@ -34,21 +34,6 @@ pub fn expires_at_from_ttl(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Compact human form for tables: `3d 4h`, `25m`, `40s`.
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (days, hours, mins) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
-    } else if hours > 0 {
-        format!("{hours}h {mins}m")
-    } else if mins > 0 {
-        format!("{mins}m")
-    } else {
-        format!("{s}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,16 +69,6 @@ mod tests {
         assert_eq!(
             expires_at_from_ttl(now, Duration::from_secs(u64::MAX)),
             DateTime::<Utc>::MAX_UTC
-        );
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(format_duration(Duration::from_secs(40)), "40s");
-        assert_eq!(format_duration(Duration::from_secs(25 * 60)), "25m");
-        assert_eq!(
-            format_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
-            "3d 4h"
         );
     }
 }

@@ -99,7 +99,9 @@ pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Resu
 
 async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> {
     let cwd = std::env::current_dir().context("could not read the current directory")?;
-    let top = project::git_toplevel().unwrap_or(cwd);
+    let top = pgfork_git::Repo::discover(&cwd)
+        .map(|r| r.root)
+        .unwrap_or(cwd);
     let config_path = top.join(project::CONFIG_FILE);
     let name = match (explicit, config_path.is_file()) {
         (Some(p), _) => p.to_string(),
@@ -830,7 +832,9 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
 
 /// The live database branch paired with the current git HEAD, if any.
 async fn paired_with_head(c: &Client, project: &str) -> Option<api::Branch> {
-    let head = project::git_head_branch()?;
+    let head = pgfork_git::Repo::discover(&std::env::current_dir().ok()?)
+        .ok()?
+        .current_branch()?;
     let list = c.list_branches(project, false, false).await.ok()?.branches;
     let by_pairing = list
         .iter()

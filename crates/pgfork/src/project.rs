@@ -165,28 +165,6 @@ pub async fn resolve(client: &Client, explicit: Option<&str>) -> Result<String> 
     }
 }
 
-/// `git rev-parse --show-toplevel`, if inside a work tree.
-pub fn git_toplevel() -> Option<PathBuf> {
-    git(&["rev-parse", "--show-toplevel"]).map(PathBuf::from)
-}
-
-/// The current branch name, `None` when detached or outside git.
-pub fn git_head_branch() -> Option<String> {
-    git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
-}
-
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// A project name from a directory name: lowercase, safe characters, never empty.
 pub fn project_name_from_dir(dir: &Path) -> String {
     let raw = dir
