@@ -301,12 +301,23 @@ impl Client {
         branch: &str,
         purge: bool,
     ) -> Result<BranchResponse, ClientError> {
-        self.call(
-            Method::DELETE,
-            &format!("{}?purge={purge}", Self::branch_path(project, branch)),
-            None::<&()>,
-        )
-        .await
+        self.gc_delete_branch(project, branch, purge, None).await
+    }
+
+    /// A delete by garbage collection, saying why (see [`DeleteQuery`]).
+    pub async fn gc_delete_branch(
+        &self,
+        project: &str,
+        branch: &str,
+        purge: bool,
+        reason: Option<&str>,
+    ) -> Result<BranchResponse, ClientError> {
+        let mut path = format!("{}?purge={purge}", Self::branch_path(project, branch));
+        if let Some(r) = reason {
+            path.push_str("&pgfork_gc_reason=");
+            path.push_str(r);
+        }
+        self.call(Method::DELETE, &path, None::<&()>).await
     }
 
     pub async fn restore_branch(

@@ -13,6 +13,7 @@
 
 mod client;
 mod router;
+pub mod serve;
 mod types;
 
 pub use client::{Client, ClientError};

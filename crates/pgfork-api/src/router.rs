@@ -56,7 +56,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         project: String,
         branch: String,
-        purge: bool,
+        query: DeleteQuery,
     ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
     fn restore_branch(
         &self,
@@ -169,7 +169,7 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             )
             .delete(
                 |State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<DeleteQuery>| async move {
-                    b.delete_branch(p, br, q.purge).await.map(Json)
+                    b.delete_branch(p, br, q).await.map(Json)
                 },
             ),
         )

@@ -150,6 +150,13 @@ pub struct Branch {
     pub deleted_at: Option<DateTime<Utc>>,
     /// When a deleted branch is purged for good.
     pub purge_at: Option<DateTime<Utc>>,
+    /// pgfork: why garbage collection trashed it (none when a user deleted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_trash_reason: Option<String>,
+    /// pgfork: reasons gc no longer uses for this branch (it was recovered after gc
+    /// took it for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pgfork_gc_spared: Vec<String>,
     /// Connection URL including the branch's password.
     pub connection_uri: String,
 }
@@ -300,6 +307,10 @@ pub struct BranchRestoreRequest {
 pub struct DeleteQuery {
     #[serde(default)]
     pub purge: bool,
+    /// pgfork: why garbage collection removes it (`gone`, `upstream-gone`, `merged`,
+    /// `expired`, `grace`); a branch recovered afterwards is spared that reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_gc_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

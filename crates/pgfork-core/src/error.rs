@@ -9,6 +9,8 @@ pub enum CoreError {
     InvalidProjectName { name: String, reason: String },
     #[error("invalid duration {input:?}: {reason}")]
     InvalidDuration { input: String, reason: String },
+    #[error("invalid size {input:?}: {reason}")]
+    InvalidSize { input: String, reason: String },
     #[error("invalid port range {input:?}: write it as FIRST-LAST, e.g. 26000-26999")]
     InvalidPortRange { input: String },
 }

@@ -8,12 +8,14 @@
 mod error;
 mod name;
 mod port;
+mod space;
 mod state;
 mod ttl;
 
 pub use error::CoreError;
 pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS};
 pub use port::{pick_port, PortRange};
+pub use space::{parse_size, room_for, DEFAULT_MIN_FREE};
 pub use state::BranchState;
 pub use ttl::{expires_at_from_ttl, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};
 

@@ -25,9 +25,12 @@ pub struct Config {
     pub startup_timeout: Duration,
     /// Address the branch ports listen on (`PGFORK_LISTEN`, default 127.0.0.1).
     pub listen: std::net::IpAddr,
-    /// Test-only: a named point where the daemon pauses (`PGFORK_TEST_PAUSE=after-clone`),
-    /// so crash tests can kill it mid-operation.
-    pub test_pause: Option<String>,
+    /// Free space a create leaves on the store (`PGFORK_MIN_FREE`, default 256M): a
+    /// running parent must never hit a full disk because it was branched.
+    pub min_free: u64,
+    /// How long a trashed branch surely keeps its port (`PGFORK_TRASH_PORT_HOLD`,
+    /// default 1h); past it, when the range is full, the oldest trash gives its port up.
+    pub trash_port_hold: Duration,
 }
 
 impl Config {
@@ -77,9 +80,17 @@ impl Config {
             ports,
             grace,
             reap_every,
-            test_pause: std::env::var("PGFORK_TEST_PAUSE")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            min_free: match std::env::var("PGFORK_MIN_FREE") {
+                Ok(v) => {
+                    pgfork_core::parse_size(&v).map_err(|e| format!("PGFORK_MIN_FREE: {e}"))?
+                }
+                Err(_) => pgfork_core::DEFAULT_MIN_FREE,
+            },
+            trash_port_hold: match std::env::var("PGFORK_TRASH_PORT_HOLD") {
+                Ok(v) => pgfork_core::parse_ttl(&v)
+                    .map_err(|e| format!("PGFORK_TRASH_PORT_HOLD: {e}"))?,
+                Err(_) => Duration::from_secs(3600),
+            },
         })
     }
 }

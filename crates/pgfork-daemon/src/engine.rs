@@ -6,9 +6,14 @@
 //!    exist for anyone; a crash before it leaves only leftovers that
 //!    [`crate::reconcile`] sweeps at the next start.
 //!
-//! Structural changes are serialised by one async mutex: they are short (a reflink
-//! branch takes a few hundred ms) and serialising them keeps port and directory
-//! allocation trivially race-free.
+//! Locking is per branch (DESIGN §8: an operation on one branch never waits for an
+//! operation on another): start, stop, wake, reset, delete, recover and update hold
+//! the branch's own async mutex; a create holds its *parent's* while it decides how to
+//! clone it and clones it (a parent must not start or stop mid-clone), and nothing at
+//! all while it imports. Ports and names are promised up front by reservations, so
+//! concurrent creates never collide. Only a reset holds two branch locks: its branch,
+//! then that branch's parent while it is cloned; always child before parent, and the
+//! tree has no cycle, so neither do the locks.
 
 use crate::config::Config;
 use crate::ids::{new_id, new_password};
@@ -21,6 +26,7 @@ use pgfork_core::{
     pick_port, safe_dir_name, validate_branch_name, validate_project_name, BranchState, Progress,
 };
 use pgfork_cow::{CloneMethod, Probe};
+use pgfork_git::gc::{Candidate, Reason};
 use pgfork_pg::{
     clone, import, instance, sql, Instance, PgError, PgInstall, PgInstalls, ServerUser,
 };
@@ -42,7 +48,11 @@ pub struct Engine {
     pub user: ServerUser,
     pub probe: Probe,
     pub ops: Ops,
-    mutate: Arc<tokio::sync::Mutex<()>>,
+    /// One async mutex per branch id (see the module docs).
+    branch_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Every operation holds a read guard; shutdown takes the write guard to wait for
+    /// operations in flight.
+    inflight: Arc<tokio::sync::RwLock<()>>,
     /// Names and ports promised to operations that have not committed yet.
     pending: Arc<Mutex<Pending>>,
     pub started_at: DateTime<Utc>,
@@ -82,6 +92,27 @@ pub(crate) fn store_err(e: StoreError) -> ApiError {
     }
 }
 
+pub(crate) fn is_disk_full(e: &StoreError) -> bool {
+    e.is_disk_full()
+}
+
+/// Empties a directory tree but keeps the directory itself (a marker of intent).
+pub(crate) fn remove_tree_contents(path: &Path) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(err) = r {
+                tracing::warn!(path = %p.display(), error = %err, "could not remove");
+            }
+        }
+    }
+}
+
 fn cow_err(e: pgfork_cow::CowError) -> ApiError {
     pg_err(PgError::Cow(e))
 }
@@ -96,6 +127,9 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ApiError {
         }
     }
 }
+
+/// Held while an operation uses a branch.
+pub type BranchGuard = tokio::sync::OwnedMutexGuard<()>;
 
 /// What planned-but-uncommitted operations hold, so that requests planned while
 /// another operation is still building never get the same name or port.
@@ -184,7 +218,8 @@ impl Engine {
             user,
             probe,
             ops: Ops::default(),
-            mutate: Arc::new(tokio::sync::Mutex::new(())),
+            branch_locks: Mutex::new(std::collections::HashMap::new()),
+            inflight: Arc::new(tokio::sync::RwLock::new(())),
             pending: Arc::new(Mutex::new(Pending::default())),
             started_at: Utc::now(),
             shutdown: tokio::sync::Notify::new(),
@@ -220,8 +255,34 @@ impl Engine {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub async fn lock_mutations(&self) -> tokio::sync::OwnedMutexGuard<()> {
-        self.mutate.clone().lock_owned().await
+    /// Exclusive use of one branch. Callers hold [`Engine::in_flight`] already (taken
+    /// once per operation: a second read of a fair RwLock could wait behind shutdown).
+    pub async fn lock_branch(&self, id: &str) -> BranchGuard {
+        let lock = {
+            let mut locks = self.branch_locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Held by every operation for its whole run, so shutdown can wait for them.
+    pub async fn in_flight(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.inflight.clone().read_owned().await
+    }
+
+    /// Waits until no operation is in flight, and keeps new ones out (shutdown).
+    pub async fn quiesce(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.inflight.clone().write_owned().await
+    }
+
+    fn forget_lock(&self, id: &str) {
+        self.branch_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     // ---------- lookups ----------
@@ -248,6 +309,20 @@ impl Engine {
                 ApiError::not_found(format!(
                     "no branch {reference:?} in project {:?}: see `pgfork branch list`",
                     project.name
+                ))
+            })
+    }
+
+    /// `b` as it is now (after waiting for its lock): another operation may have
+    /// changed or purged it meanwhile.
+    pub(crate) fn reread(&self, b: &Branch) -> Result<Branch, ApiError> {
+        self.store()
+            .branch(&b.id)
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "branch {:?} was purged meanwhile: see `pgfork branch list`",
+                    b.name
                 ))
             })
     }
@@ -334,6 +409,12 @@ impl Engine {
             purge_at: b
                 .deleted_at
                 .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace)),
+            pgfork_trash_reason: if b.state.is_live() {
+                None
+            } else {
+                self.store().trash_reason(&b.id).ok().flatten()
+            },
+            pgfork_gc_spared: self.store().spared(&b.id).unwrap_or_default(),
             connection_uri: self.connection_uri(project, b),
         }
     }
@@ -430,18 +511,40 @@ impl Engine {
     fn allocate_port(&self, pending: &Pending) -> Result<u16, ApiError> {
         let mut used = self.store().used_ports().map_err(store_err)?;
         used.extend(pending.ports.iter().copied());
-        while let Some(port) = pick_port(self.cfg.ports, &used) {
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return Ok(port);
+        loop {
+            while let Some(port) = pick_port(self.cfg.ports, &used) {
+                if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                    return Ok(port);
+                }
+                used.insert(port);
             }
-            used.insert(port);
+            // The range is full. The trash keeps ports so that a recovered branch gets
+            // its URL back, but not at the price of new branches: the oldest trashed
+            // branch past its hold gives its port up (recover then picks a new one).
+            let hold = chrono::Duration::from_std(self.cfg.trash_port_hold)
+                .unwrap_or(chrono::Duration::MAX);
+            let cutoff = Utc::now()
+                .checked_sub_signed(hold)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let oldest = self
+                .store()
+                .oldest_trashed_with_port(cutoff)
+                .map_err(store_err)?;
+            let Some(t) = oldest.filter(|t| !pending.ports.contains(&t.port)) else {
+                break;
+            };
+            self.store().release_port(&t.id).map_err(store_err)?;
+            tracing::info!(branch = %t.name, port = t.port, "the port range is full: a trashed branch gives its port up");
+            used.remove(&t.port);
         }
         Err(ApiError::new(
             503,
             "NO_PORTS",
             format!(
-                "all ports of {}-{} are taken: delete branches or widen the range with PGFORK_PORTS=FIRST-LAST",
-                self.cfg.ports.first, self.cfg.ports.last
+                "all ports of {}-{} are taken by live branches and by branches deleted less than {} ago: purge the trash (`pgfork trash empty`), delete branches, or widen the range with PGFORK_PORTS=FIRST-LAST",
+                self.cfg.ports.first,
+                self.cfg.ports.last,
+                humantime::format_duration(self.cfg.trash_port_hold)
             ),
         ))
     }
@@ -484,6 +587,9 @@ impl Engine {
         let user = self.user.clone();
         let inst2 = inst.clone();
         blocking(move || {
+            if !inst2.is_running() {
+                crate::layout::rotate_if_large(&inst2.log_file);
+            }
             inst2
                 .start(&install, &user, &[], START_TIMEOUT)
                 .map(|_| ())
@@ -525,14 +631,6 @@ impl Engine {
         }
     }
 
-    /// Test-only: lets crash tests kill the daemon at a known point of an operation.
-    async fn pause_point(&self, name: &str) {
-        if self.cfg.test_pause.as_deref() == Some(name) {
-            tracing::warn!(point = name, "test pause point reached; sleeping");
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-    }
-
     // ---------- projects ----------
 
     pub async fn create_project(
@@ -561,7 +659,9 @@ impl Engine {
                 Some(&root.id),
                 "create_project",
                 move |_op_id, progress| async move {
-                    let _guard = this.lock_mutations().await;
+                    // An import holds no lock: a connection to any other branch, or
+                    // an import whose source is a branch of this daemon, never waits.
+                    let _op = this.in_flight().await;
                     let r = this
                         .build_project(p2, r2, spec.pg_version, source, progress)
                         .await;
@@ -881,9 +981,11 @@ impl Engine {
             Ok(())
         })
         .await?;
+        crate::failpoints::crash("create-after-rename");
         b.data_dir = b.home_dir.clone();
         let committed = async {
             self.start_instance(project, b, true).await?;
+            crate::failpoints::crash("create-after-start");
             b.state = BranchState::Running;
             b.updated_at = Utc::now();
             let mut store = self.store();
@@ -951,7 +1053,7 @@ impl Engine {
                 Some(&planned.id),
                 "create_branch",
                 move |op_id, progress| async move {
-                    let _guard = this.lock_mutations().await;
+                    let _op = this.in_flight().await;
                     let r = this.build_branch(&p2, b2, op_id, progress).await;
                     drop(reservation);
                     r
@@ -1038,9 +1140,13 @@ impl Engine {
         let tmp = self.layout.tmp.join(&id);
         let built = tmp.join("pgdata");
         let result = async {
-            let lsn = self
-                .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
-                .await?;
+            let lsn = {
+                // The parent must not start or stop while it is being cloned.
+                let _parent = self.lock_branch(&parent.id).await;
+                let parent = self.branch(project, &parent.id)?;
+                self.clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
+                    .await?
+            };
             b.parent_lsn = lsn;
             self.commit_new_branch(project, &mut b, &built, None).await
         }
@@ -1067,24 +1173,44 @@ impl Engine {
         progress: &Arc<Progress>,
         label: &str,
     ) -> Result<Option<String>, ApiError> {
-        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
         let method = self.probe.method;
+        // Before anything touches the parent: a clone of a running parent makes it
+        // write (checkpoint, backup WAL), and every later write of parent or child
+        // needs new blocks. A full store would make the parent PANIC.
+        let need = if method == CloneMethod::Copy {
+            let src = parent.data_dir.clone();
+            tokio::task::spawn_blocking(move || total_file_bytes(&src))
+                .await
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let free = pgfork_cow::available_bytes(&self.layout.tmp).map_err(cow_err)?;
+        if pgfork_core::room_for(free, need, self.cfg.min_free).is_err() {
+            let what = if need > 0 {
+                format!(
+                    "a full copy of {:?} needs {}",
+                    parent.name,
+                    human_bytes(need)
+                )
+            } else {
+                format!("branching {:?} needs little", parent.name)
+            };
+            return Err(ApiError::insufficient_storage(format!(
+                "the store has {} free: {what}, and pgfork keeps {} free so that running branches can go on writing; nothing was changed: free some space (`pgfork trash empty`, delete branches){}",
+                human_bytes(free),
+                human_bytes(self.cfg.min_free),
+                if method == CloneMethod::Copy {
+                    ", or put PGFORK_HOME on a reflink filesystem (XFS, btrfs) where branches cost almost nothing"
+                } else {
+                    ""
+                }
+            )));
+        }
+        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
         if method == CloneMethod::Copy {
             if let Some(w) = self.probe.warning() {
                 self.ops.warn(op_id, w);
-            }
-            let src = parent.data_dir.clone();
-            let need = tokio::task::spawn_blocking(move || total_file_bytes(&src))
-                .await
-                .unwrap_or(0);
-            let free = pgfork_cow::available_bytes(tmp).map_err(cow_err)?;
-            if need > free {
-                return Err(ApiError::insufficient_storage(format!(
-                    "not enough space for a full copy of {:?}: it needs {} and the store has {} free; free some space or put PGFORK_HOME on a reflink filesystem (XFS, btrfs) where branches cost almost nothing",
-                    parent.name,
-                    human_bytes(need),
-                    human_bytes(free)
-                )));
             }
             progress.phase(&format!("copying {}", parent.name), need);
         }
@@ -1114,7 +1240,7 @@ impl Engine {
             .await?
         };
         tracing::debug!(?report, "parent cloned");
-        self.pause_point("after-clone").await;
+        crate::failpoints::crash("create-after-clone");
         Ok(report.lsn)
     }
 
@@ -1140,7 +1266,7 @@ impl Engine {
                 Some(&b.id),
                 "reset_branch",
                 move |op_id, progress| async move {
-                    let _guard = this.lock_mutations().await;
+                    let _op = this.in_flight().await;
                     this.do_reset(&p2, &b2.id, &parent_id, op_id, progress)
                         .await
                 },
@@ -1161,7 +1287,11 @@ impl Engine {
         op_id: String,
         progress: Arc<Progress>,
     ) -> Result<Branch, ApiError> {
+        // The branch for the whole reset; its parent only while it is cloned. Child
+        // before parent, always: the tree has no cycle, so neither do the locks.
+        let _branch = self.lock_branch(branch_id).await;
         let mut b = self.branch(project, branch_id)?;
+        let _parent = self.lock_branch(parent_id).await;
         let parent = self
             .store()
             .branch(parent_id)
@@ -1187,6 +1317,8 @@ impl Engine {
                 return Err(e);
             }
         };
+        drop(_parent);
+        crate::failpoints::crash("reset-after-clone");
         let was_running =
             self.instance(project, &b).is_running() || b.state == BranchState::Running;
         let swap = {
@@ -1197,6 +1329,7 @@ impl Engine {
                 blocking(move || {
                     pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
                     std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
+                    crate::failpoints::crash("reset-after-move-aside");
                     if let Err(e) = std::fs::rename(&built2, &home) {
                         let _ = std::fs::rename(&old2, &home);
                         return Err(io_err("move the reset branch into", &home)(e));
@@ -1217,6 +1350,7 @@ impl Engine {
             }
             return Err(e);
         }
+        crate::failpoints::crash("reset-after-swap");
         // The reset data carries the parent's password; put the branch's back.
         if let Err(e) = self.start_instance(project, &b, true).await {
             tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
@@ -1243,11 +1377,12 @@ impl Engine {
         project_ref: &str,
         branch_ref: &str,
         purge: bool,
+        reason: Option<pgfork_git::gc::Reason>,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let _guard = self.lock_mutations().await;
+        let _op = self.in_flight().await;
         // A purge may also target a branch already in the trash.
-        let mut b = match self.branch(&project, branch_ref) {
+        let b = match self.branch(&project, branch_ref) {
             Ok(b) => b,
             Err(e) if purge => {
                 // One store lock per statement: the mutex is not reentrant.
@@ -1262,6 +1397,8 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        let _branch = self.lock_branch(&b.id).await;
+        let mut b = self.reread(&b)?;
         if b.parent_id.is_none() && b.state.is_live() {
             return Err(ApiError::bad_request(format!(
                 "{:?} is the project's root branch and cannot be deleted",
@@ -1279,36 +1416,100 @@ impl Engine {
             ));
         }
         let (op_id, _) = self.ops.begin(&project.id, Some(&b.id), "delete_timeline");
-        let result = self.trash_or_purge(&project, &mut b, purge).await;
+        let result = self.trash_or_purge(&project, &mut b, purge, reason).await;
         self.ops.finish(&op_id, result.as_ref().map(|_| ()));
         result?;
         Ok(self.branch_response(&project, &b, Some(&op_id)))
     }
 
+    /// Moves a branch to the trash, or purges it for good. Either completes or leaves
+    /// the branch as it was (a failed metadata write moves the directory back and
+    /// restarts what ran), except that a purge interrupted after its directory moved
+    /// to `tmp/purge-<id>` is completed at the next start: the user asked for it.
     pub(crate) async fn trash_or_purge(
         &self,
         project: &Project,
         b: &mut Branch,
         purge: bool,
+        reason: Option<pgfork_git::gc::Reason>,
     ) -> Result<(), ApiError> {
+        let was_running = self.instance(project, b).is_running();
         self.unexpose(b.port);
         self.stop_instance(self.instance(project, b)).await?;
-        if purge {
-            let dir = b.data_dir.clone();
-            // Rename first so a crash mid-delete leaves a tmp leftover, not a half branch.
-            let doomed = self.layout.tmp.join(format!("purge-{}", b.id));
-            if dir.exists() {
-                std::fs::rename(&dir, &doomed).map_err(io_err("remove", &dir))?;
+        let result = if purge {
+            self.purge_stopped(b).await
+        } else if b.state.is_live() {
+            self.trash_stopped(project, b, reason).await
+        } else {
+            Ok(())
+        };
+        if result.is_err() && b.state.is_live() {
+            // Nothing changed: it serves again as before.
+            if was_running {
+                let _ = self.start_instance(project, b, false).await;
             }
-            self.store().purge_branch(&b.id).map_err(store_err)?;
-            tokio::task::spawn_blocking(move || remove_tree(&doomed));
-            b.state = BranchState::Deleted;
-            b.deleted_at = Some(Utc::now());
-            return Ok(());
+            self.expose(b.port).await;
         }
-        if !b.state.is_live() {
-            return Ok(());
+        result
+    }
+
+    async fn purge_stopped(&self, b: &mut Branch) -> Result<(), ApiError> {
+        let dir = b.data_dir.clone();
+        // Rename first: a crash from here on leaves `tmp/purge-<id>`, which the next
+        // start takes as the purge it was and completes.
+        let doomed = self.layout.tmp.join(format!("purge-{}", b.id));
+        let moved = dir.exists();
+        if moved {
+            std::fs::rename(&dir, &doomed).map_err(io_err("remove", &dir))?;
         }
+        crate::failpoints::crash("purge-after-move");
+        let purged = self.store().purge_branch(&b.id);
+        if let Err(e) = purged {
+            if !is_disk_full(&e) || !moved {
+                if moved {
+                    let _ = std::fs::rename(&doomed, &dir);
+                }
+                return Err(store_err(e));
+            }
+            // The metadata cannot be written because the disk is full: free the space
+            // this purge is about first, then write again.
+            tracing::warn!(branch = %b.name, "disk full: removing the data before the metadata row");
+            let d = doomed.clone();
+            blocking(move || {
+                remove_tree_contents(&d);
+                Ok(())
+            })
+            .await?;
+            self.store().purge_branch(&b.id).map_err(|e| {
+                ApiError::insufficient_storage(format!(
+                    "the data of {:?} is removed but its metadata could not be written ({e}): free some space; the next daemon start completes the purge",
+                    b.name
+                ))
+            })?;
+        }
+        self.forget_lock(&b.id);
+        let (log, run) = (self.layout.branch_log(&b.id), self.layout.socket_dir(&b.id));
+        blocking(move || {
+            remove_tree(&doomed);
+            remove_tree(&run);
+            for f in crate::layout::rotated_logs(&log) {
+                let _ = std::fs::remove_file(f);
+            }
+            Ok(())
+        })
+        .await?;
+        b.state = BranchState::Deleted;
+        b.deleted_at = Some(Utc::now());
+        tracing::info!(branch = %b.name, "branch purged");
+        Ok(())
+    }
+
+    async fn trash_stopped(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        reason: Option<pgfork_git::gc::Reason>,
+    ) -> Result<(), ApiError> {
         let trash = self.layout.trash_dir(
             &safe_dir_name(&project.name),
             &safe_dir_name(&b.name),
@@ -1317,29 +1518,55 @@ impl Engine {
         if let Some(parent) = trash.parent() {
             traversable_dir(parent)?;
         }
-        std::fs::rename(&b.data_dir, &trash).map_err(io_err("move to the trash", &b.data_dir))?;
-        b.data_dir = trash;
-        b.state = BranchState::Deleted;
-        b.deleted_at = Some(Utc::now());
-        b.updated_at = Utc::now();
-        self.store().update_branch(b).map_err(store_err)?;
-        tracing::info!(branch = %b.name, "branch moved to trash");
+        let home = b.data_dir.clone();
+        std::fs::rename(&home, &trash).map_err(io_err("move to the trash", &home))?;
+        crate::failpoints::crash("trash-after-move");
+        let mut trashed = b.clone();
+        trashed.data_dir = trash;
+        trashed.state = BranchState::Deleted;
+        trashed.deleted_at = Some(Utc::now());
+        trashed.updated_at = Utc::now();
+        // One store lock per statement: the mutex is not reentrant.
+        let written = self.store().update_branch(&trashed);
+        let written = written.and_then(|()| {
+            let store = self.store();
+            store.set_trash_reason(&b.id, reason.map(|r| r.as_str()))
+        });
+        if let Err(e) = written {
+            if let Err(back) = std::fs::rename(&trashed.data_dir, &home) {
+                tracing::error!(branch = %b.name, error = %back, "could not move the branch back from the trash; the next daemon start will");
+            }
+            return Err(if is_disk_full(&e) {
+                ApiError::insufficient_storage(format!(
+                    "no space left to record that {:?} was deleted, so nothing was changed: free some space, or purge branches (`pgfork branch delete NAME --purge`, `pgfork trash empty`)",
+                    b.name
+                ))
+            } else {
+                store_err(e)
+            });
+        }
+        *b = trashed;
+        tracing::info!(branch = %b.name, reason = reason.map(|r| r.as_str()).unwrap_or("deleted by the user"), "branch moved to trash");
         Ok(())
     }
 
+    /// Brings a branch back from the trash. Its name, directory and port are its own
+    /// again unless something took them meanwhile (a new branch of the same name, a
+    /// port given up by the trash): then it gets new ones and the response says so. A
+    /// branch gc took is spared that reason from now on; an expired TTL is cleared.
     pub async fn recover_branch(
         self: &Arc<Self>,
         project_ref: &str,
         branch_ref: &str,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let _guard = self.lock_mutations().await;
+        let _op = self.in_flight().await;
         let by_id = self
             .store()
             .branch(branch_ref)
             .map_err(store_err)?
             .filter(|b| b.project_id == project.id && !b.state.is_live());
-        let mut b = match by_id {
+        let found = match by_id {
             Some(b) => b,
             None => self
                 .store()
@@ -1347,38 +1574,95 @@ impl Engine {
                 .map_err(store_err)?
                 .ok_or_else(|| ApiError::not_found(format!("no deleted branch {branch_ref:?} in the trash of project {:?} (purged branches cannot be recovered)", project.name)))?,
         };
-        if self
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
+        if b.state.is_live() {
+            return Ok(self.branch_response(&project, &b, None));
+        }
+        let (op_id, _) = self.ops.begin(&project.id, Some(&b.id), "recover_branch");
+        let result = self.recover_locked(&project, &mut b, &op_id).await;
+        self.ops.finish(&op_id, result.as_ref().map(|_| ()));
+        result?;
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    async fn recover_locked(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        op_id: &str,
+    ) -> Result<(), ApiError> {
+        let mut recovered = b.clone();
+        let namesake = self
             .store()
             .live_branch_by_name(&project.id, &b.name)
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Err(ApiError::conflict(format!(
-                "a live branch named {:?} exists: rename or delete it before recovering",
-                b.name
-            )));
+            .map_err(store_err)?;
+        let mut reservation = None;
+        if namesake.is_some() {
+            let short: String =
+                b.id.chars()
+                    .rev()
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+            recovered.name = format!("{}-recovered-{short}", b.name);
+            validate_branch_name(&recovered.name)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            self.ops.warn(
+                op_id,
+                format!(
+                    "a live branch is named {:?} now, so this one comes back as {:?}",
+                    b.name, recovered.name
+                ),
+            );
+            // It is no longer the database of that git branch: the live one is.
+            recovered.git_branch = None;
         }
-        if b.home_dir.exists() {
-            return Err(ApiError::conflict(format!(
-                "{} is occupied: remove it before recovering {:?}",
-                b.home_dir.display(),
-                b.name
-            )));
+        if recovered.home_dir.exists() {
+            // Another branch lives there now (see `reconcile::alternate_home`).
+            recovered.home_dir = crate::reconcile::alternate_home(&b.home_dir, &b.id);
         }
-        std::fs::rename(&b.data_dir, &b.home_dir)
+        if b.port == 0 {
+            let r = self.reserve(&project.name, &format!("recover:{}", b.id))?;
+            recovered.port = r.port;
+            reservation = Some(r);
+            self.ops.warn(op_id, format!("its port was given to another branch while it was in the trash: its URL now uses port {}", recovered.port));
+        }
+        if recovered.expires_at.is_some_and(|t| t <= Utc::now()) {
+            recovered.expires_at = None;
+            self.ops.warn(op_id, format!("its TTL had expired, so it comes back without one: `pgfork branch set-ttl {} 1d` sets a new one", recovered.name));
+        }
+        if let Some(parent) = recovered.home_dir.parent() {
+            traversable_dir(parent)?;
+        }
+        std::fs::rename(&b.data_dir, &recovered.home_dir)
             .map_err(io_err("move out of the trash", &b.data_dir))?;
-        b.data_dir = b.home_dir.clone();
-        b.state = BranchState::Suspended;
-        b.deleted_at = None;
-        b.updated_at = Utc::now();
-        self.store().update_branch(&b).map_err(store_err)?;
-        self.start_instance(&project, &b, false).await?;
+        crate::failpoints::crash("recover-after-move");
+        recovered.data_dir = recovered.home_dir.clone();
+        recovered.state = BranchState::Suspended;
+        recovered.deleted_at = None;
+        recovered.updated_at = Utc::now();
+        let written = self.store().update_branch(&recovered);
+        let written = written.and_then(|()| {
+            let store = self.store();
+            store.spare_trash_reason(&b.id)
+        });
+        drop(reservation);
+        if let Err(e) = written {
+            let _ = std::fs::rename(&recovered.data_dir, &b.data_dir);
+            return Err(store_err(e));
+        }
+        *b = recovered;
+        self.start_instance(project, b, false).await?;
         b.state = BranchState::Running;
         self.store()
             .set_state(&b.id, b.state, Utc::now())
             .map_err(store_err)?;
         self.expose(b.port).await;
-        Ok(self.branch_response(&project, &b, None))
+        tracing::info!(branch = %b.name, "recovered from the trash");
+        Ok(())
     }
 
     pub async fn set_running(
@@ -1388,23 +1672,87 @@ impl Engine {
         run: bool,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let _guard = self.lock_mutations().await;
-        let mut b = self.branch(&project, branch_ref)?;
+        let _op = self.in_flight().await;
+        let found = self.branch(&project, branch_ref)?;
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
+        if !b.state.is_live() {
+            return Err(ApiError::not_found(format!(
+                "branch {:?} was deleted meanwhile: see `pgfork branch list --all`",
+                b.name
+            )));
+        }
+        self.set_running_locked(&project, &mut b, run).await?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+
+    /// Starts or stops `b`; the caller holds its lock.
+    pub(crate) async fn set_running_locked(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        run: bool,
+    ) -> Result<(), ApiError> {
         if run {
-            self.start_instance(&project, &b, false).await?;
+            self.start_instance(project, b, false).await?;
             b.state = BranchState::Running;
             if let Some(f) = self.front_state.get() {
                 f.touch(b.port);
             }
         } else {
-            self.stop_instance(self.instance(&project, &b)).await?;
+            self.stop_instance(self.instance(project, b)).await?;
             b.state = BranchState::Suspended;
         }
         b.updated_at = Utc::now();
         self.store()
             .set_state(&b.id, b.state, b.updated_at)
-            .map_err(store_err)?;
-        Ok(self.branch_response(&project, &b, None))
+            .map_err(store_err)
+    }
+
+    /// The proxy's wake: the branch behind a connection, running, with the connection
+    /// counted as a client *before* the lock is released, so the idle reaper (which
+    /// checks under the same lock) can never stop it under a client that just arrived.
+    pub(crate) async fn wake_for_client(&self, branch_id: &str) -> Result<Branch, ApiError> {
+        let _op = self.in_flight().await;
+        let _branch = self.lock_branch(branch_id).await;
+        let mut b = self
+            .store()
+            .branch(branch_id)
+            .map_err(store_err)?
+            .filter(|b| b.state.is_live())
+            .ok_or_else(|| ApiError::not_found("the branch behind this port was deleted"))?;
+        let project = self.project(&b.project_id)?;
+        if !self.instance(&project, &b).is_running() || b.state != BranchState::Running {
+            tracing::info!(branch = %b.name, "waking on connect");
+            self.set_running_locked(&project, &mut b, true).await?;
+        }
+        if let Some(f) = self.front_state.get() {
+            f.opened(b.port);
+        }
+        Ok(b)
+    }
+
+    /// Suspends `branch_id` if no client has used it for `limit`; decided under its
+    /// lock, against the live client count.
+    async fn suspend_if_idle(&self, branch_id: &str, limit: Duration) {
+        let _op = self.in_flight().await;
+        let _branch = self.lock_branch(branch_id).await;
+        let Ok(Some(mut b)) = self.store().branch(branch_id) else {
+            return;
+        };
+        let Some(front) = self.front_state.get() else {
+            return;
+        };
+        if b.state != BranchState::Running || !front.idle_at_least(b.port, limit) {
+            return;
+        }
+        let Ok(project) = self.project(&b.project_id) else {
+            return;
+        };
+        tracing::info!(branch = %b.name, "idle: suspending");
+        if let Err(e) = self.set_running_locked(&project, &mut b, false).await {
+            tracing::warn!(branch = %b.name, error = %e, "could not suspend idle branch");
+        }
     }
 
     pub async fn update_branch(
@@ -1414,8 +1762,10 @@ impl Engine {
         req: api::BranchUpdateRequest,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let _guard = self.lock_mutations().await;
-        let mut b = self.branch(&project, branch_ref)?;
+        let _op = self.in_flight().await;
+        let found = self.branch(&project, branch_ref)?;
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
         let u = req.branch;
         if let Some(name) = u.name {
             validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -1464,6 +1814,7 @@ impl Engine {
             b.expires_at = exp;
         }
         b.updated_at = Utc::now();
+        crate::failpoints::crash("update-before-write");
         self.store().update_branch(&b).map_err(store_err)?;
         Ok(self.branch_response(&project, &b, None))
     }
@@ -1473,13 +1824,15 @@ impl Engine {
         project_ref: &str,
     ) -> Result<api::ProjectResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let _guard = self.lock_mutations().await;
+        let _op = self.in_flight().await;
         let branches = self
             .store()
             .branches(&project.id, true)
             .map_err(store_err)?;
-        for mut b in branches {
-            self.trash_or_purge(&project, &mut b, true).await?;
+        for b in branches {
+            let _branch = self.lock_branch(&b.id).await;
+            let Ok(mut b) = self.reread(&b) else { continue };
+            self.trash_or_purge(&project, &mut b, true, None).await?;
         }
         self.store()
             .delete_project(&project.id)
@@ -1506,7 +1859,8 @@ impl Engine {
             let Ok(Some(project)) = self.store().project(&b.project_id) else {
                 continue;
             };
-            let _guard = self.lock_mutations().await;
+            let _op = self.in_flight().await;
+            let _branch = self.lock_branch(&b.id).await;
             // Re-read under the lock: the branch may have been recovered, protected or
             // given a new TTL while we waited.
             let Ok(Some(mut b)) = self.store().branch(&b.id) else {
@@ -1521,7 +1875,15 @@ impl Engine {
                 "TTL expired: moving to trash"
             };
             tracing::info!(branch = %b.name, "{what}");
-            if let Err(e) = self.trash_or_purge(&project, &mut b, purge).await {
+            let reason = if purge {
+                Reason::Grace
+            } else {
+                Reason::Expired
+            };
+            if let Err(e) = self
+                .trash_or_purge(&project, &mut b, purge, Some(reason))
+                .await
+            {
                 tracing::warn!(branch = %b.name, error = %e, "reaper could not remove branch");
             }
         }
@@ -1535,56 +1897,79 @@ impl Engine {
         let projects = self.store().projects().unwrap_or_default();
         for project in projects {
             let repos = self.store().repos(&project.id).unwrap_or_default();
-            let Some(repo) = repos
-                .iter()
-                .find_map(|p| pgfork_git::Repo::discover(p).ok().filter(|r| &r.root == p))
-            else {
+            let Some(repo) = tokio::task::spawn_blocking(move || {
+                repos
+                    .iter()
+                    .find_map(|p| pgfork_git::Repo::discover(p).ok().filter(|r| &r.root == p))
+            })
+            .await
+            .ok()
+            .flatten() else {
                 continue;
             };
-            if repo.local_branches().is_empty() {
-                continue;
-            }
             let branches = self.store().branches(&project.id, true).unwrap_or_default();
-            let candidates: Vec<pgfork_git::gc::Candidate> = branches
-                .iter()
-                .map(|b| pgfork_git::gc::Candidate {
-                    id: b.id.clone(),
-                    name: b.name.clone(),
-                    live: b.state.is_live(),
-                    root: b.parent_id.is_none(),
-                    protected: b.protected,
-                    git_branch: b.git_branch.clone(),
-                    expires_at: b.expires_at.map(|t| t.timestamp()),
-                    purge_at: b
-                        .deleted_at
-                        .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace).timestamp()),
-                })
-                .collect();
-            let plan = {
-                let repo = repo.clone();
-                tokio::task::spawn_blocking(move || {
-                    let view = pgfork_git::gc::RepoView::new(&repo);
-                    pgfork_git::gc::plan(&candidates, &view, Utc::now().timestamp())
-                })
-                .await
-                .unwrap_or_default()
+            let candidates: Vec<Candidate> =
+                branches.iter().map(|b| self.gc_candidate(b)).collect();
+            let plan = match plan_blocking(&repo, candidates).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    tracing::warn!(project = %project.name, repo = %repo.root.display(), error = %e, "git gc skipped this repository: git could not answer");
+                    continue;
+                }
             };
             for action in plan {
-                let _guard = self.lock_mutations().await;
+                let _op = self.in_flight().await;
+                let _branch = self.lock_branch(&action.id).await;
+                // Decide again under the lock, from git as it is now: the user may
+                // have recovered the branch or checked it out meanwhile.
                 let Ok(Some(mut b)) = self.store().branch(&action.id) else {
                     continue;
                 };
-                if b.protected || (b.state.is_live() && action.action == "purge") {
+                let again = plan_blocking(&repo, vec![self.gc_candidate(&b)]).await;
+                let still = again
+                    .ok()
+                    .and_then(|p| p.into_iter().next())
+                    .is_some_and(|a| a.action == action.action && a.reason == action.reason);
+                if !still {
                     continue;
                 }
-                tracing::info!(branch = %b.name, reason = %action.reason, "git gc: {}", action.action);
+                tracing::info!(branch = %b.name, reason = %action.detail, "git gc: {}", action.action);
                 if let Err(e) = self
-                    .trash_or_purge(&project, &mut b, action.action == "purge")
+                    .trash_or_purge(
+                        &project,
+                        &mut b,
+                        action.action == "purge",
+                        Some(action.reason),
+                    )
                     .await
                 {
                     tracing::warn!(branch = %b.name, error = %e, "git gc could not remove branch");
                 }
             }
+        }
+    }
+
+    /// What gc needs to know about `b` (shared by the daemon and `pgfork gc`).
+    pub(crate) fn gc_candidate(&self, b: &Branch) -> Candidate {
+        let spared = self
+            .store()
+            .spared(&b.id)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| Reason::parse(r))
+            .collect();
+        Candidate {
+            id: b.id.clone(),
+            name: b.name.clone(),
+            live: b.state.is_live(),
+            root: b.parent_id.is_none(),
+            protected: b.protected,
+            git_branch: b.git_branch.clone(),
+            expires_at: b.expires_at.map(|t| t.timestamp()),
+            purge_at: b
+                .deleted_at
+                .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace).timestamp()),
+            spared,
         }
     }
 
@@ -1633,12 +2018,37 @@ impl Engine {
                 s if s > 0 => Some(Duration::from_secs(s as u64)),
                 _ => default,
             };
-            if b.state != BranchState::Running || limit.is_none_or(|l| idle_for < l) {
+            let Some(limit) = limit else { continue };
+            if b.state != BranchState::Running || idle_for < limit {
                 continue;
             }
-            tracing::info!(branch = %b.name, "idle: suspending");
-            if let Err(e) = self.set_running(&b.project_id, &b.id, false).await {
-                tracing::warn!(branch = %b.name, error = %e, "could not suspend idle branch");
+            self.suspend_if_idle(&b.id, limit).await;
+        }
+    }
+
+    /// A postmaster that died without us (killed, crashed, OOM) is not "running":
+    /// its state says so until the next connection wakes it.
+    pub async fn notice_dead_postmasters(&self) {
+        let branches = self.store().all_branches().unwrap_or_default();
+        for b in branches
+            .into_iter()
+            .filter(|b| b.state == BranchState::Running)
+        {
+            let Ok(project) = self.project(&b.project_id) else {
+                continue;
+            };
+            if self.instance(&project, &b).is_running() {
+                continue;
+            }
+            let _branch = self.lock_branch(&b.id).await;
+            let Ok(Some(now)) = self.store().branch(&b.id) else {
+                continue;
+            };
+            if now.state == BranchState::Running && !self.instance(&project, &now).is_running() {
+                tracing::warn!(branch = %b.name, "its Postgres exited on its own; marked suspended (the next connection starts it)");
+                let _ = self
+                    .store()
+                    .set_state(&b.id, BranchState::Suspended, Utc::now());
             }
         }
     }
@@ -1663,6 +2073,20 @@ fn reap_due(b: &Branch, now: DateTime<Utc>, grace: Duration) -> Option<bool> {
     }
     let expired = b.expires_at.is_some_and(|t| t <= now) && !b.protected && b.parent_id.is_some();
     expired.then_some(false)
+}
+
+/// gc's plan for `repo`, with git run on a blocking thread.
+async fn plan_blocking(
+    repo: &pgfork_git::Repo,
+    candidates: Vec<Candidate>,
+) -> Result<Vec<pgfork_git::gc::Action>, pgfork_git::GitError> {
+    let repo = repo.clone();
+    tokio::task::spawn_blocking(move || {
+        let view = pgfork_git::gc::RepoView::new(&repo)?;
+        pgfork_git::gc::plan(&candidates, &view, Utc::now().timestamp())
+    })
+    .await
+    .map_err(|e| pgfork_git::GitError::NoGit(format!("git worker failed: {e}")))?
 }
 
 pub fn human_bytes(n: u64) -> String {

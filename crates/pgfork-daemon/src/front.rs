@@ -3,7 +3,6 @@
 //! suspending it when idle.
 
 use crate::engine::Engine;
-use pgfork_core::BranchState;
 use pgfork_proxy::{Backend, BackendError, ScramVerifier, Target};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -56,9 +55,15 @@ impl Front {
     }
 
     /// The branch behind `port`: the branch holding it, or for a follow-HEAD port the
-    /// branch paired with its work tree's current HEAD (the root when none is).
-    fn branch_behind(engine: &Engine, port: u16) -> Result<pgfork_store::Branch, BackendError> {
-        if let Some(b) = engine.store().live_branch_by_port(port).map_err(err)? {
+    /// branch paired with its work tree's current HEAD (the root when none is). Reading
+    /// HEAD runs git, so it happens on a blocking thread, with git's environment
+    /// scrubbed and the work tree named explicitly.
+    async fn branch_behind(
+        engine: &Arc<Engine>,
+        port: u16,
+    ) -> Result<pgfork_store::Branch, BackendError> {
+        let by_port = engine.store().live_branch_by_port(port).map_err(err)?;
+        if let Some(b) = by_port {
             return Ok(b);
         }
         let follow = engine
@@ -69,14 +74,18 @@ impl Front {
         let project = engine
             .project(&follow.project_id)
             .map_err(|e| BackendError(e.message))?;
-        let head = pgfork_git::Repo::discover(&follow.repo_path)
-            .map_err(|e| {
-                BackendError(format!(
-                    "cannot read HEAD of {}: {e}",
-                    follow.repo_path.display()
-                ))
-            })?
-            .current_branch();
+        let path = follow.repo_path.clone();
+        let head = tokio::task::spawn_blocking(move || {
+            pgfork_git::Repo::discover(&path).map(|r| r.current_branch())
+        })
+        .await
+        .map_err(err)?
+        .map_err(|e| {
+            BackendError(format!(
+                "cannot read HEAD of {}: {e}",
+                follow.repo_path.display()
+            ))
+        })?;
         let branches = engine.store().branches(&project.id, false).map_err(err)?;
         let paired = head.and_then(|h| {
             branches
@@ -102,6 +111,24 @@ impl Front {
         entry.last = Instant::now();
     }
 
+    /// A client connection to the branch at `port` began (see `Engine::wake_for_client`).
+    pub fn opened(&self, port: u16) {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = a.entry(port).or_insert(Activity {
+            active: 0,
+            last: Instant::now(),
+        });
+        entry.active += 1;
+        entry.last = Instant::now();
+    }
+
+    /// No client on `port` now, and none for at least `limit`.
+    pub fn idle_at_least(&self, port: u16, limit: Duration) -> bool {
+        let a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        a.get(&port)
+            .is_none_or(|v| v.active == 0 && v.last.elapsed() >= limit)
+    }
+
     /// Ports with no client now, and for how long they have had none.
     pub fn idle_for(&self) -> Vec<(u16, Duration)> {
         let a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
@@ -113,7 +140,7 @@ impl Front {
 }
 
 impl Backend for Front {
-    fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>> {
+    async fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>> {
         let engine = self.engine.upgrade()?;
         // A follow-HEAD port has its own password: its URL must not change when the
         // branch behind it does.
@@ -127,13 +154,22 @@ impl Backend for Front {
                 (format!("follow:{port}"), f.password)
             }
         };
-        let mut cache = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((pw, v)) = cache.get(&key) {
-            if *pw == password {
-                return Some(v.clone());
+        {
+            let cache = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((pw, v)) = cache.get(&key) {
+                if *pw == password {
+                    return Some(v.clone());
+                }
             }
         }
-        let v = Arc::new(ScramVerifier::new(&password, &self.salt));
+        // PBKDF2 with 4096 rounds: milliseconds of CPU, on a blocking thread and
+        // outside the cache lock.
+        let salt = self.salt;
+        let pw = password.clone();
+        let v = tokio::task::spawn_blocking(move || Arc::new(ScramVerifier::new(&pw, &salt)))
+            .await
+            .ok()?;
+        let mut cache = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
         cache.insert(key, (password, v.clone()));
         Some(v)
     }
@@ -143,35 +179,18 @@ impl Backend for Front {
             .engine
             .upgrade()
             .ok_or_else(|| BackendError("pgfork is shutting down".into()))?;
-        let b = Front::branch_behind(&engine, port)?;
-        let project = engine
-            .project(&b.project_id)
+        let b = Front::branch_behind(&engine, port).await?;
+        let b = engine
+            .wake_for_client(&b.id)
+            .await
             .map_err(|e| BackendError(e.message))?;
-        self.touch(b.port);
-        if !engine.instance(&project, &b).is_running() || b.state != BranchState::Running {
-            tracing::info!(branch = %b.name, "waking on connect");
-            engine
-                .set_running(&project.id, &b.id, true)
-                .await
-                .map_err(|e| BackendError(e.message))?;
-        }
         Ok(Front::target(&engine, &b))
     }
 
-    fn cancel_target(&self, port: u16) -> Option<Target> {
+    async fn cancel_target(&self, port: u16) -> Option<Target> {
         let engine = self.engine.upgrade()?;
-        let b = Front::branch_behind(&engine, port).ok()?;
+        let b = Front::branch_behind(&engine, port).await.ok()?;
         Some(Front::target(&engine, &b))
-    }
-
-    fn opened(&self, port: u16) {
-        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = a.entry(port).or_insert(Activity {
-            active: 0,
-            last: Instant::now(),
-        });
-        entry.active += 1;
-        entry.last = Instant::now();
     }
 
     fn closed(&self, port: u16) {

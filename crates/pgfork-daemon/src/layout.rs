@@ -90,6 +90,27 @@ impl Layout {
     }
 }
 
+/// A branch log and its rotated predecessor (`<id>.log.1`).
+pub fn rotated_logs(log: &Path) -> [PathBuf; 2] {
+    let mut old = log.as_os_str().to_owned();
+    old.push(".1");
+    [log.to_path_buf(), PathBuf::from(old)]
+}
+
+/// Logs grow with every start of a branch; past this size a log is rotated at the next
+/// start (one predecessor is kept).
+pub const MAX_BRANCH_LOG: u64 = 8 << 20;
+
+/// Rotates `log` if it has grown past [`MAX_BRANCH_LOG`].
+pub fn rotate_if_large(log: &Path) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > MAX_BRANCH_LOG) {
+        let [cur, old] = rotated_logs(log);
+        if let Err(e) = std::fs::rename(&cur, &old) {
+            tracing::warn!(log = %cur.display(), error = %e, "could not rotate the branch log");
+        }
+    }
+}
+
 /// The default `PGFORK_HOME`: `$XDG_DATA_HOME/pgfork`, else `~/.local/share/pgfork`.
 /// As root it is `/var/lib/pgfork`, because root's home is not traversable by the
 /// unprivileged user Postgres runs as.

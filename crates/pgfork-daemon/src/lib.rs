@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod engine;
+mod failpoints;
 pub mod front;
 mod ids;
 pub mod layout;

@@ -44,6 +44,13 @@ pub fn stop_builds_in_tmp(engine: &Engine) {
     }
 }
 
+/// Where a branch recovered while another branch occupies its home directory lives.
+pub fn alternate_home(home: &Path, id: &str) -> PathBuf {
+    let mut s = home.as_os_str().to_owned();
+    s.push(format!("~{id}"));
+    PathBuf::from(s)
+}
+
 /// Finishes or undoes directory moves a crash interrupted, so no data is swept:
 /// a delete (directory already in the trash, row still live), a recover (directory
 /// back home, row still deleted) and a reset (old data aside in `tmp/<id>-reset/old`,
@@ -73,7 +80,12 @@ fn repair_interrupted_moves(engine: &Engine, branches: &[pgfork_store::Branch]) 
             .tmp
             .join(format!("{}-reset", b.id))
             .join("old");
-        let candidates = [b.home_dir.clone(), trash, reset_old];
+        let candidates = [
+            b.home_dir.clone(),
+            alternate_home(&b.home_dir, &b.id),
+            trash,
+            reset_old,
+        ];
         if let Some(found) = candidates
             .iter()
             .find(|c| !in_use.contains(c) && c.join("PG_VERSION").exists())
@@ -81,6 +93,21 @@ fn repair_interrupted_moves(engine: &Engine, branches: &[pgfork_store::Branch]) 
             tracing::warn!(branch = %b.name, from = %found.display(), to = %b.data_dir.display(), "restoring a directory an interrupted operation left behind");
             if let Err(e) = std::fs::rename(found, &b.data_dir) {
                 tracing::error!(branch = %b.name, error = %e, "could not restore the directory");
+            }
+        }
+    }
+}
+
+/// A purge moves the branch's directory to `tmp/purge-<id>` before it removes the
+/// row: finding that directory with the row still there means the user's purge was
+/// interrupted, so it is completed (the sweep then removes the directory).
+fn complete_interrupted_purges(engine: &Engine, branches: &[pgfork_store::Branch]) {
+    for b in branches {
+        let doomed = engine.layout.tmp.join(format!("purge-{}", b.id));
+        if doomed.exists() && !b.data_dir.exists() {
+            tracing::warn!(branch = %b.name, "completing a purge that was interrupted");
+            if let Err(e) = engine.store().purge_branch(&b.id) {
+                tracing::error!(branch = %b.name, error = %e, "could not complete the purge");
             }
         }
     }
@@ -107,6 +134,8 @@ pub fn sweep(engine: &Engine) -> usize {
         return 0;
     }
     repair_interrupted_moves(engine, &branches);
+    complete_interrupted_purges(engine, &branches);
+    let branches = engine.store().all_branches().unwrap_or(branches);
     let mut removed = 0;
     for entry in children(&engine.layout.tmp) {
         stop_stray(&entry);
@@ -133,8 +162,8 @@ pub fn sweep(engine: &Engine) -> usize {
     removed
 }
 
-/// Sweeps leftovers, then re-adopts or restarts the branches that should be running.
-pub async fn reconcile(engine: &Arc<Engine>) {
+/// Sweeps leftovers of interrupted operations (before the API answers).
+pub async fn sweep_leftovers(engine: &Arc<Engine>) {
     let removed = {
         let e = engine.clone();
         tokio::task::spawn_blocking(move || sweep(&e))
@@ -144,6 +173,12 @@ pub async fn reconcile(engine: &Arc<Engine>) {
     if removed > 0 {
         tracing::info!(removed, "swept leftovers of interrupted operations");
     }
+}
+
+/// Re-adopts or restarts the branches that should be running, each under its own
+/// lock (a client may already be waking one). Failures are logged and recorded, never
+/// fatal: on a full disk the daemon must still start so space can be freed.
+pub async fn restart_branches(engine: &Arc<Engine>) {
     let branches = engine.store().all_branches().unwrap_or_default();
     for b in branches.into_iter().filter(|b| b.state.is_live()) {
         let Ok(Some(project)) = engine.store().project(&b.project_id) else {
@@ -170,7 +205,15 @@ pub async fn reconcile(engine: &Arc<Engine>) {
                     .set_state(&b.id, BranchState::Running, chrono::Utc::now());
             }
         } else if want_running {
-            match engine.set_running(&project.id, &b.id, true).await {
+            let _op = engine.in_flight().await;
+            let _branch = engine.lock_branch(&b.id).await;
+            let Ok(Some(mut b)) = engine.store().branch(&b.id) else {
+                continue;
+            };
+            if !b.state.is_live() {
+                continue;
+            }
+            match engine.set_running_locked(&project, &mut b, true).await {
                 Ok(_) => tracing::info!(branch = %b.name, "restarted"),
                 Err(e) => {
                     tracing::error!(branch = %b.name, error = %e, "could not restart branch");

@@ -120,6 +120,11 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     // (with its WAL files) holds passwords, branch logs hold production-shaped data.
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0o077) };
+    let _failpoints = crate::failpoints::setup();
+    // Every client socket and every relayed connection costs descriptors: take all the
+    // system allows, and size the proxy's caps from it.
+    let nofile = pgfork_proxy::limits::raise_nofile();
+    tracing::debug!(nofile, "open-files limit");
     let layout = Layout::new(&cfg.home);
     prepare_dirs(&layout)?;
     let _lock = take_lock(&layout)?;
@@ -166,7 +171,17 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         cfg.startup_timeout,
         tls,
     ));
-    reconcile::reconcile(&engine).await;
+    // Leftovers first (fast, files only): nothing may sweep a directory a request
+    // made. Then the API answers at once, while branches restart in the background.
+    reconcile::sweep_leftovers(&engine).await;
+    let _ = std::fs::remove_file(&layout.socket);
+    let listener =
+        tokio::net::UnixListener::bind(&layout.socket).map_err(|source| DaemonError::Listen {
+            path: layout.socket.display().to_string(),
+            source,
+        })?;
+    std::fs::set_permissions(&layout.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(store_io(&layout.socket))?;
     // Every live branch is reachable at its stable port, running or not.
     let live = engine.store().all_branches().unwrap_or_default();
     for b in live.iter().filter(|b| b.state.is_live()) {
@@ -176,15 +191,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     for f in follows {
         engine.expose(f.port).await;
     }
-
-    let _ = std::fs::remove_file(&layout.socket);
-    let listener =
-        tokio::net::UnixListener::bind(&layout.socket).map_err(|source| DaemonError::Listen {
-            path: layout.socket.display().to_string(),
-            source,
-        })?;
-    std::fs::set_permissions(&layout.socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(store_io(&layout.socket))?;
+    let restarts = {
+        let e = engine.clone();
+        tokio::spawn(async move { reconcile::restart_branches(&e).await })
+    };
 
     let reaper = {
         let e = engine.clone();
@@ -192,6 +202,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             let mut tick = tokio::time::interval(e.cfg.reap_every);
             loop {
                 tick.tick().await;
+                e.notice_dead_postmasters().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;
                 e.suspend_idle(e.cfg.idle_timeout).await;
@@ -215,14 +226,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             }
         }
     };
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    api::serve::serve_unix(listener, app, shutdown, api::serve::HEADER_READ_TIMEOUT).await;
     reaper.abort();
+    restarts.abort();
     // Let an operation in flight finish (a create may be about to start a Postgres)
     // before stopping everything; a long import is not waited for forever.
     let in_flight =
-        tokio::time::timeout(std::time::Duration::from_secs(30), engine.lock_mutations()).await;
+        tokio::time::timeout(std::time::Duration::from_secs(30), engine.quiesce()).await;
     if in_flight.is_err() {
         tracing::warn!("an operation is still running after 30 s; stopping branches anyway");
     }
@@ -233,9 +243,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         let _ = tokio::task::spawn_blocking(move || reconcile::stop_builds_in_tmp(&e)).await;
     }
     let _ = std::fs::remove_file(&layout.socket);
-    if let Err(e) = served {
-        tracing::error!(error = %e, "API server failed");
-    }
     tracing::info!("pgfork daemon stopped");
     Ok(())
 }
@@ -382,9 +389,19 @@ impl Backend for Api {
         &self,
         project: String,
         branch: String,
-        purge: bool,
+        query: api::DeleteQuery,
     ) -> Result<api::BranchResponse, ApiError> {
-        self.0.delete_branch(&project, &branch, purge).await
+        let reason = match query.pgfork_gc_reason.as_deref() {
+            None => None,
+            Some(r) => Some(pgfork_git::gc::Reason::parse(r).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "pgfork_gc_reason {r:?} is not one of gone, upstream-gone, merged, expired, grace"
+                ))
+            })?),
+        };
+        self.0
+            .delete_branch(&project, &branch, query.purge, reason)
+            .await
     }
 
     async fn restore_branch(

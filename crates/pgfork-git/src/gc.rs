@@ -1,11 +1,59 @@
 //! What garbage collection removes, decided in one pure function so the CLI (`pgfork
 //! gc`) and the daemon's periodic reconcile agree exactly.
+//!
+//! gc deletes only on unambiguous evidence (DESIGN §8): git's answers are gathered up
+//! front and any git error abandons the whole plan for that repository; "merged" means
+//! the branch's own commits are in the default branch ([`crate::Repo::is_merged`]); and
+//! a branch the user recovered after gc took it is never taken again for the same
+//! reason ([`Candidate::spared`]).
+
+use crate::GitError;
 
 /// Seconds since the Unix epoch: this crate reads no clock, callers pass `now`.
 pub type Timestamp = i64;
 
+/// Why gc removes a branch; stored with a trashed branch so that recovering it spares
+/// it from the same reason afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Its git branch no longer exists.
+    Gone,
+    /// Its git branch's upstream was deleted and pruned.
+    UpstreamGone,
+    /// Its git branch's own commits are all in the default branch.
+    Merged,
+    /// Its TTL passed.
+    Expired,
+    /// In the trash past its grace period (purge).
+    Grace,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Gone => "gone",
+            Reason::UpstreamGone => "upstream-gone",
+            Reason::Merged => "merged",
+            Reason::Expired => "expired",
+            Reason::Grace => "grace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        [
+            Reason::Gone,
+            Reason::UpstreamGone,
+            Reason::Merged,
+            Reason::Expired,
+            Reason::Grace,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
 /// What gc needs to know about one database branch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Candidate {
     pub id: String,
     pub name: String,
@@ -15,14 +63,18 @@ pub struct Candidate {
     pub git_branch: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub purge_at: Option<Timestamp>,
+    /// Reasons gc may no longer use for this branch: it took the branch for them once
+    /// and the user recovered it.
+    pub spared: Vec<Reason>,
 }
 
-/// What git says, asked lazily: only branches that could be collected are looked up.
+/// What git says. Facts gc deletes on are gathered completely or not at all.
 pub trait GitView {
     fn checked_out(&self) -> &[String];
     fn exists(&self, branch: &str) -> bool;
     fn upstream_gone(&self, branch: &str) -> bool;
-    fn merged_into_default(&self, branch: &str) -> Option<String>;
+    /// The default branch `branch` is merged into, asked lazily (it costs git calls).
+    fn merged_into_default(&self, branch: &str) -> Result<Option<String>, GitError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,24 +83,36 @@ pub struct Action {
     pub id: String,
     /// `delete` (to the trash) or `purge` (for good).
     pub action: &'static str,
-    pub reason: String,
+    pub reason: Reason,
+    /// The reason in words, for the user.
+    pub detail: String,
 }
 
 /// Branches whose git branch is gone, merged or whose upstream was pruned, expired
 /// TTLs, and trash past its grace period. Never the root, a protected branch, or a
-/// branch checked out in any work tree.
-pub fn plan(branches: &[Candidate], git: &dyn GitView, now: Timestamp) -> Vec<Action> {
+/// branch checked out in any work tree. A git error fails the whole plan.
+pub fn plan(
+    branches: &[Candidate],
+    git: &dyn GitView,
+    now: Timestamp,
+) -> Result<Vec<Action>, GitError> {
     let mut out = Vec::new();
     for b in branches {
-        let act = |action: &'static str, reason: String| Action {
+        let act = |action: &'static str, reason: Reason, detail: String| Action {
             branch: b.name.clone(),
             id: b.id.clone(),
             action,
             reason,
+            detail,
         };
+        let allowed = |r: Reason| !b.spared.contains(&r);
         if !b.live {
             if b.purge_at.is_some_and(|t| t <= now) {
-                out.push(act("purge", "in the trash past its grace period".into()));
+                out.push(act(
+                    "purge",
+                    Reason::Grace,
+                    "in the trash past its grace period".into(),
+                ));
             }
             continue;
         }
@@ -60,41 +124,68 @@ pub fn plan(branches: &[Candidate], git: &dyn GitView, now: Timestamp) -> Vec<Ac
                 continue;
             }
             if !git.exists(g) {
-                out.push(act("delete", format!("git branch {g} no longer exists")));
+                if allowed(Reason::Gone) {
+                    out.push(act(
+                        "delete",
+                        Reason::Gone,
+                        format!("git branch {g} no longer exists"),
+                    ));
+                    continue;
+                }
+            } else if git.upstream_gone(g) && allowed(Reason::UpstreamGone) {
+                out.push(act(
+                    "delete",
+                    Reason::UpstreamGone,
+                    format!("the upstream of {g} was deleted"),
+                ));
                 continue;
-            }
-            if git.upstream_gone(g) {
-                out.push(act("delete", format!("the upstream of {g} was deleted")));
-                continue;
-            }
-            if let Some(d) = git.merged_into_default(g) {
-                out.push(act("delete", format!("{g} is merged into {d}")));
-                continue;
+            } else if allowed(Reason::Merged) {
+                if let Some(d) = git.merged_into_default(g)? {
+                    out.push(act(
+                        "delete",
+                        Reason::Merged,
+                        format!("{g} is merged into {d}"),
+                    ));
+                    continue;
+                }
             }
         }
-        if b.expires_at.is_some_and(|t| t <= now) {
-            out.push(act("delete", "its TTL expired".into()));
+        if b.expires_at.is_some_and(|t| t <= now) && allowed(Reason::Expired) {
+            out.push(act("delete", Reason::Expired, "its TTL expired".into()));
         }
     }
-    out
+    Ok(out)
 }
 
 /// [`GitView`] of a real repository.
 pub struct RepoView<'r> {
     repo: &'r crate::Repo,
+    local: Vec<String>,
     checked_out: Vec<String>,
     gone: Vec<String>,
     default: Option<String>,
 }
 
 impl<'r> RepoView<'r> {
-    pub fn new(repo: &'r crate::Repo) -> Self {
-        RepoView {
-            repo,
-            checked_out: repo.worktree_branches(),
-            gone: repo.upstream_gone(),
-            default: repo.default_branch(),
+    /// Reads every fact gc needs up front; fails if git cannot answer any of them, or
+    /// if the repository has no branch at all (an empty answer is not evidence).
+    pub fn new(repo: &'r crate::Repo) -> Result<Self, GitError> {
+        let local = repo.list_local_branches()?;
+        if local.is_empty() {
+            return Err(GitError::Failed {
+                dir: repo.root.display().to_string(),
+                args: "for-each-ref refs/heads".into(),
+                code: 0,
+                stderr: "the repository lists no branch at all".into(),
+            });
         }
+        Ok(RepoView {
+            repo,
+            local,
+            checked_out: repo.worktree_branches()?,
+            gone: repo.upstream_gone()?,
+            default: repo.default_branch(),
+        })
     }
 }
 
@@ -103,14 +194,16 @@ impl GitView for RepoView<'_> {
         &self.checked_out
     }
     fn exists(&self, branch: &str) -> bool {
-        self.repo.branch_exists(branch)
+        self.local.iter().any(|b| b == branch)
     }
     fn upstream_gone(&self, branch: &str) -> bool {
         self.gone.iter().any(|g| g == branch)
     }
-    fn merged_into_default(&self, branch: &str) -> Option<String> {
-        let d = self.default.as_deref()?;
-        self.repo.is_merged(branch, d).then(|| d.to_string())
+    fn merged_into_default(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let Some(d) = self.default.as_deref() else {
+            return Ok(None);
+        };
+        Ok(self.repo.is_merged(branch, d)?.then(|| d.to_string()))
     }
 }
 
@@ -135,8 +228,11 @@ mod tests {
         fn upstream_gone(&self, b: &str) -> bool {
             self.gone.contains(&b)
         }
-        fn merged_into_default(&self, b: &str) -> Option<String> {
-            self.merged.contains(&b).then(|| "main".to_string())
+        fn merged_into_default(&self, b: &str) -> Result<Option<String>, GitError> {
+            if b == "broken" {
+                return Err(GitError::NoGit("simulated".into()));
+            }
+            Ok(self.merged.contains(&b).then(|| "main".to_string()))
         }
     }
 
@@ -150,6 +246,7 @@ mod tests {
             git_branch: git.map(str::to_string),
             expires_at: None,
             purge_at: None,
+            spared: Vec::new(),
         }
     }
 
@@ -188,7 +285,7 @@ mod tests {
             trash,
             fresh_trash,
         ];
-        let plan = plan(&branches, &git, 100);
+        let plan = plan(&branches, &git, 100).expect("no git error");
         let got: Vec<(&str, &str)> = plan.iter().map(|a| (a.branch.as_str(), a.action)).collect();
         assert_eq!(
             got,
@@ -200,5 +297,49 @@ mod tests {
                 ("old", "purge")
             ]
         );
+    }
+
+    fn fake() -> Fake {
+        Fake {
+            checked_out: vec!["main".into()],
+            existing: vec!["main", "merged", "broken"],
+            gone: vec![],
+            merged: vec!["merged"],
+        }
+    }
+
+    #[test]
+    fn a_recovered_branch_is_not_taken_again_for_the_same_reason() {
+        let mut merged = c("merged", Some("merged"));
+        merged.spared = vec![Reason::Merged];
+        let mut gone = c("gone", Some("deleted"));
+        gone.spared = vec![Reason::Gone];
+        gone.expires_at = Some(10);
+        let got = plan(&[merged, gone], &fake(), 100).expect("plan");
+        // The gone one is still collectable for another reason: its TTL.
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].branch.as_str(), got[0].reason),
+            ("gone", Reason::Expired)
+        );
+    }
+
+    #[test]
+    fn a_git_error_abandons_the_whole_plan() {
+        let branches = [c("gone", Some("deleted")), c("broken", Some("broken"))];
+        assert!(plan(&branches, &fake(), 100).is_err());
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for r in [
+            Reason::Gone,
+            Reason::UpstreamGone,
+            Reason::Merged,
+            Reason::Expired,
+            Reason::Grace,
+        ] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
     }
 }

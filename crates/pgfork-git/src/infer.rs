@@ -104,6 +104,35 @@ pub fn parse_rename_reflog(subject: &str) -> Option<(String, String)> {
     ))
 }
 
+/// Whether a branch reflog entry (`sha`, subject) recorded a commit made *on* the branch:
+/// a commit, an amend, a cherry-pick or revert, or the end of a rebase that replayed
+/// something. Fast-forwards, merges (of the default branch or anything else), resets and
+/// creation are not the branch's own work, so a branch that only ever took in the
+/// default branch never counts as "merged" into it.
+pub fn own_commit(sha: &str, subject: &str) -> bool {
+    let action = subject.split(':').next().unwrap_or("");
+    if let Some(rest) = subject
+        .split_once("(finish): ")
+        .map(|(_, r)| r)
+        .filter(|_| action.contains("rebase"))
+    {
+        // "rebase (finish): refs/heads/f onto <sha>": nothing was replayed when the
+        // branch simply moved onto its upstream.
+        let onto = rest.rsplit_once(" onto ").map(|(_, o)| o.trim());
+        return onto.is_some_and(|o| o != sha);
+    }
+    matches!(
+        action,
+        "commit" | "commit (amend)" | "commit (initial)" | "cherry-pick" | "revert"
+    )
+}
+
+/// `refs/heads/x@{1795571925}` (reflog `%gd` with `--date=unix`) → 1795571925.
+pub fn parse_reflog_time(selector: &str) -> Option<i64> {
+    let inner = selector.rsplit_once("@{")?.1.strip_suffix('}')?;
+    inner.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +214,43 @@ mod tests {
             Some(("a".into(), "b/c".into()))
         );
         assert_eq!(parse_checkout_reflog("commit: x"), None);
+    }
+
+    #[test]
+    fn own_commits_are_made_on_the_branch_not_taken_in() {
+        let sha = "a4450ec742b0478733bc896badd92acbcbcf80d0";
+        assert!(own_commit(sha, "commit: x"));
+        assert!(own_commit(sha, "commit (amend): x2"));
+        assert!(own_commit(sha, "cherry-pick: fix"));
+        assert!(!own_commit(sha, "merge main: Fast-forward"));
+        assert!(!own_commit(
+            sha,
+            "merge main: Merge made by the 'ort' strategy."
+        ));
+        assert!(!own_commit(sha, "commit (merge): Merge branch 'main'"));
+        assert!(!own_commit(sha, "pull: Fast-forward"));
+        assert!(!own_commit(sha, "branch: Created from HEAD"));
+        assert!(!own_commit(sha, "reset: moving to HEAD~1"));
+        assert!(own_commit(
+            sha,
+            "rebase (finish): refs/heads/f onto 3ca36a01d5714c626db485e474b411f1fc753d79"
+        ));
+        assert!(
+            !own_commit(sha, &format!("rebase (finish): refs/heads/f onto {sha}")),
+            "a rebase that replayed nothing only moved the branch"
+        );
+        assert!(own_commit(
+            sha,
+            "rebase -i (finish): refs/heads/f onto 3ca36a01d5714c626db485e474b411f1fc753d79"
+        ));
+    }
+
+    #[test]
+    fn reflog_times_parse() {
+        assert_eq!(
+            parse_reflog_time("refs/heads/g@{1795571925}"),
+            Some(1795571925)
+        );
+        assert_eq!(parse_reflog_time("g@{0}x"), None);
     }
 }

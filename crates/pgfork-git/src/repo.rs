@@ -1,4 +1,12 @@
 //! The git facts pgfork needs, read through the `git` command.
+//!
+//! Every git call names its repository (`git -C <work tree>`) and runs with no `GIT_*`
+//! variable of ours: a hook runs with git's own `GIT_DIR`/`GIT_INDEX_FILE` set, and a
+//! daemon or helper started from that hook must never read *that* work tree when it
+//! asks about another repository (DESIGN §8).
+//!
+//! Facts that gc deletes on are *fallible* ([`GitError::Failed`]): "absent" is only
+//! ever an unambiguous answer from git, never a git error.
 
 use crate::infer;
 use std::path::{Path, PathBuf};
@@ -12,6 +20,30 @@ pub enum GitError {
     NotARepo(String),
     #[error("could not run git: {0}: install git")]
     NoGit(String),
+    #[error("`git {args}` failed in {dir} (exit {code}): {stderr}")]
+    Failed {
+        dir: String,
+        args: String,
+        code: i32,
+        stderr: String,
+    },
+}
+
+/// `git -C dir`, with none of this process's `GIT_*` variables (see the module docs),
+/// a fixed locale (we parse its messages) and no optional locks (we only read).
+pub fn git_command(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GIT_") {
+            c.env_remove(&key);
+        }
+    }
+    c.arg("-C")
+        .arg(dir)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    c
 }
 
 /// Runs git, retrying briefly when it trips over a work tree another git process is
@@ -41,10 +73,8 @@ pub struct Repo {
 
 impl Repo {
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
-        let mut c = Command::new("git");
-        c.args(["rev-parse", "--show-toplevel"])
-            .current_dir(dir)
-            .stdin(Stdio::null());
+        let mut c = git_command(dir);
+        c.args(["rev-parse", "--show-toplevel"]);
         let out = output_retrying(&mut c).map_err(|e| GitError::NoGit(e.to_string()))?;
         if !out.status.success() {
             return Err(GitError::NotARepo(dir.display().to_string()));
@@ -55,12 +85,49 @@ impl Repo {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("git");
-        c.args(args)
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null());
+        let mut c = git_command(&self.root);
+        c.args(args).stderr(Stdio::null());
         c
+    }
+
+    /// Runs git and returns its exit code and stdout; only a failure to run git at all
+    /// is an error. For probes whose exit code carries the answer.
+    fn run(&self, args: &[&str]) -> Result<(i32, String, String), GitError> {
+        let mut c = git_command(&self.root);
+        c.args(args);
+        let out = output_retrying(&mut c).map_err(|e| GitError::NoGit(e.to_string()))?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+
+    fn failed(&self, args: &[&str], code: i32, stderr: String) -> GitError {
+        GitError::Failed {
+            dir: self.root.display().to_string(),
+            args: args.join(" "),
+            code,
+            stderr,
+        }
+    }
+
+    /// stdout of a git command that must succeed.
+    pub fn must(&self, args: &[&str]) -> Result<String, GitError> {
+        match self.run(args)? {
+            (0, out, _) => Ok(out),
+            (code, _, err) => Err(self.failed(args, code, err)),
+        }
+    }
+
+    /// A yes/no probe: exit 0 is yes, exit 1 is no, anything else is an error (a lock,
+    /// a corrupt ref, a vanished repository) and never taken for "no".
+    fn probe(&self, args: &[&str]) -> Result<bool, GitError> {
+        match self.run(args)? {
+            (0, _, _) => Ok(true),
+            (1, _, _) => Ok(false),
+            (code, _, err) => Err(self.failed(args, code, err)),
+        }
     }
 
     /// stdout of a successful git command, trimmed; `None` on failure.
@@ -121,8 +188,15 @@ impl Repo {
         }
     }
 
+    /// Whether `refs/heads/<name>` exists. For decisions that only add things (which
+    /// branch a new one forks from); deletions use [`Repo::branch_present`].
     pub fn branch_exists(&self, name: &str) -> bool {
-        self.ok(&[
+        self.branch_present(name).unwrap_or(false)
+    }
+
+    /// Whether `refs/heads/<name>` exists: `Ok(false)` only when git says it does not.
+    pub fn branch_present(&self, name: &str) -> Result<bool, GitError> {
+        self.probe(&[
             "show-ref",
             "--verify",
             "--quiet",
@@ -130,10 +204,17 @@ impl Repo {
         ])
     }
 
+    /// Every local branch, or an error: never a partial or empty list because git failed.
+    pub fn list_local_branches(&self) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .must(&["for-each-ref", "--format=%(refname:short)", "refs/heads"])?
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     pub fn local_branches(&self) -> Vec<String> {
-        self.git(&["for-each-ref", "--format=%(refname:short)", "refs/heads"])
-            .map(|s| s.lines().map(str::to_string).collect())
-            .unwrap_or_default()
+        self.list_local_branches().unwrap_or_default()
     }
 
     fn reflog_subjects(&self, reference: &str) -> Vec<String> {
@@ -200,61 +281,77 @@ impl Repo {
     }
 
     /// Branches checked out in any work tree of this repository.
-    pub fn worktree_branches(&self) -> Vec<String> {
-        self.git(&["worktree", "list", "--porcelain"])
-            .map(|s| {
-                s.lines()
-                    .filter_map(|l| l.strip_prefix("branch refs/heads/"))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn worktree_branches(&self) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .must(&["worktree", "list", "--porcelain"])?
+            .lines()
+            .filter_map(|l| l.strip_prefix("branch refs/heads/"))
+            .map(str::to_string)
+            .collect())
     }
 
     /// Local branches whose upstream is gone (deleted on the remote, then pruned).
-    pub fn upstream_gone(&self) -> Vec<String> {
-        self.git(&[
-            "for-each-ref",
-            "--format=%(refname:short)\t%(upstream:track)",
-            "refs/heads",
-        ])
-        .map(|s| {
-            s.lines()
-                .filter_map(|l| l.split_once('\t'))
-                .filter(|(_, t)| t.contains("gone"))
-                .map(|(b, _)| b.to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+    pub fn upstream_gone(&self) -> Result<Vec<String>, GitError> {
+        Ok(self
+            .must(&[
+                "for-each-ref",
+                "--format=%(refname:short)\t%(upstream:track)",
+                "refs/heads",
+            ])?
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(_, t)| t.contains("gone"))
+            .map(|(b, _)| b.to_string())
+            .collect())
     }
 
-    /// Whether `branch` has work of its own (it moved since it was created) that is now
-    /// contained in `into`. A branch that never moved is not "merged": it is new.
-    pub fn is_merged(&self, branch: &str, into: &str) -> bool {
+    /// When `refs/heads/<branch>` was created, from its oldest reflog entry (seconds
+    /// since the epoch); `None` without a reflog.
+    pub fn branch_created_at(&self, branch: &str) -> Option<i64> {
+        let out = self.git(&[
+            "reflog",
+            "show",
+            "--date=unix",
+            "--format=%gd",
+            &format!("refs/heads/{branch}"),
+            "--",
+        ])?;
+        infer::parse_reflog_time(out.lines().last()?)
+    }
+
+    /// Whether `branch` is merged into `into`: it has commits made on it (see
+    /// [`infer::own_commit`]: not fast-forwards or merges from elsewhere) that are still
+    /// part of it, and every one of them is reachable from `into`. A branch that only
+    /// ever fast-forwarded to the default branch is not merged, it is up to date.
+    pub fn is_merged(&self, branch: &str, into: &str) -> Result<bool, GitError> {
         if branch == into {
-            return false;
+            return Ok(false);
         }
-        let Some(tip) = self.tip(&format!("refs/heads/{branch}")) else {
-            return false;
+        let reference = format!("refs/heads/{branch}");
+        let Some(tip) = self.tip(&reference) else {
+            return Ok(false);
         };
-        let created_at = self
-            .git(&[
-                "reflog",
-                "show",
-                "--format=%H",
-                &format!("refs/heads/{branch}"),
-                "--",
-            ])
-            .and_then(|s| s.lines().last().map(str::to_string));
-        if created_at.as_deref() == Some(tip.as_str()) || created_at.is_none() {
-            return false;
+        let log = self.must(&["reflog", "show", "--format=%H %gs", &reference, "--"])?;
+        let own: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(sha, subject)| infer::own_commit(sha, subject))
+            .map(|(sha, _)| sha)
+            .take(64)
+            .collect();
+        let target = format!("refs/heads/{into}");
+        let mut any = false;
+        for sha in own {
+            // Amended or rebased-away commits are no longer part of the branch.
+            if !self.probe(&["merge-base", "--is-ancestor", sha, &tip])? {
+                continue;
+            }
+            any = true;
+            if !self.probe(&["merge-base", "--is-ancestor", sha, &target])? {
+                return Ok(false);
+            }
         }
-        self.ok(&[
-            "merge-base",
-            "--is-ancestor",
-            &tip,
-            &format!("refs/heads/{into}"),
-        ])
+        Ok(any)
     }
 
     /// The new name of a branch renamed from `old`, from the rename's reflog entry.

@@ -201,6 +201,8 @@ pub async fn clone_running(
     .await
     .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
     report.data_clone = t.elapsed();
+    // Tests hold the clone here to change the parent mid-clone (a new tablespace).
+    fail::fail_point!("clone-after-data-files");
 
     // 4. Backup stop: the label that makes the clone recover to consistency.
     let t = Instant::now();
@@ -217,6 +219,18 @@ pub async fn clone_running(
     let lsn: String = row.get(0);
     let label_file: String = row.get(1);
     let spcmap: Option<String> = row.get(2);
+    // A tablespace created while the data files were being cloned lives outside
+    // PGDATA: the clone would point at the parent's files. Look again after the stop.
+    check_tablespaces(&parent.pgdata).map_err(|_| {
+        PgError::Unsupported(
+            "a tablespace was created on the parent while it was being branched; pgfork cannot branch tablespaces outside the data directory yet: drop it (or move its tables to pg_default) and try again".into(),
+        )
+    })?;
+    if spcmap.as_deref().is_some_and(|m| !m.trim().is_empty()) {
+        return Err(PgError::Unsupported(
+            "the parent uses tablespaces outside its data directory, which pgfork cannot branch yet: move them into pg_default".into(),
+        ));
+    }
 
     // 5. WAL, cloned after the stop so it reaches the backup-end record.
     let t = Instant::now();
@@ -245,9 +259,6 @@ pub async fn clone_running(
 
     // 6. The label (and tablespace map) turn the clone into a restorable backup.
     crate::instance::write_owned(user, &dst.join("backup_label"), &label_file)?;
-    if let Some(map) = spcmap.filter(|m| !m.trim().is_empty()) {
-        crate::instance::write_owned(user, &dst.join("tablespace_map"), &map)?;
-    }
     drop(client); // ends the session: the temporary slot goes with it.
 
     report.lsn = Some(lsn);

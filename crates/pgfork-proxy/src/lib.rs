@@ -10,6 +10,7 @@
 //!
 //! This crate owns no branch metadata: the daemon implements [`Backend`].
 
+pub mod limits;
 mod protocol;
 mod scram;
 mod server;
@@ -17,4 +18,4 @@ pub mod tls;
 
 pub use protocol::{parse_startup, Startup, StartupError};
 pub use scram::ScramVerifier;
-pub use server::{Backend, BackendError, Proxy, Target, DEFAULT_STARTUP_TIMEOUT};
+pub use server::{Backend, BackendError, Proxy, StartupLimits, Target, DEFAULT_STARTUP_TIMEOUT};

@@ -16,6 +16,31 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may wait for its branch to start before getting an error.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest pause of a listener whose `accept` keeps failing (fd limit reached): it
+/// must neither spin nor stop serving once descriptors are free again.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How many connections may be in the startup phase (before authentication) at once,
+/// in total and per port. Unauthenticated clients cost a descriptor each and nothing
+/// else may be allowed to spend them all: a flood on one port must leave room for
+/// other branches, the API and Postgres itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartupLimits {
+    pub total: usize,
+    pub per_port: usize,
+}
+
+impl StartupLimits {
+    /// Limits for a process allowed `nofile` descriptors: half for unauthenticated
+    /// clients (each relayed client needs two), a quarter of those per port.
+    pub fn for_fd_limit(nofile: u64) -> StartupLimits {
+        let total = (nofile.saturating_sub(64) / 2).clamp(8, 4096) as usize;
+        StartupLimits {
+            total,
+            per_port: (total / 4).max(4),
+        }
+    }
+}
 
 /// Where to reach a running Postgres.
 #[derive(Debug, Clone)]
@@ -31,18 +56,32 @@ pub struct Target {
 #[error("{0}")]
 pub struct BackendError(pub String);
 
-/// What the proxy asks of the daemon.
+/// What the proxy asks of the daemon. Every method may do slow work (key derivation,
+/// reading git, starting Postgres), so each is async: nothing here blocks a runtime
+/// thread that relays other clients' bytes.
 pub trait Backend: Send + Sync + 'static {
     /// The SCRAM verifier for the branch behind `port` — never wakes it.
-    fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>>;
-    /// A running Postgres for the branch behind `port`, started if suspended.
+    fn verifier(&self, port: u16) -> impl Future<Output = Option<Arc<ScramVerifier>>> + Send;
+    /// A running Postgres for the branch behind `port`, started if suspended. From the
+    /// moment it returns `Ok` the connection counts as a client of `Target::port` (so
+    /// an idle reaper can never stop the branch under it) until [`Backend::closed`].
     fn wake(&self, port: u16) -> impl Future<Output = Result<Target, BackendError>> + Send;
     /// Where a cancel request for `port` goes, if its Postgres runs.
-    fn cancel_target(&self, port: u16) -> Option<Target>;
-    /// A client connection to the branch at `port` began relaying (idle tracking).
-    fn opened(&self, port: u16);
-    /// It ended.
+    fn cancel_target(&self, port: u16) -> impl Future<Output = Option<Target>> + Send;
+    /// A connection counted by a successful [`Backend::wake`] ended.
     fn closed(&self, port: u16);
+}
+
+/// Ends the client count a successful wake began, however the session ends.
+struct ClientLease<B: Backend> {
+    backend: Arc<B>,
+    port: u16,
+}
+
+impl<B: Backend> Drop for ClientLease<B> {
+    fn drop(&mut self) {
+        self.backend.closed(self.port);
+    }
 }
 
 pub struct Proxy<B: Backend> {
@@ -51,6 +90,8 @@ pub struct Proxy<B: Backend> {
     startup_timeout: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
     listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
+    limits: StartupLimits,
+    in_startup: Arc<tokio::sync::Semaphore>,
 }
 
 impl<B: Backend> Proxy<B> {
@@ -61,12 +102,30 @@ impl<B: Backend> Proxy<B> {
         startup_timeout: Duration,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Arc<Self> {
+        Self::with_limits(
+            backend,
+            bind,
+            startup_timeout,
+            tls,
+            StartupLimits::for_fd_limit(crate::limits::nofile()),
+        )
+    }
+
+    pub fn with_limits(
+        backend: Arc<B>,
+        bind: IpAddr,
+        startup_timeout: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: StartupLimits,
+    ) -> Arc<Self> {
         Arc::new(Proxy {
             backend,
             bind,
             startup_timeout,
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
             listeners: Mutex::new(HashMap::new()),
+            limits,
+            in_startup: Arc::new(tokio::sync::Semaphore::new(limits.total)),
         })
     }
 
@@ -84,16 +143,42 @@ impl<B: Backend> Proxy<B> {
         let backend = self.backend.clone();
         let startup_timeout = self.startup_timeout;
         let tls = self.tls.clone();
+        let total = self.in_startup.clone();
+        let on_port = Arc::new(tokio::sync::Semaphore::new(self.limits.per_port));
         let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(5);
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff = Duration::from_millis(5);
+                        stream
+                    }
+                    Err(e) => {
+                        // EMFILE/ENFILE/ENOBUFS: the connection stays in the backlog;
+                        // retrying at once would spin a core and starve everything.
+                        tracing::warn!(port, error = %e, "cannot accept a connection; backing off {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        continue;
+                    }
+                };
+                let permits = on_port
+                    .clone()
+                    .try_acquire_owned()
+                    .and_then(|p| total.clone().try_acquire_owned().map(|t| (p, t)));
+                let Ok(permits) = permits else {
+                    // Over the cap: close at once, so the descriptor is free again.
+                    tracing::debug!(port, "too many unauthenticated connections; refusing one");
+                    drop(stream);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let backend = backend.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve(stream, port, backend, startup_timeout, tls).await {
+                    if let Err(e) =
+                        serve(stream, port, backend, startup_timeout, tls, permits).await
+                    {
                         tracing::debug!(port, error = %e, "client connection ended with an error");
                     }
                 });
@@ -213,7 +298,7 @@ async fn opening<S: ClientStream, B: Backend>(
                 return Err(invalid("repeated encryption requests"))
             }
             Ok(Startup::Cancel { .. }) => {
-                if let Some(t) = backend.cancel_target(port) {
+                if let Some(t) = backend.cancel_target(port).await {
                     if let Ok(mut b) = UnixStream::connect(&t.socket).await {
                         let mut packet = 16u32.to_be_bytes().to_vec();
                         packet.extend_from_slice(&body);
@@ -242,7 +327,7 @@ async fn authenticate<S: ClientStream, B: Backend>(
     params: &Params,
 ) -> std::io::Result<bool> {
     let user = params.get("user").cloned().unwrap_or_default();
-    let Some(verifier) = backend.verifier(port) else {
+    let Some(verifier) = backend.verifier(port).await else {
         client
             .write_all(&protocol::error_response(
                 "3D000",
@@ -316,6 +401,7 @@ async fn session<S: ClientStream, B: Backend>(
     backend: Arc<B>,
     deadline: tokio::time::Instant,
     first: Option<Params>,
+    permits: StartupPermits,
 ) -> std::io::Result<()> {
     let params = match first {
         Some(p) => p,
@@ -333,7 +419,7 @@ async fn session<S: ClientStream, B: Backend>(
     match tokio::time::timeout_at(deadline, authenticate(&mut client, port, &backend, &params))
         .await
     {
-        Ok(Ok(true)) => {}
+        Ok(Ok(true)) => drop(permits),
         Ok(Ok(false)) => return Ok(()),
         Ok(Err(e)) => return Err(e),
         Err(_) => return timed_out(&mut client).await,
@@ -359,6 +445,10 @@ async fn session<S: ClientStream, B: Backend>(
             return Ok(());
         }
     };
+    let _lease = ClientLease {
+        backend: backend.clone(),
+        port: target.port,
+    };
     let mut server = match UnixStream::connect(&target.socket).await {
         Ok(s) => s,
         Err(e) => {
@@ -374,10 +464,9 @@ async fn session<S: ClientStream, B: Backend>(
     server
         .write_all(&protocol::startup_message(&params))
         .await?;
-    backend.opened(target.port);
-    let relayed = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-    backend.closed(target.port);
-    relayed.map(|_| ())
+    tokio::io::copy_bidirectional(&mut client, &mut server)
+        .await
+        .map(|_| ())
 }
 
 async fn timed_out<S: ClientStream>(client: &mut S) -> std::io::Result<()> {
@@ -390,12 +479,19 @@ async fn timed_out<S: ClientStream>(client: &mut S) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Held while a connection is unauthenticated (see [`StartupLimits`]).
+type StartupPermits = (
+    tokio::sync::OwnedSemaphorePermit,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
 async fn serve<B: Backend>(
     mut client: TcpStream,
     port: u16,
     backend: Arc<B>,
     startup_timeout: Duration,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    permits: StartupPermits,
 ) -> std::io::Result<()> {
     let deadline = tokio::time::Instant::now() + startup_timeout;
     let opened = match tokio::time::timeout_at(
@@ -409,7 +505,9 @@ async fn serve<B: Backend>(
     };
     match opened {
         Opening::Done => Ok(()),
-        Opening::Startup(params) => session(client, port, backend, deadline, Some(params)).await,
+        Opening::Startup(params) => {
+            session(client, port, backend, deadline, Some(params), permits).await
+        }
         Opening::Tls => {
             let Some(acceptor) = tls else { return Ok(()) };
             let stream = match tokio::time::timeout_at(deadline, acceptor.accept(client)).await {
@@ -417,7 +515,7 @@ async fn serve<B: Backend>(
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(()),
             };
-            session(stream, port, backend, deadline, None).await
+            session(stream, port, backend, deadline, None, permits).await
         }
     }
 }

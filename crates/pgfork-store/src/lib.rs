@@ -34,6 +34,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The metadata could not be written for lack of space (SQLite's "database or disk
+    /// is full", or an I/O error while writing on a full filesystem).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+        )
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +90,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -131,6 +143,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // Per-branch idle timeout (Neon's suspend_timeout_seconds: 0 default, -1 never).
     (4, "ALTER TABLE branches ADD COLUMN suspend_timeout_seconds INTEGER NOT NULL DEFAULT 0;"),
+    // Why gc trashed a branch, and the reasons it may no longer use for it (the user
+    // recovered it after gc took it); a trashed branch may give its port up (port 0).
+    (
+        5,
+        "ALTER TABLE branches ADD COLUMN trash_reason TEXT; \
+         ALTER TABLE branches ADD COLUMN spared TEXT NOT NULL DEFAULT ''; \
+         DROP INDEX branches_port; \
+         CREATE UNIQUE INDEX branches_port ON branches(port) WHERE port <> 0;",
+    ),
 ];
 
 /// A follow-HEAD endpoint of a work tree.
@@ -515,6 +536,74 @@ impl Store {
         self.conn.execute(
             "UPDATE branches SET state = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, state.as_str(), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Records why gc trashed a branch (`None`: the user did).
+    pub fn set_trash_reason(&self, id: &str, reason: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branches SET trash_reason = ?2 WHERE id = ?1",
+            params![id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Why gc trashed a branch, if it did.
+    pub fn trash_reason(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT trash_reason FROM branches WHERE id = ?1",
+                [id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Reasons gc may no longer use for a branch.
+    pub fn spared(&self, id: &str) -> Result<Vec<String>> {
+        let s: Option<String> = self
+            .conn
+            .query_row("SELECT spared FROM branches WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(s.unwrap_or_default()
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Recovering a branch gc took: it is spared that reason from now on, in the
+    /// same transaction that makes it live again.
+    pub fn spare_trash_reason(&self, id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branches SET spared = CASE WHEN trash_reason IS NULL OR (',' || spared || ',') LIKE ('%,' || trash_reason || ',%') THEN spared WHEN spared = '' THEN trash_reason ELSE spared || ',' || trash_reason END, trash_reason = NULL WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The trashed branch that has held a port longest, if it was deleted before
+    /// `before` (ports of live branches are never taken).
+    pub fn oldest_trashed_with_port(&self, before: DateTime<Utc>) -> Result<Option<Branch>> {
+        let sql = format!(
+            "SELECT {BRANCH_COLS} FROM branches WHERE state = 'deleted' AND port <> 0 AND deleted_at <= ?1 ORDER BY deleted_at, id LIMIT 1"
+        );
+        Ok(self
+            .conn
+            .query_row(&sql, [ts(before)], branch_from_row)
+            .optional()?)
+    }
+
+    /// A trashed branch gives its port up (port 0); recover picks a new one.
+    pub fn release_port(&self, id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branches SET port = 0 WHERE id = ?1 AND state = 'deleted'",
+            [id],
         )?;
         Ok(())
     }

@@ -163,3 +163,45 @@ fn a_version_1_store_is_migrated() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn gc_reasons_are_spared_after_a_recover_and_trash_gives_ports_up() {
+    let mut s = Store::open_in_memory().expect("open");
+    s.insert_project_with_root(&project(), &branch("br-root", "main", 100, None))
+        .expect("root");
+    let mut b = branch("br-x", "x", 101, Some("br-root"));
+    s.insert_branch(&b, "shop").expect("insert");
+    assert!(s.spared("br-x").expect("spared").is_empty());
+    // gc trashes it as merged; the user recovers it: merged is spared from then on.
+    s.set_trash_reason("br-x", Some("merged")).expect("reason");
+    assert_eq!(
+        s.trash_reason("br-x").expect("r").as_deref(),
+        Some("merged")
+    );
+    s.spare_trash_reason("br-x").expect("spare");
+    s.set_trash_reason("br-x", Some("merged")).expect("reason");
+    s.spare_trash_reason("br-x").expect("spare twice");
+    s.set_trash_reason("br-x", Some("gone")).expect("reason");
+    s.spare_trash_reason("br-x").expect("spare");
+    assert_eq!(s.spared("br-x").expect("spared"), ["merged", "gone"]);
+    assert_eq!(s.trash_reason("br-x").expect("r"), None);
+    // A live branch never gives its port up; a trashed one does, and several can.
+    s.release_port("br-x").expect("release");
+    assert_eq!(s.branch("br-x").expect("get").expect("row").port, 101);
+    b.state = BranchState::Deleted;
+    b.deleted_at = Some(Utc::now() - chrono::Duration::hours(2));
+    s.update_branch(&b).expect("trash");
+    let mut y = branch("br-y", "y", 102, Some("br-root"));
+    y.state = BranchState::Deleted;
+    y.deleted_at = Some(Utc::now());
+    s.insert_branch(&y, "shop").expect("insert y");
+    let oldest = s
+        .oldest_trashed_with_port(Utc::now() - chrono::Duration::hours(1))
+        .expect("query")
+        .expect("one");
+    assert_eq!(oldest.id, "br-x");
+    s.release_port("br-x").expect("release");
+    s.release_port("br-y").expect("release");
+    assert_eq!(s.branch("br-x").expect("get").expect("row").port, 0);
+    assert_eq!(s.branch("br-y").expect("get").expect("row").port, 0);
+}

@@ -109,6 +109,11 @@ pub enum Command {
         json: bool,
     },
     /// Run or control the daemon.
+    /// Deleted branches, recoverable until their grace period ends.
+    Trash {
+        #[command(subcommand)]
+        command: TrashCommand,
+    },
     Daemon {
         #[command(subcommand)]
         command: DaemonCommand,
@@ -192,6 +197,21 @@ pub enum BranchCommand {
     Unprotect { name: String },
     /// Run the repository's after-create command (.pgfork.toml) on a branch again.
     Migrate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrashCommand {
+    /// Deleted branches: when, why, until when they can be recovered, their port.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Purges deleted branches for good (all, or those deleted longer ago than D).
+    Empty {
+        /// Only branches deleted at least this long ago, e.g. `2h`, `7d`.
+        #[arg(long, value_name = "D")]
+        older_than: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

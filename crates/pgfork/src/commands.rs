@@ -1,7 +1,7 @@
 //! One function per command; each is a few API calls and some printing.
 
 use crate::cli::{
-    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs,
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, TrashCommand,
 };
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
@@ -40,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Hooks { command } => hooks(command).await,
         Command::Hook { name, args } => Ok(hook(&name, &args).await),
         Command::Gc { dry_run, json } => gc(explicit, dry_run, json).await,
+        Command::Trash { command } => trash(command, explicit).await,
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }
 }
@@ -185,6 +186,16 @@ async fn setup_git(
     let mut lines = Vec::new();
     c.register_repo(project, &repo.root.display().to_string())
         .await?;
+    // Hooks run by GUI clients and IDEs lack the shell's PGFORK_HOME: the repository
+    // remembers its store (machine-local git config, never committed).
+    let home = crate::connect::home();
+    repo.must(&[
+        "config",
+        "--local",
+        crate::connect::REPO_HOME_KEY,
+        &home.display().to_string(),
+    ])
+    .context("could not record the store in the repository's git config")?;
     if let Some(head) = repo.current_branch() {
         let req = api::BranchUpdateRequest {
             branch: api::BranchUpdate {
@@ -424,7 +435,11 @@ async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
             }
         }
         BranchCommand::Recover { name } => {
-            let b = c.recover_branch(&p, &name).await?.branch;
+            let resp = c.recover_branch(&p, &name).await?;
+            for w in resp.operations.iter().flat_map(|o| &o.warnings) {
+                eprintln!("note: {w}");
+            }
+            let b = resp.branch;
             println!("recovered branch {:?}\n{}", b.name, b.connection_uri);
         }
         BranchCommand::Reset { name } => {
@@ -604,7 +619,10 @@ async fn hook(name: &str, args: &[String]) -> i32 {
                 } else {
                     let plan = pairing::gc_plan(&ctx).await?;
                     for a in &plan {
-                        println!("pgfork gc: {} {:?}: {}", a.action, a.branch, a.reason);
+                        println!(
+                            "pgfork gc: {} {:?}: {} (`pgfork branch recover {}` brings it back)",
+                            a.action, a.branch, a.detail, a.branch
+                        );
                     }
                     pairing::gc_apply(&ctx, &plan).await
                 }
@@ -615,8 +633,96 @@ async fn hook(name: &str, args: &[String]) -> i32 {
     .await;
     if let Err(e) = result {
         eprintln!("pgfork: {} (git continues)", output::error_sentence(&e));
+        if name == "post-checkout" && args.get(2).map(String::as_str) == Some("1") {
+            // The new HEAD's database could not be reached: .env must not keep the
+            // previous branch's URL as if nothing happened.
+            let reason = if pairing::stopped_marker().exists() {
+                "daemon-stopped"
+            } else {
+                "pgfork-error"
+            };
+            pairing::mark_unpaired_here(reason);
+            eprintln!("pgfork: {} now points nowhere (pgfork-unpaired.invalid) until the next checkout pairs it", "DATABASE_URL");
+        }
     }
     0
+}
+
+/// `pgfork trash list | empty`: what deletion kept, and making room for good.
+async fn trash(cmd: TrashCommand, explicit: Option<&str>) -> Result<i32> {
+    let c = ensure_daemon().await?;
+    let p = project::resolve(&c, explicit).await?;
+    let trashed: Vec<api::Branch> = c
+        .list_branches(&p, true, false)
+        .await?
+        .branches
+        .into_iter()
+        .filter(|b| b.state == "deleted")
+        .collect();
+    match cmd {
+        TrashCommand::List { json } => {
+            if json {
+                print_json(&trashed.iter().map(view).collect::<Vec<_>>())?;
+            } else if trashed.is_empty() {
+                println!("the trash is empty");
+            } else {
+                let rows: Vec<Vec<String>> = trashed
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.name.clone(),
+                            b.id.clone(),
+                            b.deleted_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                .unwrap_or_default(),
+                            b.purge_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                .unwrap_or_default(),
+                            if b.port == 0 {
+                                "given up".into()
+                            } else {
+                                b.port.to_string()
+                            },
+                            b.pgfork_trash_reason
+                                .clone()
+                                .unwrap_or_else(|| "deleted".into()),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table(
+                        &["NAME", "ID", "DELETED", "PURGED AT", "PORT", "WHY"],
+                        &rows
+                    )
+                );
+                println!("`pgfork branch recover NAME|ID` brings one back; `pgfork trash empty` purges them");
+            }
+        }
+        TrashCommand::Empty { older_than } => {
+            let min_age = match older_than.as_deref() {
+                Some(d) => Some(pgfork_core::parse_ttl(d).with_context(|| {
+                    format!("--older-than {d:?}: give a duration such as 2h or 7d")
+                })?),
+                None => None,
+            };
+            let now = chrono::Utc::now();
+            let mut purged = 0;
+            for b in &trashed {
+                let old_enough = match (min_age, b.deleted_at) {
+                    (None, _) => true,
+                    (Some(age), Some(d)) => (now - d).to_std().is_ok_and(|a| a >= age),
+                    (Some(_), None) => false,
+                };
+                if old_enough {
+                    c.delete_branch(&p, &b.id, true).await?;
+                    purged += 1;
+                }
+            }
+            println!("purged {purged} branch(es) from the trash");
+        }
+    }
+    Ok(0)
 }
 
 async fn gc(explicit: Option<&str>, dry_run: bool, json: bool) -> Result<i32> {
@@ -634,7 +740,7 @@ async fn gc(explicit: Option<&str>, dry_run: bool, json: bool) -> Result<i32> {
                 (false, "purge") => "purged",
                 (false, _) => "deleted",
             };
-            println!("{verb} {:?}: {}", a.branch, a.reason);
+            println!("{verb} {:?}: {}", a.branch, a.detail);
         }
     }
     if !dry_run {
@@ -672,8 +778,17 @@ async fn resolve_default_branch(
     if let Some(b) = branch {
         return Ok(c.get_branch(p, &b, false).await?.branch);
     }
-    if let Some(b) = paired_with_head(c, p).await {
-        return Ok(b);
+    let repo = std::env::current_dir()
+        .ok()
+        .and_then(|d| pgfork_git::Repo::discover(&d).ok());
+    if let Some(repo) = repo {
+        let Some(head) = repo.current_branch() else {
+            bail!("HEAD is detached, so no database branch is paired with it: name one, e.g. `pgfork url main` (see `pgfork branch list`)");
+        };
+        return match paired_with_head(c, p, &head).await {
+            Some(b) => Ok(b),
+            None => bail!("git branch {head} has no database branch: check it out again to create one (the hooks do), or `pgfork branch create {head}`"),
+        };
     }
     let proj = c.get_project(p).await?;
     proj.branch.context("the project has no root branch")
@@ -737,9 +852,9 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         .and_then(|d| pgfork_git::Repo::discover(&d).ok());
     let head = repo.as_ref().and_then(|r| r.current_branch());
     let proj = project::resolve(&c, explicit).await.ok();
-    let paired = match &proj {
-        Some(p) => paired_with_head(&c, p).await,
-        None => None,
+    let paired = match (&proj, &head) {
+        (Some(p), Some(h)) => paired_with_head(&c, p, h).await,
+        _ => None,
     };
     let hooks = repo
         .as_ref()
@@ -810,7 +925,7 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
                 if i == 0 { "gc next:  " } else { "          " },
                 a.action,
                 a.branch,
-                a.reason
+                a.detail
             );
         }
     }
@@ -831,14 +946,11 @@ async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
 }
 
 /// The live database branch paired with the current git HEAD, if any.
-async fn paired_with_head(c: &Client, project: &str) -> Option<api::Branch> {
-    let head = pgfork_git::Repo::discover(&std::env::current_dir().ok()?)
-        .ok()?
-        .current_branch()?;
+async fn paired_with_head(c: &Client, project: &str, head: &str) -> Option<api::Branch> {
     let list = c.list_branches(project, false, false).await.ok()?.branches;
     let by_pairing = list
         .iter()
-        .find(|b| b.git_branch.as_deref() == Some(head.as_str()))
+        .find(|b| b.git_branch.as_deref() == Some(head))
         .cloned();
     by_pairing.or_else(|| list.into_iter().find(|b| b.name == head))
 }

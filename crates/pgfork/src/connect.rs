@@ -7,9 +7,40 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The store this invocation uses: `PGFORK_HOME` when set; else the store the
+/// repository in the current directory was initialised with (`git config
+/// pgfork.home`, written by `pgfork init`), because GUI git clients and IDEs run hooks
+/// without the shell's exports; else the default.
 pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os("PGFORK_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    if let Some(h) = repo_home() {
+        return h;
+    }
     pgfork_daemon::layout::default_home()
 }
+
+fn repo_home() -> Option<PathBuf> {
+    static HOME: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let cwd = std::env::current_dir().ok()?;
+        let out = pgfork_git::repo::git_command(&cwd)
+            .args(["config", "--get", REPO_HOME_KEY])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.is_empty())
+            .then(|| PathBuf::from(text))
+            .filter(|p| p.is_absolute())
+    })
+    .clone()
+}
+
+/// The git config key (in the repository's own, machine-local config) naming the
+/// store the repository was initialised with.
+pub const REPO_HOME_KEY: &str = "pgfork.home";
 
 /// A client for the configured server, without starting anything.
 pub fn client() -> Result<Client> {
@@ -54,9 +85,13 @@ async fn start_daemon(client: &Client) -> Result<()> {
     let mut cmd = Command::new(exe);
     cmd.args(["daemon", "run"])
         .env("PGFORK_HOME", &home)
+        // The daemon serves every repository: nothing of this invocation's git
+        // environment (a hook's GIT_DIR of one work tree) or directory may reach it.
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
+    scrub_git_env(&mut cmd);
     // SAFETY: setsid in the child only; detaches the daemon from our terminal so that
     // Ctrl-C on a CLI command never takes every branch down.
     unsafe {
@@ -124,4 +159,13 @@ async fn wait_for_other_daemon(client: &Client, layout: &Layout, log_from: u64) 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Removes every `GIT_*` variable of this process from `cmd`'s environment.
+pub fn scrub_git_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(&key);
+        }
+    }
 }

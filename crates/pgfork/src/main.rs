@@ -14,6 +14,13 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    if !matches!(args.command, cli::Command::Daemon { .. }) {
+        // A command whose reader went away (`pgfork branch list | head`) ends quietly,
+        // as other Unix tools do, instead of panicking on a failed print. The daemon
+        // keeps ignoring SIGPIPE: a client closing its socket must never kill it.
+        // SAFETY: called before any thread starts; SIG_DFL is always a valid handler.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGFORK_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if matches!(args.command, cli::Command::Daemon { .. }) {
             "info"

@@ -101,33 +101,53 @@ fn paired<'a>(branches: &'a [api::Branch], git: &str) -> Option<&'a api::Branch>
         .find(|b| b.state != "deleted" && b.git_branch.as_deref() == Some(git))
 }
 
+/// The URL written to the env file when the checked-out HEAD has no database we could
+/// reach: a host in the reserved `.invalid` domain never resolves, so the app fails at
+/// connect, with a host name that says why, instead of silently using the database of
+/// the branch checked out before.
+pub fn unpaired_url(reason: &str) -> String {
+    format!("postgresql://pgfork-unpaired.invalid/{reason}")
+}
+
 /// Points the work tree's env file at `b`. Warns once if the file is tracked by git.
 pub fn write_env(ctx: &Ctx, b: &api::Branch) -> Result<()> {
-    let path = ctx.repo.root.join(&ctx.cfg.env.file);
+    write_env_url(&ctx.repo, &ctx.cfg, &b.connection_uri)
+}
+
+/// Points the env file of the repository in the current directory at nothing (see
+/// [`unpaired_url`]): the hook could not pair HEAD.
+pub fn mark_unpaired_here(reason: &str) {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let Ok(repo) = Repo::discover(&cwd) else {
+        return;
+    };
+    let path = repo.root.join(project::CONFIG_FILE);
+    let Ok(cfg) = project::read_config(&path) else {
+        return;
+    };
+    if let Err(e) = write_env_url(&repo, &cfg, &unpaired_url(reason)) {
+        eprintln!("pgfork: {e:#}");
+    }
+}
+
+fn write_env_url(repo: &Repo, cfg: &RepoConfig, url: &str) -> Result<()> {
+    let path = repo.root.join(&cfg.env.file);
     let before = std::fs::read_to_string(&path).unwrap_or_default();
-    let vars: Vec<(&str, &str)> = ctx
-        .cfg
-        .env
-        .vars
-        .iter()
-        .map(|v| (v.as_str(), b.connection_uri.as_str()))
-        .collect();
+    let vars: Vec<(&str, &str)> = cfg.env.vars.iter().map(|v| (v.as_str(), url)).collect();
     let after = env_file::update(&before, &vars);
     if after != before {
         std::fs::write(&path, &after)
             .with_context(|| format!("could not write {}", path.display()))?;
     }
-    if ctx.repo.is_tracked(Path::new(&ctx.cfg.env.file)) {
-        if let Some(marker) = ctx
-            .repo
-            .git_dir()
-            .map(|d| d.join("pgfork-env-tracked-warned"))
-        {
+    if repo.is_tracked(Path::new(&cfg.env.file)) {
+        if let Some(marker) = repo.git_dir().map(|d| d.join("pgfork-env-tracked-warned")) {
             if !marker.exists() {
                 let _ = std::fs::write(&marker, "");
                 eprintln!(
                     "pgfork: warning: {} is tracked by git and now holds a database password: `git rm --cached {}` and add it to .gitignore",
-                    ctx.cfg.env.file, ctx.cfg.env.file
+                    cfg.env.file, cfg.env.file
                 );
             }
         }
@@ -142,22 +162,32 @@ pub async fn on_checkout(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     let Some(git) = ctx.repo.current_branch() else {
-        return Ok(()); // detached HEAD: nothing to pair
+        // Detached HEAD: no database is paired with it, and .env must not pretend.
+        write_env_url(&ctx.repo, &ctx.cfg, &unpaired_url("detached-HEAD"))?;
+        eprintln!("pgfork: HEAD is detached, so no database branch is paired with it: DATABASE_URL points nowhere until you check out a branch");
+        return Ok(());
     };
     let all = ctx.branches(true).await?;
     if let Some(b) = paired(&all, &git) {
         return write_env(ctx, b);
     }
-    // A database deleted with (or after) its git branch comes back with it.
+    // The database of *this* git branch, trashed while the branch lived on (gc, TTL),
+    // comes back with it. A new git branch that merely reuses the name of a deleted
+    // one never inherits its data: it forks fresh, and the old one stays in the trash.
+    let born = ctx.repo.branch_created_at(&git);
     if let Some(trashed) = all
         .iter()
         .filter(|b| b.state == "deleted" && b.git_branch.as_deref() == Some(git.as_str()))
+        .filter(|b| {
+            let deleted = b.deleted_at.map(|d| d.timestamp());
+            matches!((born, deleted), (Some(born), Some(deleted)) if born < deleted)
+        })
         .max_by_key(|b| b.deleted_at)
     {
         if let Ok(r) = ctx.client.recover_branch(&ctx.project, &trashed.id).await {
             eprintln!(
-                "pgfork: recovered database branch {:?} for {git}",
-                r.branch.name
+                "pgfork: recovered database branch {:?} for {git} from the trash (`pgfork branch delete {}` puts it back)",
+                r.branch.name, r.branch.name
             );
             return write_env(ctx, &r.branch);
         }
@@ -339,8 +369,18 @@ fn grandparent_pid() -> Option<i32> {
         .ok()
 }
 
-/// Starts `cmd` in its own session with output to the store's hook log.
+/// Starts `cmd` in its own session with output to the store's hook log. It runs in
+/// the repository's top level with no `GIT_*` variable of the hook: it finds its
+/// repository from its directory and names it in every git call.
 fn detach(cmd: &mut Command) {
+    if let Some(root) = std::env::current_dir()
+        .ok()
+        .and_then(|d| Repo::discover(&d).ok())
+    {
+        cmd.current_dir(root.root);
+    }
+    cmd.env("PGFORK_HOME", connect::home());
+    connect::scrub_git_env(cmd);
     let log = connect::home().join("hooks.log");
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -387,8 +427,14 @@ pub async fn wait_for_pid(pid: i32) {
 pub async fn settle_deletions(ctx: &Ctx, deleted: &[String]) -> Result<()> {
     let all = ctx.branches(false).await?;
     for old in deleted {
-        if ctx.repo.branch_exists(old) {
-            continue;
+        // Only git's clear "no such branch" counts; any git error leaves it alone.
+        match ctx.repo.branch_present(old) {
+            Ok(false) => {}
+            Ok(true) => continue,
+            Err(e) => {
+                println!("pgfork: kept the database of {old}: git could not say whether the branch is gone ({e})");
+                continue;
+            }
         }
         let Some(b) = paired(&all, old) else { continue };
         if let Some(new) = ctx.repo.renamed_to(old) {
@@ -411,7 +457,9 @@ pub async fn settle_deletions(ctx: &Ctx, deleted: &[String]) -> Result<()> {
         } else if b.parent_id.is_none() || b.protected {
             println!("pgfork: kept database branch {:?} (root or protected) although git branch {old} was deleted", b.name);
         } else {
-            ctx.client.delete_branch(&ctx.project, &b.id, false).await?;
+            ctx.client
+                .gc_delete_branch(&ctx.project, &b.id, false, Some("gone"))
+                .await?;
             println!("pgfork: git branch {old} was deleted; database branch {:?} moved to the trash (`pgfork branch recover {}`)", b.name, b.name);
         }
     }
@@ -425,10 +473,14 @@ pub struct GcAction {
     pub id: String,
     /// `delete` (to the trash) or `purge` (for good).
     pub action: &'static str,
-    pub reason: String,
+    /// `gone`, `upstream-gone`, `merged`, `expired` or `grace`.
+    pub reason: &'static str,
+    /// The reason in words.
+    pub detail: String,
 }
 
-/// What gc would do now (see `pgfork_git::gc::plan`, shared with the daemon).
+/// What gc would do now (see `pgfork_git::gc::plan`, shared with the daemon). A git
+/// error is an error: gc never guesses.
 pub async fn gc_plan(ctx: &Ctx) -> Result<Vec<GcAction>> {
     let all = ctx.branches(true).await?;
     let candidates: Vec<pgfork_git::gc::Candidate> = all
@@ -442,17 +494,25 @@ pub async fn gc_plan(ctx: &Ctx) -> Result<Vec<GcAction>> {
             git_branch: b.git_branch.clone(),
             expires_at: b.expires_at.map(|t| t.timestamp()),
             purge_at: b.purge_at.map(|t| t.timestamp()),
+            spared: b
+                .pgfork_gc_spared
+                .iter()
+                .filter_map(|r| pgfork_git::gc::Reason::parse(r))
+                .collect(),
         })
         .collect();
-    let view = pgfork_git::gc::RepoView::new(&ctx.repo);
+    let view = pgfork_git::gc::RepoView::new(&ctx.repo)
+        .context("git could not answer, so gc removes nothing")?;
     Ok(
         pgfork_git::gc::plan(&candidates, &view, chrono::Utc::now().timestamp())
+            .context("git could not answer, so gc removes nothing")?
             .into_iter()
             .map(|a| GcAction {
                 branch: a.branch,
                 id: a.id,
                 action: a.action,
-                reason: a.reason,
+                reason: a.reason.as_str(),
+                detail: a.detail,
             })
             .collect(),
     )
@@ -461,7 +521,7 @@ pub async fn gc_plan(ctx: &Ctx) -> Result<Vec<GcAction>> {
 pub async fn gc_apply(ctx: &Ctx, plan: &[GcAction]) -> Result<()> {
     for a in plan {
         ctx.client
-            .delete_branch(&ctx.project, &a.id, a.action == "purge")
+            .gc_delete_branch(&ctx.project, &a.id, a.action == "purge", Some(a.reason))
             .await?;
     }
     Ok(())

@@ -79,7 +79,7 @@ fn missing_postgres_binaries_are_explained_and_nothing_is_left_running() {
 #[test]
 fn a_full_disk_fails_cleanly() {
     if !is_root() {
-        report("storage full-disk: NOT RUN (needs root to make a tiny loop filesystem)");
+        not_run("storage full-disk (needs root to make a tiny loop filesystem)");
         return;
     }
     let Some(env) = Env::new("fulldisk", Storage::Copy) else {

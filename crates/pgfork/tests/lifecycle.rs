@@ -227,30 +227,17 @@ fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
     let main = env.url("main");
     let before = psql_ok(&main, "SELECT count(*) FROM pgbench_accounts");
     env.ok(&["daemon", "stop"]);
-    let mut paused = env.command(&["branch", "create", "half"]);
-    paused.env("PGFORK_TEST_PAUSE", "after-clone");
-    let mut cli = paused.spawn().expect("spawn create");
+    // A daemon that dies (abort: no cleanup) right after the clone was built in tmp/.
+    let mut start = env.command(&["daemon", "start"]);
+    start.env("FAILPOINTS", "create-after-clone=return");
+    assert!(start.status().expect("start").success());
     let tmp = env.home.join("tmp");
-    wait_until(
-        "the clone to reach the pause point",
-        Duration::from_secs(60),
-        || {
-            std::fs::read_to_string(env.home.join("daemon.log"))
-                .map(|l| l.contains("test pause point reached"))
-                .unwrap_or(false)
-        },
-    );
+    let out = env.run(&["branch", "create", "half"]);
+    assert!(!out.status.success(), "the daemon died mid-create");
     assert!(
         std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) > 0,
         "the half-made branch sits in tmp/"
     );
-    let pid = env.daemon_pid().expect("daemon runs");
-    // SAFETY: killing the test's own processes.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::kill(cli.id() as i32, libc::SIGKILL);
-    }
-    let _ = cli.wait();
     // Restart (any command does): no trace of the half branch, parent intact.
     let names: Vec<String> = env
         .json(&["branch", "list", "--all"])

@@ -29,8 +29,8 @@ fn run_driver(name: &str, cmd: &mut Command) -> Option<String> {
                 || stderr.contains("ClassNotFoundException")
                 || stderr.contains("could not find or load")
             {
-                report(&format!(
-                    "driver {name}: NOT RUN (not installed: {})",
+                not_run(&format!(
+                    "driver {name} (not installed: {})",
                     stderr.lines().next().unwrap_or("")
                 ));
                 None
@@ -42,7 +42,7 @@ fn run_driver(name: &str, cmd: &mut Command) -> Option<String> {
             }
         }
         Err(e) => {
-            report(&format!("driver {name}: NOT RUN ({e})"));
+            not_run(&format!("driver {name} ({e})"));
             None
         }
     }
@@ -161,7 +161,7 @@ fn ordinary_drivers_connect_and_prepare_through_the_proxy() {
             assert_eq!(out, "42\n42");
             report("driver pgjdbc: ran (plain, TLS verified)");
         }
-        _ => report("driver pgjdbc: NOT RUN (javac or /usr/share/java/postgresql.jar missing: apt-get install default-jdk-headless libpostgresql-jdbc-java)"),
+        _ => not_run("driver pgjdbc (javac or /usr/share/java/postgresql.jar missing: apt-get install default-jdk-headless libpostgresql-jdbc-java)"),
     }
 }
 
