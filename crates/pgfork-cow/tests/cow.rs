@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a failed test
 //! Tests against real filesystems: the plain disk the tests run on (ext4 on CI, which has
 //! no reflinks, so this exercises the copy path) and, when running as root, one XFS
 //! loop image with `reflink=1` shared by all reflink cases (the machine has few loop

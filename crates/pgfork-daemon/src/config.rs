@@ -87,8 +87,10 @@ impl Config {
                 Err(_) => pgfork_core::DEFAULT_MIN_FREE,
             },
             trash_port_hold: match std::env::var("PGFORK_TRASH_PORT_HOLD") {
-                Ok(v) => pgfork_core::parse_ttl(&v)
-                    .map_err(|e| format!("PGFORK_TRASH_PORT_HOLD: {e}"))?,
+                // Zero is allowed: the trash then gives ports up whenever needed.
+                Ok(v) => humantime::parse_duration(v.trim()).map_err(|e| {
+                    format!("PGFORK_TRASH_PORT_HOLD={v:?}: {e} (write e.g. 1h, 10m or 0s)")
+                })?,
                 Err(_) => Duration::from_secs(3600),
             },
         })

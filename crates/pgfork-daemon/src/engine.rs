@@ -1713,15 +1713,30 @@ impl Engine {
     /// counted as a client *before* the lock is released, so the idle reaper (which
     /// checks under the same lock) can never stop it under a client that just arrived.
     pub(crate) async fn wake_for_client(&self, branch_id: &str) -> Result<Branch, ApiError> {
+        let live = |b: Option<Branch>| {
+            b.filter(|b| b.state.is_live())
+                .ok_or_else(|| ApiError::not_found("the branch behind this port was deleted"))
+        };
+        let b = live(self.store().branch(branch_id).map_err(store_err)?)?;
+        let project = self.project(&b.project_id)?;
+        // Fast path: it runs, so count the client and go; no lock (a clone of this
+        // branch may hold it) unless the idle reaper is stopping it this instant.
+        if let Some(f) = self.front_state.get() {
+            if b.state == BranchState::Running
+                && self.instance(&project, &b).is_ready()
+                && f.lease_if_not_stopping(b.port)
+            {
+                // A suspend may have finished between the two checks.
+                if self.instance(&project, &b).is_ready() {
+                    return Ok(b);
+                }
+                use pgfork_proxy::Backend as _;
+                f.closed(b.port);
+            }
+        }
         let _op = self.in_flight().await;
         let _branch = self.lock_branch(branch_id).await;
-        let mut b = self
-            .store()
-            .branch(branch_id)
-            .map_err(store_err)?
-            .filter(|b| b.state.is_live())
-            .ok_or_else(|| ApiError::not_found("the branch behind this port was deleted"))?;
-        let project = self.project(&b.project_id)?;
+        let mut b = live(self.store().branch(branch_id).map_err(store_err)?)?;
         if !self.instance(&project, &b).is_running() || b.state != BranchState::Running {
             tracing::info!(branch = %b.name, "waking on connect");
             self.set_running_locked(&project, &mut b, true).await?;
@@ -1743,16 +1758,17 @@ impl Engine {
         let Some(front) = self.front_state.get() else {
             return;
         };
-        if b.state != BranchState::Running || !front.idle_at_least(b.port, limit) {
-            return;
-        }
         let Ok(project) = self.project(&b.project_id) else {
             return;
         };
+        if b.state != BranchState::Running || !front.begin_suspend(b.port, limit) {
+            return;
+        }
         tracing::info!(branch = %b.name, "idle: suspending");
         if let Err(e) = self.set_running_locked(&project, &mut b, false).await {
             tracing::warn!(branch = %b.name, error = %e, "could not suspend idle branch");
         }
+        front.end_suspend(b.port);
     }
 
     pub async fn update_branch(

@@ -12,6 +12,19 @@ use std::time::{Duration, Instant};
 pub struct Activity {
     pub active: u32,
     pub last: Instant,
+    /// The idle reaper decided to stop this branch and is stopping it: new clients
+    /// must wait for the branch lock (and then start it again).
+    pub stopping: bool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            active: 0,
+            last: Instant::now(),
+            stopping: false,
+        }
+    }
 }
 
 pub struct Front {
@@ -104,29 +117,50 @@ impl Front {
     /// Marks `port` as just used (a start counts: the idle clock starts again).
     pub fn touch(&self, port: u16) {
         let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = a.entry(port).or_insert(Activity {
-            active: 0,
-            last: Instant::now(),
-        });
+        let entry = a.entry(port).or_insert_with(Activity::new);
         entry.last = Instant::now();
     }
 
     /// A client connection to the branch at `port` began (see `Engine::wake_for_client`).
     pub fn opened(&self, port: u16) {
         let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = a.entry(port).or_insert(Activity {
-            active: 0,
-            last: Instant::now(),
-        });
+        let entry = a.entry(port).or_insert_with(Activity::new);
         entry.active += 1;
         entry.last = Instant::now();
     }
 
-    /// No client on `port` now, and none for at least `limit`.
-    pub fn idle_at_least(&self, port: u16, limit: Duration) -> bool {
-        let a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
-        a.get(&port)
-            .is_none_or(|v| v.active == 0 && v.last.elapsed() >= limit)
+    /// A client of a branch that runs: counted at once, without the branch lock (a
+    /// clone of the branch may hold it for minutes), unless the idle reaper is
+    /// stopping it right now. The activity mutex is the arbiter between the two.
+    pub fn lease_if_not_stopping(&self, port: u16) -> bool {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = a.entry(port).or_insert_with(Activity::new);
+        if entry.stopping {
+            return false;
+        }
+        entry.active += 1;
+        entry.last = Instant::now();
+        true
+    }
+
+    /// The reaper's decision, atomic with respect to new clients: no client on `port`
+    /// now and none for at least `limit`; if so, new clients wait from here on until
+    /// [`Front::end_suspend`].
+    pub fn begin_suspend(&self, port: u16, limit: Duration) -> bool {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = a.entry(port).or_insert_with(Activity::new);
+        if entry.stopping || entry.active > 0 || entry.last.elapsed() < limit {
+            return false;
+        }
+        entry.stopping = true;
+        true
+    }
+
+    pub fn end_suspend(&self, port: u16) {
+        let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = a.get_mut(&port) {
+            entry.stopping = false;
+        }
     }
 
     /// Ports with no client now, and for how long they have had none.

@@ -9,6 +9,7 @@
 //! - [`server`]: the socket, signals, the reaper and a clean shutdown that stops every
 //!   Postgres.
 
+mod ballast;
 pub mod config;
 pub mod engine;
 mod failpoints;

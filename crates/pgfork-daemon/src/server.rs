@@ -128,15 +128,33 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let layout = Layout::new(&cfg.home);
     prepare_dirs(&layout)?;
     let _lock = take_lock(&layout)?;
+    let degraded = crate::ballast::release_if_full(&layout.home);
     let store = Store::open(&layout.db)?;
     std::fs::set_permissions(&layout.db, std::fs::Permissions::from_mode(0o600))
         .map_err(store_io(&layout.db))?;
     let installs = PgInstalls::discover(cfg.pg_bin.as_deref())?;
     let user = ServerUser::resolve(&cfg.pg_user)?;
     check_reachable(&user, &layout.branches)?;
-    let probe = pgfork_cow::probe(&layout.home)?;
+    let probe = match pgfork_cow::probe(&layout.home) {
+        Ok(p) => p,
+        // Degraded mode: a daemon on a full disk must still start, so that delete
+        // --purge, `trash empty` and gc can free space. Creates are refused by the
+        // free-space guard anyway; assume the slow method until the next start.
+        Err(e) if e.is_no_space() => {
+            tracing::error!(error = %e, "the store is full: starting without probing the clone method; free space with `pgfork trash empty` or `pgfork branch delete NAME --purge`");
+            pgfork_cow::Probe {
+                method: CloneMethod::Copy,
+                filesystem: "unknown (store full)".into(),
+                path: layout.home.clone(),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(w) = probe.warning() {
         tracing::warn!("{w}");
+    }
+    if degraded {
+        tracing::warn!("degraded mode: the store is full");
     }
     tracing::info!(home = %layout.home.display(), method = %probe.method, fs = %probe.filesystem, pg = %installs.newest().version, "pgfork daemon starting");
     let engine = Arc::new(Engine::new(
@@ -202,6 +220,13 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             let mut tick = tokio::time::interval(e.cfg.reap_every);
             loop {
                 tick.tick().await;
+                {
+                    let (home, min_free) = (e.layout.home.clone(), e.cfg.min_free);
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::ballast::ensure(&home, min_free)
+                    })
+                    .await;
+                }
                 e.notice_dead_postmasters().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;

@@ -85,6 +85,7 @@ fn check_tablespaces(pgdata: &Path) -> Result<(), PgError> {
     let has_any = std::fs::read_dir(&dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
+    tracing::debug!(dir = %dir.display(), has_any, "tablespace check");
     if has_any {
         return Err(PgError::Unsupported(format!(
             "{} uses tablespaces outside its data directory, which pgfork cannot branch yet: move them into pg_default",
@@ -201,8 +202,9 @@ pub async fn clone_running(
     .await
     .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
     report.data_clone = t.elapsed();
-    // Tests hold the clone here to change the parent mid-clone (a new tablespace).
-    fail::fail_point!("clone-after-data-files");
+    // Tests hold the clone here to change the parent mid-clone (a new tablespace); a
+    // `sleep` action must not block a runtime thread.
+    let _ = tokio::task::spawn_blocking(|| fail::fail_point!("clone-after-data-files")).await;
 
     // 4. Backup stop: the label that makes the clone recover to consistency.
     let t = Instant::now();

@@ -198,6 +198,43 @@ impl Instance {
         self.running_pid().is_some()
     }
 
+    /// Runs and accepts connections (`ready` in `postmaster.pid`).
+    pub fn is_ready(&self) -> bool {
+        read_pid_file(&self.pgdata).is_some_and(|pf| {
+            (pf.status == "ready" || pf.status == "standby")
+                && is_postmaster_of(pf.pid, &self.pgdata)
+        })
+    }
+
+    fn wait_ready(&self, pid: i32, timeout: Duration) -> Result<i32, PgError> {
+        let started = Instant::now();
+        loop {
+            match read_pid_file(&self.pgdata) {
+                Some(pf) if pf.pid == pid && (pf.status == "ready" || pf.status == "standby") => {
+                    return Ok(pid)
+                }
+                _ if !process_alive(pid) => {
+                    return Err(PgError::StartFailed {
+                        pgdata: self.pgdata.clone(),
+                        reason: format!(
+                            "postgres exited while starting: {}",
+                            log_tail(&self.log_file, 3)
+                        ),
+                        log: self.log_file.clone(),
+                    })
+                }
+                _ if started.elapsed() > timeout => {
+                    return Err(PgError::StartFailed {
+                        pgdata: self.pgdata.clone(),
+                        reason: format!("not ready after {} s", timeout.as_secs()),
+                        log: self.log_file.clone(),
+                    })
+                }
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+
     /// Starts the postmaster detached and waits until it accepts connections (the
     /// `ready` status in postmaster.pid). Extra `-c name=value` settings may be given.
     pub fn start(
@@ -208,7 +245,9 @@ impl Instance {
         timeout: Duration,
     ) -> Result<i32, PgError> {
         if let Some(pid) = self.running_pid() {
-            return Ok(pid);
+            // Started by someone else (a re-adopted or concurrently started
+            // postmaster): it is ours once it accepts connections.
+            return self.wait_ready(pid, timeout);
         }
         user.create_private_dir(&self.socket_dir)?;
         // A stale pid file from a crash: Postgres handles it itself (it checks the pid).

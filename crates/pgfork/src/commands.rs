@@ -642,7 +642,6 @@ async fn hook(name: &str, args: &[String]) -> i32 {
                 "pgfork-error"
             };
             pairing::mark_unpaired_here(reason);
-            eprintln!("pgfork: {} now points nowhere (pgfork-unpaired.invalid) until the next checkout pairs it", "DATABASE_URL");
         }
     }
     0

@@ -127,8 +127,14 @@ pub fn mark_unpaired_here(reason: &str) {
     let Ok(cfg) = project::read_config(&path) else {
         return;
     };
-    if let Err(e) = write_env_url(&repo, &cfg, &unpaired_url(reason)) {
-        eprintln!("pgfork: {e:#}");
+    match write_env_url(&repo, &cfg, &unpaired_url(reason)) {
+        Ok(()) => eprintln!(
+            "pgfork: {} in {} now point(s) nowhere ({}) until a checkout pairs HEAD with a database again",
+            cfg.env.vars.join(", "),
+            cfg.env.file,
+            unpaired_url(reason)
+        ),
+        Err(e) => eprintln!("pgfork: {e:#}"),
     }
 }
 

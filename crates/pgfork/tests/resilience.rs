@@ -249,10 +249,12 @@ impl Session {
 
 #[test]
 fn delete_and_purge_on_a_full_metadata_disk_complete_or_change_nothing() {
-    let Some(env) = Env::new("full-metadata", Storage::Copy) else {
+    let Some(mut env) = Env::new("full-metadata", Storage::Copy) else {
         return;
     };
-    let Some(fs) = SmallFs::mount(&env, "ext4", 200) else {
+    // This test is about the metadata disk, not the create guard.
+    with(&mut env, "PGFORK_MIN_FREE", "1M");
+    let Some(fs) = SmallFs::mount(&env, "ext4", 320) else {
         return;
     };
     env.ok(&["init", "--empty", "--no-hooks"]);
@@ -261,6 +263,17 @@ fn delete_and_purge_on_a_full_metadata_disk_complete_or_change_nothing() {
     let filler = fs.fill(0);
     // A soft delete needs a metadata write: done, or nothing changed.
     let out = env.run(&["branch", "delete", "b"]);
+    report(&format!(
+        "full metadata disk: soft delete {}",
+        if out.status.success() {
+            "completed".to_string()
+        } else {
+            format!(
+                "changed nothing: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        }
+    ));
     let state = env.states().get("b").cloned();
     if out.status.success() {
         assert_eq!(state.as_deref(), Some("deleted"));
@@ -463,7 +476,9 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
     let mut start = env.command(&["daemon", "start"]);
     start.env("FAILPOINTS", "clone-after-data-files=sleep(4000)");
     assert!(start.status().expect("start").success());
-    let create = env
+    // The parent runs (a connection wakes it): the clone is an online one.
+    psql_ok(&main, "SELECT 1");
+    let mut create = env
         .command(&["branch", "create", "half"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -481,6 +496,10 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
     psql_ok(
         &main,
         &format!("CREATE TABLESPACE late LOCATION '{}'", ts.display()),
+    );
+    assert!(
+        create.try_wait().expect("wait").is_none(),
+        "the tablespace must be created while the clone is held at its failpoint"
     );
     let out = create.wait_with_output().expect("create ends");
     let stderr = String::from_utf8_lossy(&out.stderr);
