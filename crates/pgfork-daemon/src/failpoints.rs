@@ -3,7 +3,7 @@
 //! release build has no failpoint and reads no such variable.
 //!
 //! [`crash`] is the one the crash tests use: `FAILPOINTS=create-after-rename=return`
-//! makes the daemon abort right there — no destructor, no cleanup, like a power cut
+//! makes the daemon die right there (SIGKILL) — no destructor, no cleanup, like a power cut
 //! or `kill -9` — so the test can restart it and check that every operation is either
 //! done or undone.
 
@@ -13,7 +13,11 @@
 pub(crate) fn crash(name: &str) {
     #[cfg(feature = "testing")]
     if fail::eval(name, |_| ()).is_some() {
-        eprintln!("failpoint {name}: aborting the daemon (crash test)");
+        eprintln!("failpoint {name}: killing the daemon (crash test)");
+        // SIGKILL, as `kill -9` or the OOM killer would: no destructor, no flush, and
+        // no core dump that keeps the process (and its lock) alive for seconds.
+        // SAFETY: signalling ourselves.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         std::process::abort();
     }
     #[cfg(not(feature = "testing"))]

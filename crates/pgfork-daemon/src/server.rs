@@ -100,11 +100,17 @@ fn take_lock(layout: &Layout) -> Result<LockFile, DaemonError> {
         .write(true)
         .open(&layout.lock)
         .map_err(store_io(&layout.lock))?;
+    // A daemon that is still exiting (killed, dumping core) holds the lock for a
+    // moment: wait a little before calling it a running daemon.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     // SAFETY: flock on a file descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(DaemonError::AlreadyRunning(
-            layout.home.display().to_string(),
-        ));
+    while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if std::time::Instant::now() > deadline {
+            return Err(DaemonError::AlreadyRunning(
+                layout.home.display().to_string(),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The pid, for `daemon stop` when the daemon no longer answers its socket.
     use std::io::Write;

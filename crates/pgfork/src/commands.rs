@@ -632,7 +632,7 @@ async fn hook(name: &str, args: &[String]) -> i32 {
     }
     .await;
     if let Err(e) = result {
-        eprintln!("pgfork: {} (git continues)", output::error_sentence(&e));
+        let mut line = output::error_sentence(&e);
         if name == "post-checkout" && args.get(2).map(String::as_str) == Some("1") {
             // The new HEAD's database could not be reached: .env must not keep the
             // previous branch's URL as if nothing happened.
@@ -641,8 +641,15 @@ async fn hook(name: &str, args: &[String]) -> i32 {
             } else {
                 "pgfork-error"
             };
-            pairing::mark_unpaired_here(reason);
+            if let Some(what) = pairing::mark_unpaired_here(reason) {
+                line = format!(
+                    "{}; {what} points nowhere until a checkout pairs HEAD again",
+                    line.trim_end_matches('.')
+                );
+            }
         }
+        // One line per problem, where git runs.
+        eprintln!("pgfork: {line} (git continues)");
     }
     0
 }

@@ -156,9 +156,23 @@ async fn wait_for_other_daemon(client: &Client, layout: &Layout, log_from: u64) 
         if client.ping().await {
             return true;
         }
+        // The winner died before it answered: nobody holds the lock any more.
+        if lock_is_free(&layout.lock) {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Whether no process holds the daemon's lock file.
+fn lock_is_free(path: &std::path::Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(f) = std::fs::File::open(path) else {
+        return true;
+    };
+    // SAFETY: flock on a descriptor we own; released when `f` is closed.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
 }
 
 /// Removes every `GIT_*` variable of this process from `cmd`'s environment.

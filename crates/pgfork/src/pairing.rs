@@ -115,27 +115,13 @@ pub fn write_env(ctx: &Ctx, b: &api::Branch) -> Result<()> {
 }
 
 /// Points the env file of the repository in the current directory at nothing (see
-/// [`unpaired_url`]): the hook could not pair HEAD.
-pub fn mark_unpaired_here(reason: &str) {
-    let Ok(cwd) = std::env::current_dir() else {
-        return;
-    };
-    let Ok(repo) = Repo::discover(&cwd) else {
-        return;
-    };
-    let path = repo.root.join(project::CONFIG_FILE);
-    let Ok(cfg) = project::read_config(&path) else {
-        return;
-    };
-    match write_env_url(&repo, &cfg, &unpaired_url(reason)) {
-        Ok(()) => eprintln!(
-            "pgfork: {} in {} now point(s) nowhere ({}) until a checkout pairs HEAD with a database again",
-            cfg.env.vars.join(", "),
-            cfg.env.file,
-            unpaired_url(reason)
-        ),
-        Err(e) => eprintln!("pgfork: {e:#}"),
-    }
+/// [`unpaired_url`]): the hook could not pair HEAD. Returns what it changed, in words
+/// (e.g. "DATABASE_URL in .env"), for the one line the hook prints.
+pub fn mark_unpaired_here(reason: &str) -> Option<String> {
+    let repo = Repo::discover(&std::env::current_dir().ok()?).ok()?;
+    let cfg = project::read_config(&repo.root.join(project::CONFIG_FILE)).ok()?;
+    write_env_url(&repo, &cfg, &unpaired_url(reason)).ok()?;
+    Some(format!("{} in {}", cfg.env.vars.join(", "), cfg.env.file))
 }
 
 fn write_env_url(repo: &Repo, cfg: &RepoConfig, url: &str) -> Result<()> {

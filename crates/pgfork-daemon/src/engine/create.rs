@@ -1,0 +1,629 @@
+//! Creating projects (root imports) and branches. Both are planned synchronously (ids, ports and names
+//! promised at once), built in `tmp/` (the parent's lock held only while it is cloned, nothing held
+//! while importing), made durable, renamed into place, started, and committed last: until the row
+//! exists the branch does not, and a crash leaves only leftovers for reconcile to sweep.
+//! Before anything touches a running parent, the free-space guard refuses a create that would
+//! leave the store nearly full (the parent would PANIC on its next write).
+
+use super::*;
+
+pub(crate) fn total_file_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+impl Engine {
+    pub async fn create_project(
+        self: &Arc<Self>,
+        req: api::ProjectCreateRequest,
+    ) -> Result<api::ProjectResponse, ApiError> {
+        let spec = req.project;
+        validate_project_name(&spec.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        self.ensure_no_project(&spec.name)?;
+        let root_name = spec
+            .default_branch_name
+            .clone()
+            .unwrap_or_else(|| "main".to_string());
+        validate_branch_name(&root_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let source = spec.pgfork_source.clone().unwrap_or(api::RootSource::Empty);
+        if let Some(v) = spec.pg_version {
+            self.installs.for_major(v).map_err(pg_err)?;
+        }
+        let reservation = self.reserve(&spec.name, "")?;
+        let (project, root) = self.plan_project(&spec.name, &root_name, reservation.port);
+        let this = self.clone();
+        let (p2, r2) = (project.clone(), root.clone());
+        let (op_id, result) = self
+            .run_op(
+                &project.id,
+                Some(&root.id),
+                "create_project",
+                move |_op_id, progress| async move {
+                    // An import holds no lock: a connection to any other branch, or
+                    // an import whose source is a branch of this daemon, never waits.
+                    let _op = this.in_flight().await;
+                    let r = this
+                        .build_project(p2, r2, spec.pg_version, source, progress)
+                        .await;
+                    drop(reservation);
+                    r
+                },
+            )
+            .await;
+        let (project, root) = match result {
+            Some(r) => r?,
+            None => (project, root),
+        };
+        Ok(api::ProjectResponse {
+            project: self.api_project(&project),
+            branch: Some(self.view(&project, &root, false)),
+            endpoints: vec![self.endpoint(&root)],
+            operations: self.op_list(&op_id),
+            connection_uris: vec![api::ConnectionUri {
+                connection_uri: self.connection_uri(&project, &root),
+            }],
+        })
+    }
+
+    pub(crate) fn ensure_no_project(&self, name: &str) -> Result<(), ApiError> {
+        if self.store().project(name).map_err(store_err)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a project named {name:?} already exists: pick another name with --project"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The project and root branch rows a create will commit, decided up front.
+    pub(crate) fn plan_project(&self, name: &str, root_name: &str, port: u16) -> (Project, Branch) {
+        let now = Utc::now();
+        let home_dir = self
+            .layout
+            .branch_dir(&safe_dir_name(name), &safe_dir_name(root_name));
+        let project = Project {
+            id: new_id("prj"),
+            name: name.to_string(),
+            pg_major: 0,
+            db_name: "postgres".to_string(),
+            role_name: "postgres".to_string(),
+            created_at: now,
+        };
+        let root = Branch {
+            id: new_id("br"),
+            project_id: project.id.clone(),
+            name: root_name.to_string(),
+            parent_id: None,
+            state: BranchState::Creating,
+            port,
+            password: new_password(),
+            data_dir: home_dir.clone(),
+            home_dir,
+            clone_method: "initdb".to_string(),
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            protected: false,
+            git_branch: None,
+            masked: false,
+            deleted_at: None,
+            parent_lsn: None,
+            after_create: None,
+            suspend_timeout_seconds: 0,
+        };
+        (project, root)
+    }
+
+    pub(crate) async fn build_project(
+        self: &Arc<Self>,
+        mut project: Project,
+        mut root: Branch,
+        pg_version: Option<u32>,
+        source: api::RootSource,
+        progress: Arc<Progress>,
+    ) -> Result<(Project, Branch), ApiError> {
+        // Again under the lock: another request may have won the name meanwhile.
+        self.ensure_no_project(&project.name)?;
+        let (branch_id, port) = (root.id.clone(), root.port);
+        let staged = StagedDir::new(self.layout.tmp.join(&branch_id));
+        let tmp = staged.path().to_path_buf();
+        let tmp_pgdata = tmp.join("pgdata");
+        let mut build_inst = Instance {
+            pgdata: tmp_pgdata.clone(),
+            socket_dir: self.layout.socket_dir(&branch_id),
+            port,
+            log_file: self.layout.branch_log(&branch_id),
+            superuser: "postgres".to_string(),
+        };
+        let result = self
+            .import_root(
+                &mut project,
+                &mut root,
+                &mut build_inst,
+                pg_version,
+                &source,
+                &tmp,
+                &progress,
+            )
+            .await;
+        let result = match result {
+            Ok(()) => {
+                self.commit_new_branch(&project, &mut root, &tmp_pgdata, Some(&project))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // An import may have left its build Postgres running in tmp/.
+            let _ = self.stop_instance(build_inst.clone()).await;
+        }
+        drop(staged);
+        result?;
+        tracing::info!(project = %project.name, branch = %root.name, "project created");
+        Ok((project, root))
+    }
+
+    /// Fills `tmp/pgdata` from the root source; leaves the build instance stopped.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn import_root(
+        &self,
+        project: &mut Project,
+        root: &mut Branch,
+        inst: &mut Instance,
+        pg_version: Option<u32>,
+        source: &api::RootSource,
+        tmp: &Path,
+        progress: &Arc<Progress>,
+    ) -> Result<(), ApiError> {
+        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
+        self.user.chown(tmp).map_err(pg_err)?;
+        let install = match pg_version {
+            Some(v) => self.installs.for_major(v).map_err(pg_err)?.clone(),
+            None => self.installs.newest().clone(),
+        };
+        let user = self.user.clone();
+        let pgdata = inst.pgdata.clone();
+        let install_used: PgInstall = match source {
+            api::RootSource::Empty
+            | api::RootSource::Sample { .. }
+            | api::RootSource::Logical { .. } => {
+                progress.phase("initdb", 0);
+                let (i, u, d) = (install.clone(), user.clone(), pgdata.clone());
+                blocking(move || instance::initdb(&i, &u, &d, "postgres").map_err(pg_err)).await?;
+                root.clone_method = "initdb".into();
+                install
+            }
+            api::RootSource::Physical { url } => {
+                let (installs, u, d, url, p) = (
+                    self.installs.clone(),
+                    user.clone(),
+                    pgdata.clone(),
+                    url.clone(),
+                    progress.clone(),
+                );
+                let (i, info) = blocking(move || {
+                    import::physical(&installs, &u, &url, &d, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                inst.superuser = info.bootstrap_superuser.clone();
+                project.db_name = info.dbname;
+                root.clone_method = "pg_basebackup".into();
+                i
+            }
+            api::RootSource::Dir { path } => {
+                let src = PathBuf::from(path);
+                if !src.is_dir() {
+                    return Err(ApiError::bad_request(format!(
+                        "{path} is not a directory: pass the PGDATA of a stopped PostgreSQL"
+                    )));
+                }
+                let method = self.clone_method_between(&src);
+                let (installs, u, d, p) = (
+                    self.installs.clone(),
+                    user.clone(),
+                    pgdata.clone(),
+                    progress.clone(),
+                );
+                let s = src.clone();
+                let i = blocking(move || {
+                    import::adopt_dir(&installs, &u, &s, &d, method, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                root.clone_method = method.as_str().into();
+                let mut candidates = Vec::new();
+                if let Some(owner) = pgfork_pg::user::owner_name(&src) {
+                    candidates.push(owner);
+                }
+                candidates.push("postgres".to_string());
+                candidates.push(self.user.name.clone());
+                candidates.dedup();
+                // Start to discover the superuser; the rest of the flow restarts it.
+                self.start_build(inst, &i).await?;
+                inst.superuser = import::find_superuser(inst, &candidates)
+                    .await
+                    .map_err(pg_err)?;
+                i
+            }
+        };
+        project.pg_major = install_used.major;
+        project.role_name = inst.superuser.clone();
+        self.start_build(inst, &install_used).await?;
+        match source {
+            api::RootSource::Sample { scale } => {
+                let (i, u, b, p, scale) = (
+                    install_used.clone(),
+                    user.clone(),
+                    inst.clone(),
+                    progress.clone(),
+                    *scale,
+                );
+                blocking(move || {
+                    import::sample(&i, &u, &b, "postgres", scale, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+            }
+            api::RootSource::Logical { url } => {
+                let (i, u, url2) = (install_used.clone(), user.clone(), url.clone());
+                let info =
+                    blocking(move || import::source_info(&i, &u, &url2).map_err(pg_err)).await?;
+                let dump = tmp.join("dump");
+                let jobs = std::thread::available_parallelism()
+                    .map(|n| n.get() as u32)
+                    .unwrap_or(2)
+                    .clamp(2, 8);
+                let (i, u, url2, d, p) = (
+                    install_used.clone(),
+                    user.clone(),
+                    url.clone(),
+                    dump.clone(),
+                    progress.clone(),
+                );
+                blocking(move || {
+                    import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                import::create_database(inst, &info.dbname)
+                    .await
+                    .map_err(pg_err)?;
+                let (i, u, b, d, p, db) = (
+                    install_used.clone(),
+                    user.clone(),
+                    inst.clone(),
+                    dump.clone(),
+                    progress.clone(),
+                    info.dbname.clone(),
+                );
+                blocking(move || {
+                    import::logical_restore(&i, &u, &b, &db, &d, jobs, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                remove_tree(&dump);
+                project.db_name = info.dbname;
+            }
+            _ => {}
+        }
+        progress.phase("finishing", 0);
+        self.stop_instance(inst.clone()).await?;
+        Ok(())
+    }
+
+    /// Reflink when `src` is on the same reflink-capable filesystem as the store.
+    pub(crate) fn clone_method_between(&self, src: &Path) -> CloneMethod {
+        if self.probe.method != CloneMethod::Reflink {
+            return CloneMethod::Copy;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let same_fs = match (std::fs::metadata(src), std::fs::metadata(&self.layout.home)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev(),
+            _ => false,
+        };
+        if same_fs {
+            CloneMethod::Reflink
+        } else {
+            CloneMethod::Copy
+        }
+    }
+
+    /// Steps 2–3 of the discipline: durable, renamed into place, started, committed.
+    /// `new_project` inserts the project in the same transaction (root branches).
+    pub(crate) async fn commit_new_branch(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        built: &Path,
+        new_project: Option<&Project>,
+    ) -> Result<(), ApiError> {
+        let home = b.home_dir.clone();
+        let built2 = built.to_path_buf();
+        blocking(move || {
+            pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
+            if let Some(parent) = home.parent() {
+                traversable_dir(parent)?;
+            }
+            if home.exists() {
+                return Err(ApiError::conflict(format!(
+                    "{} already exists: remove it or pick another branch name",
+                    home.display()
+                )));
+            }
+            std::fs::rename(&built2, &home).map_err(io_err("move the new branch into", &home))?;
+            if let Some(parent) = home.parent() {
+                pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
+            }
+            Ok(())
+        })
+        .await?;
+        crate::failpoints::crash("create-after-rename");
+        b.data_dir = b.home_dir.clone();
+        let committed = async {
+            self.start_instance(project, b, true).await?;
+            crate::failpoints::crash("create-after-start");
+            b.state = BranchState::Running;
+            b.updated_at = Utc::now();
+            let mut store = self.store();
+            match new_project {
+                Some(p) => store.insert_project_with_root(p, b).map_err(store_err),
+                None => store.insert_branch(b, &project.name).map_err(store_err),
+            }
+        }
+        .await;
+        if let Err(e) = committed {
+            // We renamed it into place, so it is ours to take away again.
+            let _ = self.stop_instance(self.instance(project, b)).await;
+            remove_tree(&b.home_dir);
+            return Err(e);
+        }
+        self.expose(b.port).await;
+        Ok(())
+    }
+
+    pub async fn create_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        req: api::BranchCreateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let spec = req.branch;
+        let name = spec
+            .name
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("a branch needs a name"))?;
+        validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let parent = match &spec.parent_id {
+            Some(p) => self.branch(&project, p).map_err(|e| {
+                ApiError::not_found(format!(
+                    "parent {}",
+                    e.message.trim_start_matches("no branch ")
+                ))
+            })?,
+            None => self.root_branch(&project)?,
+        };
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!("a branch named {name:?} already exists in project {:?}: pick another name or delete it first", project.name)));
+        }
+        if let Some(t) = spec.expires_at {
+            if t <= Utc::now() {
+                return Err(ApiError::bad_request(
+                    "expires_at is in the past: give a future time or a --ttl",
+                ));
+            }
+        }
+        let reservation = self.reserve(&project.name, &name)?;
+        let planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
+        let this = self.clone();
+        let (p2, b2) = (project.clone(), planned.clone());
+        let (op_id, result) = self
+            .run_op(
+                &project.id,
+                Some(&planned.id),
+                "create_branch",
+                move |op_id, progress| async move {
+                    let _op = this.in_flight().await;
+                    let r = this.build_branch(&p2, b2, op_id, progress).await;
+                    drop(reservation);
+                    r
+                },
+            )
+            .await;
+        let b = match result {
+            Some(r) => r?,
+            None => planned,
+        };
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    /// The branch row a create will commit, decided up front (so the client gets its
+    /// id, port and URL at once, even when the build waits behind other work).
+    pub(crate) fn plan_branch(
+        &self,
+        project: &Project,
+        name: String,
+        parent: &Branch,
+        spec: api::BranchCreate,
+        port: u16,
+    ) -> Branch {
+        let id = new_id("br");
+        let mut dir_name = safe_dir_name(&name);
+        if self
+            .layout
+            .branch_dir(&safe_dir_name(&project.name), &dir_name)
+            .exists()
+        {
+            // A renamed branch may still occupy this name's directory.
+            dir_name = format!("{dir_name}~{id}");
+        }
+        let home = self
+            .layout
+            .branch_dir(&safe_dir_name(&project.name), &dir_name);
+        let now = Utc::now();
+        Branch {
+            id,
+            project_id: project.id.clone(),
+            name,
+            parent_id: Some(parent.id.clone()),
+            state: BranchState::Creating,
+            port,
+            password: new_password(),
+            data_dir: home.clone(),
+            home_dir: home,
+            clone_method: self.probe.method.as_str().to_string(),
+            created_at: now,
+            updated_at: now,
+            expires_at: spec.expires_at,
+            protected: spec.protected.unwrap_or(false),
+            git_branch: spec.git_branch,
+            masked: false,
+            deleted_at: None,
+            parent_lsn: None,
+            after_create: None,
+            suspend_timeout_seconds: spec.suspend_timeout_seconds.unwrap_or(0),
+        }
+    }
+
+    pub(crate) async fn build_branch(
+        &self,
+        project: &Project,
+        mut b: Branch,
+        op_id: String,
+        progress: Arc<Progress>,
+    ) -> Result<Branch, ApiError> {
+        // Re-check under the lock: the parent may have gone, the name been taken.
+        if self
+            .store()
+            .live_branch_by_name(&project.id, &b.name)
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Err(ApiError::conflict(format!(
+                "a branch named {:?} already exists in project {:?}",
+                b.name, project.name
+            )));
+        }
+        let parent_id = b.parent_id.clone().unwrap_or_default();
+        let parent = self.branch(project, &parent_id)?;
+        let id = b.id.clone();
+        let staged = StagedDir::new(self.layout.tmp.join(&id));
+        let tmp = staged.path().to_path_buf();
+        let built = tmp.join("pgdata");
+        let result = async {
+            let lsn = {
+                // The parent must not start or stop while it is being cloned.
+                let _parent = self.lock_branch(&parent.id).await;
+                let parent = self.branch(project, &parent.id)?;
+                self.clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
+                    .await?
+            };
+            b.parent_lsn = lsn;
+            self.commit_new_branch(project, &mut b, &built, None).await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::warn!(branch = %b.name, error = %e, "branch creation failed; cleaned up");
+        }
+        drop(staged);
+        result?;
+        tracing::info!(branch = %b.name, parent = %parent.name, method = %b.clone_method, "branch created");
+        Ok(b)
+    }
+
+    /// Clones `parent` into `built` (inside `tmp`), online when it runs. Returns the
+    /// parent LSN for online clones.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn clone_parent_into(
+        &self,
+        project: &Project,
+        parent: &Branch,
+        tmp: &Path,
+        built: &Path,
+        op_id: &str,
+        progress: &Arc<Progress>,
+        label: &str,
+    ) -> Result<Option<String>, ApiError> {
+        let method = self.probe.method;
+        // Before anything touches the parent: a clone of a running parent makes it
+        // write (checkpoint, backup WAL), and every later write of parent or child
+        // needs new blocks. A full store would make the parent PANIC.
+        let need = if method == CloneMethod::Copy {
+            let src = parent.data_dir.clone();
+            tokio::task::spawn_blocking(move || total_file_bytes(&src))
+                .await
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let free = pgfork_cow::available_bytes(&self.layout.tmp).map_err(cow_err)?;
+        if pgfork_core::room_for(free, need, self.cfg.min_free).is_err() {
+            let what = if need > 0 {
+                format!(
+                    "a full copy of {:?} needs {}",
+                    parent.name,
+                    human_bytes(need)
+                )
+            } else {
+                format!("branching {:?} needs little", parent.name)
+            };
+            return Err(ApiError::insufficient_storage(format!(
+                "the store has {} free: {what}, and pgfork keeps {} free so that running branches can go on writing; nothing was changed: free some space (`pgfork trash empty`, delete branches){}",
+                human_bytes(free),
+                human_bytes(self.cfg.min_free),
+                if method == CloneMethod::Copy {
+                    ", or put PGFORK_HOME on a reflink filesystem (XFS, btrfs) where branches cost almost nothing"
+                } else {
+                    ""
+                }
+            )));
+        }
+        std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
+        if method == CloneMethod::Copy {
+            if let Some(w) = self.probe.warning() {
+                self.ops.warn(op_id, w);
+            }
+            progress.phase(&format!("copying {}", parent.name), need);
+        }
+        let parent_inst = self.instance(project, parent);
+        let report = if parent_inst.is_running() {
+            clone::clone_running(
+                &parent_inst,
+                project.pg_major,
+                built,
+                method,
+                &self.user,
+                Some(progress.clone()),
+                label,
+            )
+            .await
+            .map_err(pg_err)?
+        } else {
+            let (src, dst, user, p) = (
+                parent.data_dir.clone(),
+                built.to_path_buf(),
+                self.user.clone(),
+                progress.clone(),
+            );
+            blocking(move || {
+                clone::clone_stopped(&src, &dst, method, &user, Some(&p)).map_err(pg_err)
+            })
+            .await?
+        };
+        tracing::debug!(?report, "parent cloned");
+        crate::failpoints::crash("create-after-clone");
+        Ok(report.lsn)
+    }
+}

@@ -1,0 +1,241 @@
+//! Starting and stopping branch Postgres, and the two parties that race to do it: the proxy waking a
+//! branch for a client and the idle reaper suspending it. The rule that keeps them apart (a client is
+//! counted before the branch can stop) is ARCHITECTURE invariant 11.
+
+use super::*;
+
+impl Engine {
+    /// Starts a branch's Postgres (if not running) and makes sure its password is set.
+    pub(crate) async fn start_instance(
+        &self,
+        project: &Project,
+        b: &Branch,
+        set_password: bool,
+    ) -> Result<(), ApiError> {
+        let inst = self.instance(project, b);
+        let install = self.install_for(&b.data_dir)?;
+        let user = self.user.clone();
+        let inst2 = inst.clone();
+        blocking(move || {
+            if !inst2.is_running() {
+                crate::layout::rotate_if_large(&inst2.log_file);
+            }
+            inst2
+                .start(&install, &user, &[], START_TIMEOUT)
+                .map(|_| ())
+                .map_err(pg_err)
+        })
+        .await?;
+        if set_password {
+            let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
+            sql::set_password(&client, &project.role_name, &b.password)
+                .await
+                .map_err(pg_err)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn stop_instance(&self, inst: Instance) -> Result<(), ApiError> {
+        blocking(move || inst.stop(STOP_TIMEOUT).map_err(pg_err)).await
+    }
+
+    /// Stops every running branch (daemon shutdown), in parallel.
+    pub async fn stop_all(&self) {
+        let branches = self.store().all_branches().unwrap_or_default();
+        let mut tasks = Vec::new();
+        for b in branches {
+            let Ok(Some(p)) = self.store().project(&b.project_id) else {
+                continue;
+            };
+            let inst = self.instance(&p, &b);
+            if inst.is_running() {
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    if let Err(e) = inst.stop(STOP_TIMEOUT) {
+                        tracing::error!(pgdata = %inst.pgdata.display(), error = %e, "could not stop branch");
+                    }
+                }));
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    pub(crate) async fn start_build(
+        &self,
+        inst: &Instance,
+        install: &PgInstall,
+    ) -> Result<(), ApiError> {
+        let (i, u, b) = (install.clone(), self.user.clone(), inst.clone());
+        blocking(move || {
+            b.start(&i, &u, &[], START_TIMEOUT)
+                .map(|_| ())
+                .map_err(pg_err)
+        })
+        .await
+    }
+
+    pub async fn set_running(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        run: bool,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _op = self.in_flight().await;
+        let found = self.branch(&project, branch_ref)?;
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
+        if !b.state.is_live() {
+            return Err(ApiError::not_found(format!(
+                "branch {:?} was deleted meanwhile: see `pgfork branch list --all`",
+                b.name
+            )));
+        }
+        self.set_running_locked(&project, &mut b, run).await?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+
+    /// Starts or stops `b`; the caller holds its lock.
+    pub(crate) async fn set_running_locked(
+        &self,
+        project: &Project,
+        b: &mut Branch,
+        run: bool,
+    ) -> Result<(), ApiError> {
+        if run {
+            self.start_instance(project, b, false).await?;
+            b.state = BranchState::Running;
+            if let Some(f) = self.front_state.get() {
+                f.touch(b.port);
+            }
+        } else {
+            self.stop_instance(self.instance(project, b)).await?;
+            b.state = BranchState::Suspended;
+        }
+        b.updated_at = Utc::now();
+        self.store()
+            .set_state(&b.id, b.state, b.updated_at)
+            .map_err(store_err)
+    }
+
+    /// The proxy's wake: the branch behind a connection, running, with the connection
+    /// counted as a client *before* the lock is released, so the idle reaper (which
+    /// checks under the same lock) can never stop it under a client that just arrived.
+    pub(crate) async fn wake_for_client(&self, branch_id: &str) -> Result<Branch, ApiError> {
+        let live = |b: Option<Branch>| {
+            b.filter(|b| b.state.is_live())
+                .ok_or_else(|| ApiError::not_found("the branch behind this port was deleted"))
+        };
+        let b = live(self.store().branch(branch_id).map_err(store_err)?)?;
+        let project = self.project(&b.project_id)?;
+        // Fast path: it runs, so count the client and go; no lock (a clone of this
+        // branch may hold it) unless the idle reaper is stopping it this instant.
+        if let Some(f) = self.front_state.get() {
+            if b.state == BranchState::Running
+                && self.instance(&project, &b).is_ready()
+                && f.lease_if_not_stopping(b.port)
+            {
+                // A suspend may have finished between the two checks.
+                if self.instance(&project, &b).is_ready() {
+                    return Ok(b);
+                }
+                use pgfork_proxy::Backend as _;
+                f.closed(b.port);
+            }
+        }
+        let _op = self.in_flight().await;
+        let _branch = self.lock_branch(branch_id).await;
+        let mut b = live(self.store().branch(branch_id).map_err(store_err)?)?;
+        if !self.instance(&project, &b).is_running() || b.state != BranchState::Running {
+            tracing::info!(branch = %b.name, "waking on connect");
+            self.set_running_locked(&project, &mut b, true).await?;
+        }
+        if let Some(f) = self.front_state.get() {
+            f.opened(b.port);
+        }
+        Ok(b)
+    }
+
+    /// Suspends `branch_id` if no client has used it for `limit`; decided under its
+    /// lock, against the live client count.
+    pub(crate) async fn suspend_if_idle(&self, branch_id: &str, limit: Duration) {
+        let _op = self.in_flight().await;
+        let _branch = self.lock_branch(branch_id).await;
+        let Ok(Some(mut b)) = self.store().branch(branch_id) else {
+            return;
+        };
+        let Some(front) = self.front_state.get() else {
+            return;
+        };
+        let Ok(project) = self.project(&b.project_id) else {
+            return;
+        };
+        if b.state != BranchState::Running || !front.begin_suspend(b.port, limit) {
+            return;
+        }
+        tracing::info!(branch = %b.name, "idle: suspending");
+        if let Err(e) = self.set_running_locked(&project, &mut b, false).await {
+            tracing::warn!(branch = %b.name, error = %e, "could not suspend idle branch");
+        }
+        front.end_suspend(b.port);
+    }
+
+    /// Scale to zero: stops running branches no client has used for their idle
+    /// timeout (the branch's own, else `default`; -1 never).
+    pub async fn suspend_idle(self: &Arc<Self>, default: Option<Duration>) {
+        let Some(front) = self.front_state.get() else {
+            return;
+        };
+        for (port, idle_for) in front.idle_for() {
+            let Ok(Some(b)) = self.store().live_branch_by_port(port) else {
+                continue;
+            };
+            let limit = match b.suspend_timeout_seconds {
+                -1 => None,
+                s if s > 0 => Some(Duration::from_secs(s as u64)),
+                _ => default,
+            };
+            let Some(limit) = limit else { continue };
+            if b.state != BranchState::Running || idle_for < limit {
+                continue;
+            }
+            self.suspend_if_idle(&b.id, limit).await;
+        }
+    }
+
+    /// A postmaster that died without us (killed, crashed, OOM) is not "running":
+    /// its state says so until the next connection wakes it.
+    pub async fn notice_dead_postmasters(&self) {
+        let branches = self.store().all_branches().unwrap_or_default();
+        for b in branches
+            .into_iter()
+            .filter(|b| b.state == BranchState::Running)
+        {
+            let Ok(project) = self.project(&b.project_id) else {
+                continue;
+            };
+            if self.instance(&project, &b).is_running() {
+                continue;
+            }
+            let _branch = self.lock_branch(&b.id).await;
+            let Ok(Some(now)) = self.store().branch(&b.id) else {
+                continue;
+            };
+            if now.state == BranchState::Running && !self.instance(&project, &now).is_running() {
+                tracing::warn!(branch = %b.name, "its Postgres exited on its own; marked suspended (the next connection starts it)");
+                let _ = self
+                    .store()
+                    .set_state(&b.id, BranchState::Suspended, Utc::now());
+            }
+        }
+    }
+
+    pub fn running_count(&self) -> u32 {
+        let branches = self.store().all_branches().unwrap_or_default();
+        branches
+            .iter()
+            .filter(|b| b.state.is_live() && b.data_dir.join("postmaster.pid").exists())
+            .count() as u32
+    }
+}

@@ -1,0 +1,127 @@
+//! Reset: a branch goes back to its parent's current state, keeping its id, port and password. The
+//! new data is cloned aside and the directories are swapped under the branch's lock; a failed start
+//! swaps back, and a crash between the two renames is repaired at start (reconcile).
+
+use super::*;
+
+impl Engine {
+    pub async fn reset_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let b = self.branch(&project, branch_ref)?;
+        let parent_id = b.parent_id.clone().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{:?} is the root branch: it has no parent to reset from",
+                b.name
+            ))
+        })?;
+        let this = self.clone();
+        let p2 = project.clone();
+        let b2 = b.clone();
+        let (op_id, result) = self
+            .run_op(
+                &project.id,
+                Some(&b.id),
+                "reset_branch",
+                move |op_id, progress| async move {
+                    let _op = this.in_flight().await;
+                    this.do_reset(&p2, &b2.id, &parent_id, op_id, progress)
+                        .await
+                },
+            )
+            .await;
+        let b = match result {
+            Some(r) => r?,
+            None => b,
+        };
+        Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    pub(crate) async fn do_reset(
+        &self,
+        project: &Project,
+        branch_id: &str,
+        parent_id: &str,
+        op_id: String,
+        progress: Arc<Progress>,
+    ) -> Result<Branch, ApiError> {
+        // The branch for the whole reset; its parent only while it is cloned. Child
+        // before parent, always: the tree has no cycle, so neither do the locks.
+        let _branch = self.lock_branch(branch_id).await;
+        let mut b = self.branch(project, branch_id)?;
+        let _parent = self.lock_branch(parent_id).await;
+        let parent = self
+            .store()
+            .branch(parent_id)
+            .map_err(store_err)?
+            .filter(|p| p.state.is_live())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "the parent of {:?} was deleted: there is nothing to reset it to",
+                    b.name
+                ))
+            })?;
+        let staged = StagedDir::new(self.layout.tmp.join(format!("{}-reset", b.id)));
+        let tmp = staged.path().to_path_buf();
+        let built = tmp.join("pgdata");
+        let old = tmp.join("old");
+        let label = format!("{}-reset", b.id);
+        let lsn = self
+            .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &label)
+            .await?;
+        drop(_parent);
+        crate::failpoints::crash("reset-after-clone");
+        let was_running =
+            self.instance(project, &b).is_running() || b.state == BranchState::Running;
+        let swap = {
+            let (home, built2, old2) = (b.data_dir.clone(), built.clone(), old.clone());
+            let inst = self.instance(project, &b);
+            async move {
+                self.stop_instance(inst).await?;
+                blocking(move || {
+                    pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
+                    std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
+                    crate::failpoints::crash("reset-after-move-aside");
+                    if let Err(e) = std::fs::rename(&built2, &home) {
+                        let _ = std::fs::rename(&old2, &home);
+                        return Err(io_err("move the reset branch into", &home)(e));
+                    }
+                    if let Some(parent) = home.parent() {
+                        pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+        .await;
+        if let Err(e) = swap {
+            if was_running {
+                let _ = self.start_instance(project, &b, false).await;
+            }
+            return Err(e);
+        }
+        crate::failpoints::crash("reset-after-swap");
+        // The reset data carries the parent's password; put the branch's back.
+        if let Err(e) = self.start_instance(project, &b, true).await {
+            tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
+            let _ = self.stop_instance(self.instance(project, &b)).await;
+            let home = b.data_dir.clone();
+            let _ = std::fs::rename(&home, tmp.join("failed"));
+            let _ = std::fs::rename(&old, &home);
+            if was_running {
+                let _ = self.start_instance(project, &b, false).await;
+            }
+            return Err(e);
+        }
+        drop(staged);
+        b.parent_lsn = lsn;
+        b.state = BranchState::Running;
+        b.updated_at = Utc::now();
+        self.store().update_branch(&b).map_err(store_err)?;
+        Ok(b)
+    }
+}

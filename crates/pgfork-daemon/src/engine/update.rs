@@ -1,0 +1,70 @@
+//! Changing a branch's settings (name, protection, TTL, idle timeout, pairing): metadata only, under
+//! the branch's lock.
+
+use super::*;
+
+impl Engine {
+    pub async fn update_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        req: api::BranchUpdateRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _op = self.in_flight().await;
+        let found = self.branch(&project, branch_ref)?;
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
+        let u = req.branch;
+        if let Some(name) = u.name {
+            validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if name != b.name
+                && self
+                    .store()
+                    .live_branch_by_name(&project.id, &name)
+                    .map_err(store_err)?
+                    .is_some()
+            {
+                return Err(ApiError::conflict(format!(
+                    "a branch named {name:?} already exists in project {:?}",
+                    project.name
+                )));
+            }
+            b.name = name;
+        }
+        if let Some(p) = u.protected {
+            b.protected = p;
+        }
+        if let Some(g) = u.git_branch {
+            b.git_branch = g;
+        }
+        if let Some(t) = u.suspend_timeout_seconds {
+            if t < -1 {
+                return Err(ApiError::bad_request(
+                    "suspend_timeout_seconds is seconds, 0 for the default or -1 for never",
+                ));
+            }
+            b.suspend_timeout_seconds = t;
+        }
+        if let Some(a) = u.after_create {
+            if !matches!(a.as_str(), "ok" | "failed") {
+                return Err(ApiError::bad_request("after_create is `ok` or `failed`"));
+            }
+            b.after_create = Some(a);
+        }
+        if let Some(exp) = u.expires_at {
+            if let Some(t) = exp {
+                if t <= Utc::now() {
+                    return Err(ApiError::bad_request(
+                        "expires_at is in the past: give a future time or a duration",
+                    ));
+                }
+            }
+            b.expires_at = exp;
+        }
+        b.updated_at = Utc::now();
+        crate::failpoints::crash("update-before-write");
+        self.store().update_branch(&b).map_err(store_err)?;
+        Ok(self.branch_response(&project, &b, None))
+    }
+}

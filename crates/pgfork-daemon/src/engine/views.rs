@@ -1,0 +1,137 @@
+//! What the API shows of a branch, an endpoint and a project. Views read the metadata (and, when asked, the
+//! files: sizes walk every file with FIEMAP), never change anything; keeping them apart keeps the
+//! operations' files about operations.
+
+use super::*;
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl Engine {
+    pub fn connection_uri(&self, project: &Project, b: &Branch) -> String {
+        format!(
+            "postgresql://{}:{}@127.0.0.1:{}/{}",
+            project.role_name, b.password, b.port, project.db_name
+        )
+    }
+
+    /// The API view of a branch. `sizes` walks its files (FIEMAP), so it is opt-in.
+    pub fn view(&self, project: &Project, b: &Branch, sizes: bool) -> api::Branch {
+        let (logical, unique) = if sizes {
+            match pgfork_cow::usage(&b.data_dir) {
+                Ok(u) => (Some(u.logical_bytes), Some(u.unique_bytes)),
+                Err(e) => {
+                    tracing::warn!(branch = %b.name, error = %e, "could not measure branch size");
+                    (None, None)
+                }
+            }
+        } else {
+            (None, None)
+        };
+        let parent_name = b
+            .parent_id
+            .as_deref()
+            .and_then(|p| self.store().branch(p).ok().flatten())
+            .map(|p| p.name);
+        api::Branch {
+            id: b.id.clone(),
+            project_id: b.project_id.clone(),
+            parent_id: b.parent_id.clone(),
+            parent_lsn: b.parent_lsn.clone(),
+            name: b.name.clone(),
+            current_state: match b.state {
+                BranchState::Creating => "init",
+                _ => "ready",
+            }
+            .to_string(),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            expires_at: b.expires_at,
+            protected: b.protected,
+            default: b.parent_id.is_none(),
+            logical_size: logical,
+            parent_name,
+            state: b.state.to_string(),
+            port: b.port,
+            git_branch: b.git_branch.clone(),
+            logical_bytes: logical,
+            unique_bytes: unique,
+            clone_method: b.clone_method.clone(),
+            data_dir: b.data_dir.display().to_string(),
+            masked: b.masked,
+            after_create: b.after_create.clone(),
+            suspend_timeout_seconds: b.suspend_timeout_seconds,
+            deleted_at: b.deleted_at,
+            purge_at: b
+                .deleted_at
+                .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace)),
+            pgfork_trash_reason: if b.state.is_live() {
+                None
+            } else {
+                self.store().trash_reason(&b.id).ok().flatten()
+            },
+            pgfork_gc_spared: self.store().spared(&b.id).unwrap_or_default(),
+            connection_uri: self.connection_uri(project, b),
+        }
+    }
+
+    pub fn endpoint(&self, b: &Branch) -> api::Endpoint {
+        api::Endpoint {
+            id: endpoint_id(&b.id),
+            project_id: b.project_id.clone(),
+            branch_id: b.id.clone(),
+            host: "127.0.0.1".to_string(),
+            port: b.port,
+            kind: "read_write".to_string(),
+            suspend_timeout_seconds: b.suspend_timeout_seconds,
+            current_state: if b.state == BranchState::Running {
+                "active"
+            } else {
+                "idle"
+            }
+            .to_string(),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+
+    pub fn api_project(&self, p: &Project) -> api::Project {
+        api::Project {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            pg_version: p.pg_major,
+            created_at: p.created_at,
+            database_name: p.db_name.clone(),
+            role_name: p.role_name.clone(),
+        }
+    }
+
+    pub(crate) fn op_list(&self, op_id: &str) -> Vec<api::Operation> {
+        self.ops.get(op_id).into_iter().collect()
+    }
+
+    pub(crate) fn branch_response(
+        &self,
+        project: &Project,
+        b: &Branch,
+        op_id: Option<&str>,
+    ) -> api::BranchResponse {
+        api::BranchResponse {
+            branch: self.view(project, b, false),
+            endpoints: vec![self.endpoint(b)],
+            operations: op_id.map(|id| self.op_list(id)).unwrap_or_default(),
+        }
+    }
+}
