@@ -6,6 +6,7 @@
 //! identical in the daemon, the CLI and future remote servers.
 
 mod error;
+pub mod layout;
 mod name;
 mod port;
 mod space;
@@ -15,7 +16,7 @@ mod ttl;
 pub use error::CoreError;
 pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS};
 pub use port::{pick_port, PortRange};
-pub use space::{parse_size, room_for, DEFAULT_MIN_FREE};
+pub use space::{human_bytes, parse_size, room_for, DEFAULT_MIN_FREE};
 pub use state::BranchState;
 pub use ttl::{expires_at_from_ttl, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};
 

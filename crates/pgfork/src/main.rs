@@ -1,20 +1,15 @@
-//! `pgfork`: the command line. Thin on purpose: every command is a call to the API of
-//! a daemon (started on demand on a unix socket in `PGFORK_HOME`, or a remote server
-//! named by `PGFORK_API`), so the CLI never touches a data directory itself.
-
-mod cli;
-mod commands;
-mod connect;
-mod demo;
-mod output;
-mod pairing;
-mod project;
+//! `pgfork`: the binary. Thin on purpose: it parses the command line, sets up logging
+//! and the runtime, and hands every command to `pgfork-cli` — a client of the API that
+//! never touches a data directory — except `pgfork daemon run`, which *is* the daemon
+//! (`pgfork-daemon`).
 
 use clap::Parser;
+use pgfork_cli::cli::{Cli, Command, DaemonCommand};
 
 fn main() {
-    let args = cli::Cli::parse();
-    if !matches!(args.command, cli::Command::Daemon { .. }) {
+    let args = Cli::parse();
+    let is_daemon = matches!(args.command, Command::Daemon { .. });
+    if !is_daemon {
         // A command whose reader went away (`pgfork branch list | head`) ends quietly,
         // as other Unix tools do, instead of panicking on a failed print. The daemon
         // keeps ignoring SIGPIPE: a client closing its socket must never kill it.
@@ -22,11 +17,7 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGFORK_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if matches!(args.command, cli::Command::Daemon { .. }) {
-            "info"
-        } else {
-            "warn"
-        })
+        tracing_subscriber::EnvFilter::new(if is_daemon { "info" } else { "warn" })
     });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -46,13 +37,49 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match runtime.block_on(commands::run(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", output::error_sentence(&e));
-            1
+    let code = runtime.block_on(async {
+        match args.command {
+            Command::Daemon {
+                command: DaemonCommand::Run { listen },
+            } => run_daemon(listen).await,
+            _ => match pgfork_cli::run(args).await {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {}", pgfork_cli::error_sentence(&e));
+                    1
+                }
+            },
         }
-    };
+    });
     drop(runtime);
     std::process::exit(code);
+}
+
+/// `pgfork daemon run`: the daemon in the foreground (the CLI starts it detached).
+async fn run_daemon(listen: Option<String>) -> i32 {
+    let mut cfg = match pgfork_daemon::Config::from_env(pgfork_cli::home()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if let Some(addr) = listen {
+        match addr.parse() {
+            Ok(a) => cfg.listen = a,
+            Err(_) => {
+                eprintln!(
+                    "error: --listen {addr:?} is not an IP address: use e.g. 127.0.0.1 or 0.0.0.0"
+                );
+                return 1;
+            }
+        }
+    }
+    match pgfork_daemon::run(cfg).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }

@@ -3,21 +3,7 @@
 //! operations' files about operations.
 
 use super::*;
-
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use pgfork_core::human_bytes;
 
 impl Engine {
     pub fn connection_uri(&self, project: &Project, b: &Branch) -> String {

@@ -161,16 +161,11 @@ pub async fn run(scale: u32, keep: bool) -> Result<i32> {
     } else {
         mount_reflink_store(&home)
     };
-    let installs = pgfork_pg::PgInstalls::discover(
-        std::env::var_os("PGFORK_PG_BIN")
-            .map(PathBuf::from)
-            .as_deref(),
-    )?;
     let demo = Demo {
         exe: std::env::current_exe().context("could not find the pgfork executable")?,
         repo: repo.clone(),
         home: home.clone(),
-        psql: installs.newest().bin("psql"),
+        psql: crate::pgbin::find("psql").context("psql was not found: install PostgreSQL (`apt-get install postgresql`) or set PGFORK_PG_BIN")?,
     };
     println!(
         "pgfork demo: a throwaway git repository at {} with its own store.",

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use pgfork_api::Client;
-use pgfork_daemon::Layout;
+use pgfork_core::layout::Layout;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +18,28 @@ pub fn home() -> PathBuf {
     if let Some(h) = repo_home() {
         return h;
     }
-    pgfork_daemon::layout::default_home()
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    pgfork_core::layout::default_home(|k| std::env::var_os(k), root)
+}
+
+/// The layout of the store this invocation uses.
+pub fn layout() -> Layout {
+    Layout::new(&home(), &std::env::temp_dir())
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        return stat
+            .rsplit_once(')')
+            .is_none_or(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X')));
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 fn repo_home() -> Option<PathBuf> {
@@ -47,7 +68,7 @@ pub fn client() -> Result<Client> {
     if let Ok(url) = std::env::var("PGFORK_API") {
         return Ok(Client::tcp(&url, std::env::var("PGFORK_API_KEY").ok())?);
     }
-    Ok(Client::unix(Layout::new(&home()).socket))
+    Ok(Client::unix(layout().socket))
 }
 
 /// A client whose daemon is known to answer; starts the local daemon when needed.
@@ -70,7 +91,7 @@ pub async fn ensure_daemon() -> Result<Client> {
 
 async fn start_daemon(client: &Client) -> Result<()> {
     let home = home();
-    let layout = Layout::new(&home);
+    let layout = Layout::new(&home, &std::env::temp_dir());
     std::fs::create_dir_all(&home)
         .with_context(|| format!("could not create PGFORK_HOME {}", home.display()))?;
     let log = std::fs::OpenOptions::new()

@@ -50,7 +50,7 @@ pub fn view(b: &Branch) -> BranchView<'_> {
 
 pub fn bytes(n: Option<u64>) -> String {
     match n {
-        Some(n) => pgfork_daemon::engine::human_bytes(n),
+        Some(n) => pgfork_core::human_bytes(n),
         None => "-".to_string(),
     }
 }

@@ -406,10 +406,7 @@ fn detach(cmd: &mut Command) {
 /// Waits for git to finish (so a rename has created its new ref).
 pub async fn wait_for_pid(pid: i32) {
     let t = Instant::now();
-    while pid > 0
-        && pgfork_pg::instance::process_alive(pid)
-        && t.elapsed() < Duration::from_secs(120)
-    {
+    while pid > 0 && connect::process_alive(pid) && t.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -1,0 +1,283 @@
+//! `pgfork branch …`: create, list, get, delete, recover, reset, start, stop, rename and the
+//! per-branch settings; every one a call to the API.
+
+use super::*;
+
+pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result<i32> {
+    // Validate names before anything else, so bad input never starts a daemon.
+    let name_arg = match &cmd {
+        BranchCommand::Create { name, .. } => Some(name),
+        BranchCommand::Rename { new, .. } => Some(new),
+        _ => None,
+    };
+    if let Some(n) = name_arg {
+        pgfork_core::validate_branch_name(n)?;
+    }
+    let c = ensure_daemon().await?;
+    let p = project::resolve(&c, explicit).await?;
+    match cmd {
+        BranchCommand::Create {
+            name,
+            parent,
+            ttl,
+            expires_at,
+            protected,
+            idle_timeout,
+            json,
+        } => {
+            let suspend_timeout_seconds = idle_timeout
+                .as_deref()
+                .map(parse_idle_timeout)
+                .transpose()?;
+            // Branches made by hand (CI jobs, agents) get the repository's default TTL.
+            let default_ttl = project::find_config()
+                .and_then(|p| project::read_config(&p).ok())
+                .and_then(|c| c.branches.default_ttl);
+            let ttl = ttl.or(if expires_at.is_none() {
+                default_ttl
+            } else {
+                None
+            });
+            let expires_at = parse_expiry(ttl.as_deref(), expires_at.as_deref())?;
+            let started = Instant::now();
+            let resp = c
+                .create_branch(
+                    &p,
+                    &api::BranchCreateRequest {
+                        branch: api::BranchCreate {
+                            name: Some(name.clone()),
+                            parent_id: parent,
+                            expires_at,
+                            protected: protected.then_some(true),
+                            git_branch: None,
+                            suspend_timeout_seconds,
+                        },
+                        endpoints: vec![serde_json::json!({"type": "read_write"})],
+                    },
+                )
+                .await?;
+            wait_ops(&c, &p, &resp.operations).await?;
+            let b = if resp.operations.iter().any(|o| o.is_running()) {
+                c.get_branch(&p, &resp.branch.id, false).await?.branch
+            } else {
+                resp.branch
+            };
+            let secs = started.elapsed().as_secs_f64();
+            if json {
+                print_json(&view(&b))?;
+            } else {
+                println!(
+                    "created branch {:?} from {:?} in {secs:.2} s ({})",
+                    b.name,
+                    b.parent_name.as_deref().unwrap_or("-"),
+                    b.clone_method
+                );
+                println!("{}", b.connection_uri);
+            }
+        }
+        BranchCommand::List { all, json } => {
+            let list = c.list_branches(&p, all, true).await?.branches;
+            if json {
+                print_json(&list.iter().map(view).collect::<Vec<_>>())?;
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.name.clone(),
+                            b.parent_name.clone().unwrap_or_else(|| "-".into()),
+                            b.state.clone(),
+                            b.port.to_string(),
+                            bytes(b.logical_bytes),
+                            bytes(b.unique_bytes),
+                            b.clone_method.clone(),
+                            b.expires_at
+                                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                                .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        &[
+                            "NAME", "PARENT", "STATE", "PORT", "LOGICAL", "UNIQUE", "METHOD",
+                            "EXPIRES"
+                        ],
+                        &rows
+                    )
+                );
+            }
+        }
+        BranchCommand::Get { name, json } => {
+            let b = c.get_branch(&p, &name, true).await?.branch;
+            if json {
+                print_json(&view(&b))?;
+            } else {
+                let v = serde_json::to_value(view(&b))?;
+                if let Some(obj) = v.as_object() {
+                    for (k, val) in obj {
+                        let s = match val {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Null => "-".into(),
+                            other => other.to_string(),
+                        };
+                        println!("{k:<14} {s}");
+                    }
+                }
+            }
+        }
+        BranchCommand::Delete { name, purge } => {
+            let b = c.delete_branch(&p, &name, purge).await?.branch;
+            if purge {
+                println!("purged branch {:?}", b.name);
+            } else {
+                let until = b
+                    .purge_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default();
+                println!(
+                    "deleted branch {:?}; recover it until {until} with `pgfork branch recover {}`",
+                    b.name, b.name
+                );
+            }
+        }
+        BranchCommand::Recover { name } => {
+            let resp = c.recover_branch(&p, &name).await?;
+            for w in resp.operations.iter().flat_map(|o| &o.warnings) {
+                eprintln!("note: {w}");
+            }
+            let b = resp.branch;
+            println!("recovered branch {:?}\n{}", b.name, b.connection_uri);
+        }
+        BranchCommand::Reset { name } => {
+            let started = Instant::now();
+            let resp = c.restore_branch(&p, &name).await?;
+            wait_ops(&c, &p, &resp.operations).await?;
+            println!(
+                "reset {:?} to the current state of {:?} in {:.2} s; its URL is unchanged",
+                resp.branch.name,
+                resp.branch.parent_name.as_deref().unwrap_or("-"),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        BranchCommand::Start { name } => {
+            let b = c.set_running(&p, &name, true).await?.branch;
+            println!("{:?} is running on port {}", b.name, b.port);
+        }
+        BranchCommand::Stop { name } => {
+            let b = c.set_running(&p, &name, false).await?.branch;
+            println!("{:?} is stopped", b.name);
+        }
+        BranchCommand::Rename { old, new } => {
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    name: Some(new),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &old, &req).await?.branch;
+            println!("renamed {old:?} to {:?}", b.name);
+        }
+        BranchCommand::SetTtl { name, ttl } => {
+            let expires = if ttl.eq_ignore_ascii_case(pgfork_core::DEFAULT_TTL_NONE) {
+                None
+            } else {
+                parse_expiry(Some(&ttl), None)?
+            };
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    expires_at: Some(expires),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &name, &req).await?.branch;
+            match b.expires_at {
+                Some(t) => println!("{:?} expires at {}", b.name, t.format("%Y-%m-%d %H:%M UTC")),
+                None => println!("{:?} no longer expires", b.name),
+            }
+        }
+        BranchCommand::SetIdleTimeout { name, timeout } => {
+            let secs = parse_idle_timeout(&timeout)?;
+            let req = api::BranchUpdateRequest {
+                branch: api::BranchUpdate {
+                    suspend_timeout_seconds: Some(secs),
+                    ..Default::default()
+                },
+            };
+            let b = c.update_branch(&p, &name, &req).await?.branch;
+            match b.suspend_timeout_seconds {
+                -1 => println!("{:?} is never suspended for idleness", b.name),
+                0 => println!("{:?} uses the daemon's idle timeout", b.name),
+                s => println!("{:?} is suspended after {s} s without clients", b.name),
+            }
+        }
+        BranchCommand::Migrate { name } => {
+            let ctx = Ctx::for_command(Some(&p)).await?;
+            if ctx.cfg.hooks.after_create.is_none() {
+                bail!("this repository's .pgfork.toml has no [hooks] after_create command to run");
+            }
+            let b = c.get_branch(&p, &name, false).await?.branch;
+            if !pairing::run_after_create(&ctx, &b).await {
+                bail!("the after-create command failed on {:?}", b.name);
+            }
+            println!("after-create command succeeded on {:?}", b.name);
+        }
+        BranchCommand::Protect { name } => set_protected(&c, &p, &name, true).await?,
+        BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
+    }
+    Ok(0)
+}
+
+/// `10m` → 600, `-1`/`never` → -1, `default` → 0 (Neon's suspend_timeout_seconds).
+pub(super) fn parse_idle_timeout(s: &str) -> Result<i64> {
+    match s.trim() {
+        "-1" | "never" => Ok(-1),
+        "default" | "0" => Ok(0),
+        other => Ok(pgfork_core::parse_ttl(other)?
+            .as_secs()
+            .min(i64::MAX as u64) as i64),
+    }
+}
+
+pub(super) fn parse_expiry(
+    ttl: Option<&str>,
+    at: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    if let Some(t) = ttl {
+        let d = pgfork_core::parse_ttl(t)?;
+        return Ok(Some(pgfork_core::expires_at_from_ttl(
+            chrono::Utc::now(),
+            d,
+        )));
+    }
+    if let Some(a) = at {
+        let t = chrono::DateTime::parse_from_rfc3339(a).with_context(|| {
+            format!(
+                "--expires-at {a:?} is not an RFC 3339 time: write it like 2026-12-01T18:00:00Z"
+            )
+        })?;
+        return Ok(Some(t.with_timezone(&chrono::Utc)));
+    }
+    Ok(None)
+}
+
+pub(super) async fn set_protected(c: &Client, p: &str, name: &str, protected: bool) -> Result<()> {
+    let req = api::BranchUpdateRequest {
+        branch: api::BranchUpdate {
+            protected: Some(protected),
+            ..Default::default()
+        },
+    };
+    let b = c.update_branch(p, name, &req).await?.branch;
+    println!(
+        "{:?} is {}",
+        b.name,
+        if b.protected {
+            "protected"
+        } else {
+            "no longer protected"
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `pgfork init`: a project and its root branch, `.pgfork.toml`, and in a git repository the
+//! pairing of HEAD, the hooks, the env file and the store recorded in the repository's git config.
+
+use super::*;
+
+pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> {
+    let cwd = std::env::current_dir().context("could not read the current directory")?;
+    let top = pgfork_git::Repo::discover(&cwd)
+        .map(|r| r.root)
+        .unwrap_or(cwd);
+    let config_path = top.join(project::CONFIG_FILE);
+    let name = match (explicit, config_path.is_file()) {
+        (Some(p), _) => p.to_string(),
+        (None, true) => project::read_config(&config_path)?.project.name,
+        (None, false) => project::project_name_from_dir(&top),
+    };
+    pgfork_core::validate_project_name(&name)?;
+    let source = if let Some(url) = args.from {
+        match args.method {
+            ImportMethod::Logical => api::RootSource::Logical { url },
+            ImportMethod::Physical => api::RootSource::Physical { url },
+        }
+    } else if let Some(dir) = args.from_dir {
+        let abs = std::fs::canonicalize(&dir).with_context(|| {
+            format!(
+                "{} does not exist: pass the data directory of a stopped PostgreSQL",
+                dir.display()
+            )
+        })?;
+        api::RootSource::Dir {
+            path: abs.display().to_string(),
+        }
+    } else if args.sample {
+        api::RootSource::Sample { scale: args.scale }
+    } else {
+        api::RootSource::Empty
+    };
+    let c = ensure_daemon().await?;
+    if let Ok(existing) = c.get_project(&name).await {
+        if !config_path.is_file() {
+            project::write_config(&config_path, &name)?;
+        }
+        let root = existing.branch.map(|b| b.name).unwrap_or_default();
+        eprintln!("project {name:?} is already initialized (root branch {root:?}); nothing to do");
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let resp = c
+        .create_project(&api::ProjectCreateRequest {
+            project: api::ProjectCreate {
+                name: name.clone(),
+                pg_version: None,
+                default_branch_name: Some(args.root.clone()),
+                pgfork_source: Some(source),
+            },
+        })
+        .await?;
+    wait_ops(&c, &resp.project.id, &resp.operations).await?;
+    let mut root = c.get_branch(&name, &args.root, false).await?.branch;
+    project::write_config(&config_path, &name)?;
+    let git_setup = match pgfork_git::Repo::discover(&top) {
+        Ok(repo) => setup_git(&c, &name, &repo, &mut root, args.no_hooks).await?,
+        Err(_) => vec!["not a git repository: no hooks, no pairing (run `pgfork init` in a repository for those)".to_string()],
+    };
+    if args.json {
+        print_json(&serde_json::json!({"project": resp.project, "branch": view(&root)}))?;
+    } else {
+        println!(
+            "initialized project {name:?}: root branch {:?} in {:.1} s",
+            root.name,
+            started.elapsed().as_secs_f64()
+        );
+        println!("  url:     {}", root.connection_uri);
+        println!("  config:  {}", config_path.display());
+        for line in git_setup {
+            println!("  {line}");
+        }
+    }
+    Ok(0)
+}
+
+/// In a git repository: pair HEAD with the root, install the hooks, write the env file
+/// and keep it out of git. Returns lines for the user.
+pub(super) async fn setup_git(
+    c: &Client,
+    project: &str,
+    repo: &pgfork_git::Repo,
+    root: &mut api::Branch,
+    no_hooks: bool,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    c.register_repo(project, &repo.root.display().to_string())
+        .await?;
+    // Hooks run by GUI clients and IDEs lack the shell's PGFORK_HOME: the repository
+    // remembers its store (machine-local git config, never committed).
+    let home = crate::connect::home();
+    repo.must(&[
+        "config",
+        "--local",
+        crate::connect::REPO_HOME_KEY,
+        &home.display().to_string(),
+    ])
+    .context("could not record the store in the repository's git config")?;
+    if let Some(head) = repo.current_branch() {
+        let req = api::BranchUpdateRequest {
+            branch: api::BranchUpdate {
+                git_branch: Some(Some(head.clone())),
+                ..Default::default()
+            },
+        };
+        *root = c.update_branch(project, &root.id, &req).await?.branch;
+        lines.push(format!(
+            "paired:  git branch {head} <-> database branch {}",
+            root.name
+        ));
+    }
+    if no_hooks {
+        lines.push("hooks:   not installed (--no-hooks); `pgfork hooks install` adds them".into());
+    } else {
+        let dir = repo
+            .hooks_dir()
+            .context("git did not say where its hooks live")?;
+        let exe = std::env::current_exe().context("could not find the pgfork executable")?;
+        pgfork_git::hooks::install(&dir, &exe)?;
+        lines.push(format!(
+            "hooks:   installed in {} (post-checkout, reference-transaction, post-merge)",
+            dir.display()
+        ));
+    }
+    let ctx = Ctx {
+        repo: repo.clone(),
+        cfg: project::read_config(&repo.root.join(project::CONFIG_FILE))?,
+        client: c.clone(),
+        project: project.to_string(),
+    };
+    pairing::write_env(&ctx, root)?;
+    if ctx.cfg.branches.follow_head {
+        let f = c.follow(project, &repo.root.display().to_string()).await?;
+        lines.push(format!(
+            "follow:  {} (always the current HEAD's database)",
+            f.connection_uri
+        ));
+    }
+    let env = std::path::Path::new(&ctx.cfg.env.file);
+    lines.push(format!(
+        "env:     {} sets {}",
+        ctx.cfg.env.file,
+        ctx.cfg.env.vars.join(", ")
+    ));
+    if !repo.is_ignored(env) && !repo.is_tracked(env) {
+        let gitignore = repo.root.join(".gitignore");
+        let mut text = std::fs::read_to_string(&gitignore).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "# pgfork: holds the current branch's database URL and password\n/{}\n",
+            ctx.cfg.env.file
+        ));
+        std::fs::write(&gitignore, text)
+            .with_context(|| format!("could not write {}", gitignore.display()))?;
+        lines.push(format!(
+            "ignored: added /{} to .gitignore (it holds a password)",
+            ctx.cfg.env.file
+        ));
+    }
+    Ok(lines)
+}

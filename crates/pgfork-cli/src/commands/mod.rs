@@ -1,0 +1,156 @@
+//! The commands, one file per noun. This module holds the dispatcher and what several
+//! of them share (waiting for operations, the branch a command means by default).
+//! One function per command; each is a few API calls and some printing.
+
+use crate::cli::{
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, TrashCommand,
+};
+use crate::connect::{client, ensure_daemon, home};
+use crate::output::{self, bytes, print_json, table, view};
+use crate::pairing::{self, Ctx};
+use crate::project;
+use anyhow::{bail, Context, Result};
+use pgfork_api as api;
+use pgfork_api::Client;
+use std::time::{Duration, Instant};
+
+mod branch;
+mod daemon;
+mod doctor;
+mod gc;
+mod hooks;
+mod init;
+mod psql;
+mod status;
+mod trash;
+
+use branch::branch;
+use daemon::daemon;
+use doctor::doctor;
+use gc::gc;
+use hooks::{hook, hooks};
+use init::init;
+use psql::psql;
+use status::status;
+use trash::trash;
+
+pub async fn run(cli: Cli) -> Result<i32> {
+    let explicit = cli.project.as_deref();
+    match cli.command {
+        Command::Init(args) => init(args, explicit).await,
+        Command::Branch { command } => branch(command, explicit).await,
+        Command::Url { follow: true, .. } => {
+            let ctx = Ctx::for_command(explicit).await?;
+            let f = ctx
+                .client
+                .follow(&ctx.project, &ctx.repo.root.display().to_string())
+                .await?;
+            println!("{}", f.connection_uri);
+            Ok(0)
+        }
+        Command::Url { branch, .. } => {
+            let c = ensure_daemon().await?;
+            let p = project::resolve(&c, explicit).await?;
+            let b = resolve_default_branch(&c, &p, branch).await?;
+            println!("{}", b.connection_uri);
+            Ok(0)
+        }
+        Command::Psql { branch, args } => psql(explicit, branch, args).await,
+        Command::Status { json } => status(explicit, json).await,
+        Command::Doctor { json } => doctor(json).await,
+        Command::Daemon { command } => daemon(command).await,
+        Command::Hooks { command } => hooks(command).await,
+        Command::Hook { name, args } => Ok(hook(&name, &args).await),
+        Command::Gc { dry_run, json } => gc(explicit, dry_run, json).await,
+        Command::Trash { command } => trash(command, explicit).await,
+        Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
+    }
+}
+
+/// Waits for running operations, drawing progress, and fails if one failed.
+pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Result<()> {
+    let mut warned = std::collections::HashSet::new();
+    for op in ops {
+        let mut current = op.clone();
+        let mut bar: Option<indicatif::ProgressBar> = None;
+        loop {
+            for w in &current.warnings {
+                if warned.insert(w.clone()) {
+                    eprintln!("warning: {w}");
+                }
+            }
+            if !current.is_running() {
+                break;
+            }
+            let pb = bar.get_or_insert_with(|| {
+                let pb = indicatif::ProgressBar::new_spinner();
+                pb.enable_steady_tick(Duration::from_millis(120));
+                pb
+            });
+            if let Some(p) = &current.progress {
+                if p.total > 0 {
+                    pb.set_length(p.total);
+                    pb.set_position(p.done.min(p.total));
+                    let tmpl = if p.phase.starts_with("copying") {
+                        "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+                    } else {
+                        "{spinner} {msg} [{bar:30}] {pos}/{len}"
+                    };
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(tmpl) {
+                        pb.set_style(style.progress_chars("=> "));
+                    }
+                }
+                pb.set_message(p.phase.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            current = c.get_operation(project, &current.id).await?.operation;
+        }
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
+        if current.status == "failed" {
+            bail!(
+                "{}",
+                current
+                    .error
+                    .unwrap_or_else(|| format!("operation {} failed", current.action))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An explicit branch, else the one named like the current git branch, else the root.
+pub(super) async fn resolve_default_branch(
+    c: &Client,
+    p: &str,
+    branch: Option<String>,
+) -> Result<api::Branch> {
+    if let Some(b) = branch {
+        return Ok(c.get_branch(p, &b, false).await?.branch);
+    }
+    let repo = std::env::current_dir()
+        .ok()
+        .and_then(|d| pgfork_git::Repo::discover(&d).ok());
+    if let Some(repo) = repo {
+        let Some(head) = repo.current_branch() else {
+            bail!("HEAD is detached, so no database branch is paired with it: name one, e.g. `pgfork url main` (see `pgfork branch list`)");
+        };
+        return match paired_with_head(c, p, &head).await {
+            Some(b) => Ok(b),
+            None => bail!("git branch {head} has no database branch: check it out again to create one (the hooks do), or `pgfork branch create {head}`"),
+        };
+    }
+    let proj = c.get_project(p).await?;
+    proj.branch.context("the project has no root branch")
+}
+
+/// The live database branch paired with the current git HEAD, if any.
+pub(super) async fn paired_with_head(c: &Client, project: &str, head: &str) -> Option<api::Branch> {
+    let list = c.list_branches(project, false, false).await.ok()?.branches;
+    let by_pairing = list
+        .iter()
+        .find(|b| b.git_branch.as_deref() == Some(head))
+        .cloned();
+    by_pairing.or_else(|| list.into_iter().find(|b| b.name == head))
+}

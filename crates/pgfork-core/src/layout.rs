@@ -1,0 +1,157 @@
+//! Where things live in a store (`PGFORK_HOME`): one map shared by the daemon, which
+//! owns the store, and the CLI, which needs the socket, the lock and the log. Pure: the
+//! caller reads the environment and passes it in.
+//!
+//! ```text
+//! PGFORK_HOME/
+//!   pgfork.db            metadata (SQLite, WAL), 0600: it holds branch passwords
+//!   daemon.sock          the API, 0600
+//!   daemon.lock          flock held by the running daemon
+//!   daemon.log           the daemon's log
+//!   branches/<project>/<branch-dir>/   each branch's PGDATA (0700, server user)
+//!   trash/<project>/<branch-dir>.<id>/ soft-deleted branches until purged
+//!   tmp/                 branches under construction; swept at daemon start
+//!   logs/<branch-id>.log each branch's Postgres log
+//!   run/<branch-id>/     each branch's private unix socket directory (0700)
+//! ```
+//!
+//! Unix socket paths are limited to 107 bytes, so when `PGFORK_HOME` is deep the socket
+//! directories move to `/tmp/pgfork-<hash>/` (still private, still per branch).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub home: PathBuf,
+    pub db: PathBuf,
+    pub socket: PathBuf,
+    pub lock: PathBuf,
+    pub daemon_log: PathBuf,
+    pub branches: PathBuf,
+    pub trash: PathBuf,
+    pub tmp: PathBuf,
+    pub logs: PathBuf,
+    pub run: PathBuf,
+}
+
+/// Room needed after the run directory for `/<branch-id>/.s.PGSQL.<port>`.
+const SOCKET_SUFFIX_LEN: usize = 1 + 15 + 1 + 15;
+const SUN_PATH_MAX: usize = 107;
+
+fn short_hash(p: &Path) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in p.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:08x}", h as u32)
+}
+
+impl Layout {
+    /// The layout of the store at `home`; `temp_dir` is where socket paths too long for
+    /// `sun_path` go instead (the caller reads it: this crate does no IO).
+    pub fn new(home: &Path, temp_dir: &Path) -> Layout {
+        let run_in_home = home.join("run");
+        let run = if run_in_home.as_os_str().len() + SOCKET_SUFFIX_LEN > SUN_PATH_MAX {
+            temp_dir.join(format!("pgfork-{}", short_hash(home)))
+        } else {
+            run_in_home
+        };
+        let socket_in_home = home.join("daemon.sock");
+        let socket = if socket_in_home.as_os_str().len() > SUN_PATH_MAX {
+            temp_dir.join(format!("pgfork-{}.sock", short_hash(home)))
+        } else {
+            socket_in_home
+        };
+        Layout {
+            home: home.to_path_buf(),
+            db: home.join("pgfork.db"),
+            socket,
+            lock: home.join("daemon.lock"),
+            daemon_log: home.join("daemon.log"),
+            branches: home.join("branches"),
+            trash: home.join("trash"),
+            tmp: home.join("tmp"),
+            logs: home.join("logs"),
+            run,
+        }
+    }
+
+    pub fn branch_dir(&self, project: &str, dir_name: &str) -> PathBuf {
+        self.branches.join(project).join(dir_name)
+    }
+
+    pub fn trash_dir(&self, project: &str, dir_name: &str, id: &str) -> PathBuf {
+        self.trash.join(project).join(format!("{dir_name}.{id}"))
+    }
+
+    pub fn socket_dir(&self, branch_id: &str) -> PathBuf {
+        self.run.join(branch_id)
+    }
+
+    pub fn branch_log(&self, branch_id: &str) -> PathBuf {
+        self.logs.join(format!("{branch_id}.log"))
+    }
+}
+
+/// The default `PGFORK_HOME`: `PGFORK_HOME` if set; as root `/var/lib/pgfork` (root's
+/// home is not traversable by the unprivileged user Postgres runs as); else
+/// `$XDG_DATA_HOME/pgfork`, else `~/.local/share/pgfork`. `var` reads an environment
+/// variable.
+pub fn default_home(var: impl Fn(&str) -> Option<OsString>, is_root: bool) -> PathBuf {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty());
+    if let Some(h) = set("PGFORK_HOME") {
+        return PathBuf::from(h);
+    }
+    if is_root {
+        return PathBuf::from("/var/lib/pgfork");
+    }
+    if let Some(x) = set("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("pgfork");
+    }
+    set("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join(".local/share/pgfork")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homes_and_long_paths() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        assert_eq!(
+            default_home(env(&[("PGFORK_HOME", "/s")]), true),
+            PathBuf::from("/s")
+        );
+        assert_eq!(
+            default_home(env(&[]), true),
+            PathBuf::from("/var/lib/pgfork")
+        );
+        assert_eq!(
+            default_home(env(&[("HOME", "/home/a"), ("XDG_DATA_HOME", "")]), false),
+            PathBuf::from("/home/a/.local/share/pgfork")
+        );
+        let short = Layout::new(Path::new("/h"), Path::new("/tmp"));
+        assert_eq!(short.socket, PathBuf::from("/h/daemon.sock"));
+        let deep = "/d".repeat(60);
+        let long = Layout::new(Path::new(&deep), Path::new("/tmp"));
+        assert!(long.run.starts_with("/tmp") && long.socket.starts_with("/tmp"));
+        assert!(long.run.as_os_str().len() + SOCKET_SUFFIX_LEN <= SUN_PATH_MAX);
+        assert_eq!(
+            short.run,
+            PathBuf::from("/h/run"),
+            "short homes keep sockets inside"
+        );
+    }
+}
