@@ -106,7 +106,7 @@ fn complete_interrupted_purges(engine: &Engine, branches: &[pgfork_store::Branch
         let doomed = engine.layout.tmp.join(format!("purge-{}", b.id));
         if doomed.exists() && !b.data_dir.exists() {
             tracing::warn!(branch = %b.name, "completing a purge that was interrupted");
-            if let Err(e) = engine.store().purge_branch(&b.id) {
+            if let Err(e) = engine.write_store(|s| s.purge_branch(&b.id)) {
                 tracing::error!(branch = %b.name, error = %e, "could not complete the purge");
             }
         }
@@ -186,9 +186,8 @@ pub async fn restart_branches(engine: &Arc<Engine>) {
         };
         if !b.data_dir.join("PG_VERSION").exists() {
             tracing::error!(branch = %b.name, dir = %b.data_dir.display(), "branch data directory is missing");
-            let _ = engine
-                .store()
-                .set_state(&b.id, BranchState::Failed, chrono::Utc::now());
+            let _ =
+                engine.write_store(|s| s.set_state(&b.id, BranchState::Failed, chrono::Utc::now()));
             continue;
         }
         let inst = engine.instance(&project, &b);
@@ -201,8 +200,7 @@ pub async fn restart_branches(engine: &Arc<Engine>) {
             tracing::info!(branch = %b.name, "re-adopted running Postgres");
             if b.state != BranchState::Running {
                 let _ = engine
-                    .store()
-                    .set_state(&b.id, BranchState::Running, chrono::Utc::now());
+                    .write_store(|s| s.set_state(&b.id, BranchState::Running, chrono::Utc::now()));
             }
         } else if want_running {
             let _op = engine.in_flight().await;
@@ -217,10 +215,9 @@ pub async fn restart_branches(engine: &Arc<Engine>) {
                 Ok(_) => tracing::info!(branch = %b.name, "restarted"),
                 Err(e) => {
                     tracing::error!(branch = %b.name, error = %e, "could not restart branch");
-                    let _ =
-                        engine
-                            .store()
-                            .set_state(&b.id, BranchState::Failed, chrono::Utc::now());
+                    let _ = engine.write_store(|s| {
+                        s.set_state(&b.id, BranchState::Failed, chrono::Utc::now())
+                    });
                 }
             }
         }

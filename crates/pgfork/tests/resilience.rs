@@ -132,6 +132,11 @@ impl SmallFs {
             .status()
             .expect("mount")
             .success());
+        report(&format!(
+            "storage {}: ran {} on a {mib} MiB {kind} loop image (full-disk case)",
+            if kind == "xfs" { "reflink" } else { "copy" },
+            env.name
+        ));
         Some(SmallFs { mnt, img })
     }
 

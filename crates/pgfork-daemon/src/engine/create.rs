@@ -372,11 +372,12 @@ impl Engine {
             crate::failpoints::crash("create-after-start");
             b.state = BranchState::Running;
             b.updated_at = Utc::now();
-            let mut store = self.store();
-            match new_project {
-                Some(p) => store.insert_project_with_root(p, b).map_err(store_err),
-                None => store.insert_branch(b, &project.name).map_err(store_err),
-            }
+            let b: &Branch = b;
+            self.write_store(|store| match new_project {
+                Some(p) => store.insert_project_with_root(p, b),
+                None => store.insert_branch(b, &project.name),
+            })
+            .map_err(store_err)
         }
         .await;
         if let Err(e) = committed {

@@ -181,7 +181,8 @@ impl Engine {
             port: reservation.port,
             password: new_password(),
         };
-        self.store().insert_follow(&f).map_err(store_err)?;
+        self.write_store(|s| s.insert_follow(&f))
+            .map_err(store_err)?;
         drop(reservation);
         self.expose(f.port).await;
         Ok(f)

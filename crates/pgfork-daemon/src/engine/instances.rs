@@ -114,8 +114,7 @@ impl Engine {
             b.state = BranchState::Suspended;
         }
         b.updated_at = Utc::now();
-        self.store()
-            .set_state(&b.id, b.state, b.updated_at)
+        self.write_store(|s| s.set_state(&b.id, b.state, b.updated_at))
             .map_err(store_err)
     }
 
@@ -224,9 +223,8 @@ impl Engine {
             };
             if now.state == BranchState::Running && !self.instance(&project, &now).is_running() {
                 tracing::warn!(branch = %b.name, "its Postgres exited on its own; marked suspended (the next connection starts it)");
-                let _ = self
-                    .store()
-                    .set_state(&b.id, BranchState::Suspended, Utc::now());
+                let _ =
+                    self.write_store(|s| s.set_state(&b.id, BranchState::Suspended, Utc::now()));
             }
         }
     }

@@ -204,6 +204,21 @@ impl Engine {
         }
     }
 
+    /// A metadata write: SQLite fsyncs its WAL on every commit (synchronous=FULL, so a
+    /// branch the client was told about survives a power cut), which must not stall a
+    /// runtime thread that relays other clients' bytes. On the daemon's multi-thread
+    /// runtime the write runs in `block_in_place`, which moves this thread's other
+    /// tasks elsewhere first.
+    pub fn write_store<T>(&self, f: impl FnOnce(&mut Store) -> T) -> T {
+        let on_multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_multi_thread {
+            tokio::task::block_in_place(|| f(&mut self.store()))
+        } else {
+            f(&mut self.store())
+        }
+    }
+
     pub fn store(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions
         // roll back), so a poisoned lock is safe to reuse.

@@ -58,7 +58,8 @@ impl Engine {
             let Some(t) = oldest.filter(|t| !pending.ports.contains(&t.port)) else {
                 break;
             };
-            self.store().release_port(&t.id).map_err(store_err)?;
+            self.write_store(|s| s.release_port(&t.id))
+                .map_err(store_err)?;
             tracing::info!(branch = %t.name, port = t.port, "the port range is full: a trashed branch gives its port up");
             used.remove(&t.port);
         }

@@ -121,7 +121,8 @@ impl Engine {
         b.parent_lsn = lsn;
         b.state = BranchState::Running;
         b.updated_at = Utc::now();
-        self.store().update_branch(&b).map_err(store_err)?;
+        self.write_store(|s| s.update_branch(&b))
+            .map_err(store_err)?;
         Ok(b)
     }
 }

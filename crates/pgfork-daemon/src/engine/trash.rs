@@ -114,7 +114,7 @@ impl Engine {
             std::fs::rename(&dir, &doomed).map_err(io_err("remove", &dir))?;
         }
         crate::failpoints::crash("purge-after-move");
-        let purged = self.store().purge_branch(&b.id);
+        let purged = self.write_store(|s| s.purge_branch(&b.id));
         if let Err(e) = purged {
             if !is_disk_full(&e) || !moved {
                 if moved {
@@ -131,7 +131,7 @@ impl Engine {
                 Ok(())
             })
             .await?;
-            self.store().purge_branch(&b.id).map_err(|e| {
+            self.write_store(|s| s.purge_branch(&b.id)).map_err(|e| {
                 ApiError::insufficient_storage(format!(
                     "the data of {:?} is removed but its metadata could not be written ({e}): free some space; the next daemon start completes the purge",
                     b.name
@@ -178,10 +178,9 @@ impl Engine {
         trashed.deleted_at = Some(Utc::now());
         trashed.updated_at = Utc::now();
         // One store lock per statement: the mutex is not reentrant.
-        let written = self.store().update_branch(&trashed);
+        let written = self.write_store(|s| s.update_branch(&trashed));
         let written = written.and_then(|()| {
-            let store = self.store();
-            store.set_trash_reason(&b.id, reason.map(|r| r.as_str()))
+            self.write_store(|s| s.set_trash_reason(&b.id, reason.map(|r| r.as_str())))
         });
         if let Err(e) = written {
             if let Err(back) = std::fs::rename(&trashed.data_dir, &home) {
@@ -295,11 +294,8 @@ impl Engine {
         recovered.state = BranchState::Suspended;
         recovered.deleted_at = None;
         recovered.updated_at = Utc::now();
-        let written = self.store().update_branch(&recovered);
-        let written = written.and_then(|()| {
-            let store = self.store();
-            store.spare_trash_reason(&b.id)
-        });
+        let written = self.write_store(|s| s.update_branch(&recovered));
+        let written = written.and_then(|()| self.write_store(|s| s.spare_trash_reason(&b.id)));
         drop(reservation);
         if let Err(e) = written {
             let _ = std::fs::rename(&recovered.data_dir, &b.data_dir);
@@ -308,8 +304,7 @@ impl Engine {
         *b = recovered;
         self.start_instance(project, b, false).await?;
         b.state = BranchState::Running;
-        self.store()
-            .set_state(&b.id, b.state, Utc::now())
+        self.write_store(|s| s.set_state(&b.id, b.state, Utc::now()))
             .map_err(store_err)?;
         self.expose(b.port).await;
         tracing::info!(branch = %b.name, "recovered from the trash");

@@ -64,7 +64,8 @@ impl Engine {
         }
         b.updated_at = Utc::now();
         crate::failpoints::crash("update-before-write");
-        self.store().update_branch(&b).map_err(store_err)?;
+        self.write_store(|s| s.update_branch(&b))
+            .map_err(store_err)?;
         Ok(self.branch_response(&project, &b, None))
     }
 }
