@@ -150,6 +150,10 @@ pub struct Branch {
     pub deleted_at: Option<DateTime<Utc>>,
     /// When a deleted branch is purged for good.
     pub purge_at: Option<DateTime<Utc>>,
+    /// pgfork: set when another process listens on the branch's port (the daemon
+    /// retries every reaper interval); clients must not use the URL meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_port_error: Option<String>,
     /// pgfork: why garbage collection trashed it (none when a user deleted it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_trash_reason: Option<String>,

@@ -26,11 +26,15 @@ pub enum ImportMethod {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Import the root branch from this database URL.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["from_dir", "empty", "sample"])]
+    /// Import the root branch from this database URL; `-` reads it from standard input
+    /// (a password in the command line is visible to every user in `ps`).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["from_dir", "empty", "sample", "from_env"])]
     pub from: Option<String>,
+    /// Import the root branch from the database URL in this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["from_dir", "empty", "sample"])]
+    pub from_env: Option<String>,
     /// How to import --from: pg_dump/pg_restore (any version) or pg_basebackup (same major).
-    #[arg(long, value_enum, default_value = "logical", requires = "from")]
+    #[arg(long, value_enum, default_value = "logical")]
     pub method: ImportMethod,
     /// Adopt a stopped data directory by cloning it (the original is never modified).
     #[arg(long, value_name = "PGDATA", conflicts_with_all = ["empty", "sample"])]

@@ -24,6 +24,12 @@ pub struct BranchView<'a> {
     pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Outcome of the repository's after-create command, if it ran.
     pub after_create: Option<&'a str>,
+    /// Set while another process holds the branch's port (do not use the URL).
+    pub port_error: Option<&'a str>,
+    /// Why gc trashed it (deleted branches only; none when a user deleted it).
+    pub trash_reason: Option<&'a str>,
+    /// Reasons gc no longer uses for it (it was recovered after gc took it).
+    pub gc_spared: &'a [String],
 }
 
 pub fn view(b: &Branch) -> BranchView<'_> {
@@ -45,6 +51,9 @@ pub fn view(b: &Branch) -> BranchView<'_> {
         masked: b.masked,
         deleted_at: b.deleted_at,
         after_create: b.after_create.as_deref(),
+        port_error: b.pgfork_port_error.as_deref(),
+        trash_reason: b.pgfork_trash_reason.as_deref(),
+        gc_spared: &b.pgfork_gc_spared,
     }
 }
 

@@ -124,13 +124,51 @@ pub fn mark_unpaired_here(reason: &str) -> Option<String> {
     Some(format!("{} in {}", cfg.env.vars.join(", "), cfg.env.file))
 }
 
+/// Writes a file that holds a password: never readable by others (0600, or the
+/// file's own stricter mode), and atomically (a temporary file in the same directory,
+/// renamed over it), so no reader ever sees half a file or a moment of 0644.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o600)
+        .unwrap_or(0o600);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.pgfork-{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 fn write_env_url(repo: &Repo, cfg: &RepoConfig, url: &str) -> Result<()> {
     let path = repo.root.join(&cfg.env.file);
     let before = std::fs::read_to_string(&path).unwrap_or_default();
     let vars: Vec<(&str, &str)> = cfg.env.vars.iter().map(|v| (v.as_str(), url)).collect();
     let after = env_file::update(&before, &vars);
-    if after != before {
-        std::fs::write(&path, &after)
+    let private = std::fs::metadata(&path)
+        .map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o077 == 0
+        })
+        .unwrap_or(false);
+    if after != before || !private {
+        write_private(&path, &after)
             .with_context(|| format!("could not write {}", path.display()))?;
     }
     if repo.is_tracked(Path::new(&cfg.env.file)) {

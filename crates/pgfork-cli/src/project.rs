@@ -109,12 +109,45 @@ pub fn find_config() -> Option<PathBuf> {
 pub fn read_config(path: &Path) -> Result<RepoConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("could not read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| {
+    let cfg: RepoConfig = toml::from_str(&text).with_context(|| {
         format!(
             "{} is not valid: fix the TOML or delete it and run `pgfork init` again",
             path.display()
         )
-    })
+    })?;
+    validate(&cfg).with_context(|| format!("{} is not valid", path.display()))?;
+    Ok(cfg)
+}
+
+/// Rules for a committed file anyone may have written: the env file stays inside the
+/// work tree (a branch's `.pgfork.toml` must not make pgfork write a password to
+/// `~/.bashrc` or `/etc`), and only real variable names are set.
+pub fn validate(cfg: &RepoConfig) -> Result<()> {
+    let file = Path::new(&cfg.env.file);
+    let escapes = file.is_absolute()
+        || file.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+    if cfg.env.file.trim().is_empty() || escapes {
+        bail!(
+            "env.file = {:?} must be a path inside the work tree, such as \".env\" or \"config/dev.env\"",
+            cfg.env.file
+        );
+    }
+    for v in &cfg.env.vars {
+        let ok = v
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            bail!("env.vars holds {v:?}, which is not a variable name: use letters, digits and _, not starting with a digit");
+        }
+    }
+    Ok(())
 }
 
 pub fn write_config(path: &Path, name: &str) -> Result<()> {
@@ -192,6 +225,22 @@ pub fn project_name_from_dir(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_files_stay_in_the_work_tree_and_vars_are_names() {
+        let mut cfg = RepoConfig::default();
+        assert!(validate(&cfg).is_ok());
+        for bad in ["../outside.env", "/etc/profile", "a/../../b", ""] {
+            cfg.env.file = bad.into();
+            assert!(validate(&cfg).is_err(), "{bad:?}");
+        }
+        cfg.env.file = "config/dev.env".into();
+        assert!(validate(&cfg).is_ok());
+        cfg.env.vars = vec!["PATH=/tmp/x; rm".into()];
+        assert!(validate(&cfg).is_err());
+        cfg.env.vars = vec!["DATABASE_URL".into(), "_X1".into()];
+        assert!(validate(&cfg).is_ok());
+    }
 
     #[test]
     fn names_from_dirs() {

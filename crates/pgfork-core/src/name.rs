@@ -19,6 +19,20 @@ fn invalid(name: &str, reason: &str) -> CoreError {
     }
 }
 
+/// Bidirectional controls and zero-width characters: a name holding them can display
+/// as another name ("main" that is not `main`), so they are refused.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
 /// Checks a branch name; the error says exactly which rule it broke.
 pub fn validate_branch_name(name: &str) -> Result<(), CoreError> {
     if name.is_empty() {
@@ -41,6 +55,15 @@ pub fn validate_branch_name(name: &str) -> Result<(), CoreError> {
         return Err(invalid(
             name,
             &format!("it contains the control character U+{:04X}", c as u32),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible(*c)) {
+        return Err(invalid(
+            name,
+            &format!(
+                "it contains the invisible character U+{:04X} (bidirectional override or zero-width), which can make a name look like another",
+                c as u32
+            ),
         ));
     }
     if let Some(c) = name
@@ -203,5 +226,14 @@ mod tests {
         assert!(validate_project_name("a/b").is_err());
         assert!(validate_project_name("").is_err());
         assert!(validate_project_name("-x").is_err());
+    }
+
+    #[test]
+    fn invisible_characters_are_refused() {
+        for name in ["ma\u{202E}in", "fea\u{200B}ture", "\u{2066}x", "a\u{FEFF}"] {
+            let err = validate_branch_name(name).expect_err(name);
+            assert!(err.to_string().contains("invisible"), "{err}");
+        }
+        assert!(validate_branch_name("café/ünïcode").is_ok());
     }
 }

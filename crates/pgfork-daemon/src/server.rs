@@ -198,6 +198,20 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     // Leftovers first (fast, files only): nothing may sweep a directory a request
     // made. Then the API answers at once, while branches restart in the background.
     reconcile::sweep_leftovers(&engine).await;
+    // Every reserved port — live branches, the trash, follow-HEAD endpoints — is held
+    // before the daemon answers: a port left open is a port an impostor can take.
+    engine.hold_all_ports().await;
+    for b in engine
+        .store()
+        .all_branches()
+        .unwrap_or_default()
+        .iter()
+        .filter(|b| b.state.is_live())
+    {
+        if let Some(f) = engine.front_state.get() {
+            f.touch(b.port);
+        }
+    }
     let _ = std::fs::remove_file(&layout.socket);
     let listener =
         tokio::net::UnixListener::bind(&layout.socket).map_err(|source| DaemonError::Listen {
@@ -206,15 +220,6 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         })?;
     std::fs::set_permissions(&layout.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(store_io(&layout.socket))?;
-    // Every live branch is reachable at its stable port, running or not.
-    let live = engine.store().all_branches().unwrap_or_default();
-    for b in live.iter().filter(|b| b.state.is_live()) {
-        engine.expose(b.port).await;
-    }
-    let follows = engine.store().follows().unwrap_or_default();
-    for f in follows {
-        engine.expose(f.port).await;
-    }
     let restarts = {
         let e = engine.clone();
         tokio::spawn(async move { reconcile::restart_branches(&e).await })
@@ -234,6 +239,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                     .await;
                 }
                 e.notice_dead_postmasters().await;
+                e.hold_all_ports().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;
                 e.suspend_idle(e.cfg.idle_timeout).await;
@@ -473,12 +479,7 @@ impl Backend for Api {
 
     async fn follow(&self, project: String, path: String) -> Result<api::FollowResponse, ApiError> {
         let p = self.0.project(&project)?;
-        let path = std::path::PathBuf::from(path);
-        if !path.is_absolute() {
-            return Err(ApiError::bad_request(
-                "the repository path must be absolute",
-            ));
-        }
+        let path = work_tree(path).await?;
         let f = self.0.ensure_follow(&p.id, &path).await?;
         Ok(api::FollowResponse {
             port: f.port,
@@ -491,12 +492,7 @@ impl Backend for Api {
 
     async fn register_repo(&self, project: String, path: String) -> Result<(), ApiError> {
         let p = self.0.project(&project)?;
-        let path = std::path::PathBuf::from(path);
-        if !path.is_absolute() {
-            return Err(ApiError::bad_request(
-                "the repository path must be absolute",
-            ));
-        }
+        let path = work_tree(path).await?;
         self.0
             .store()
             .add_repo(&p.id, &path)
@@ -513,6 +509,28 @@ impl Backend for Api {
             .get(&operation)
             .map(|operation| api::OperationResponse { operation })
             .ok_or_else(|| ApiError::not_found(format!("no operation {operation:?} (operations are kept in memory until the daemon restarts)")))
+    }
+}
+
+/// `path` if it is the top level of a git work tree: follow-HEAD ports and gc are for
+/// work trees only (any other path would take a port for good, or make gc read it).
+async fn work_tree(path: String) -> Result<std::path::PathBuf, ApiError> {
+    let path = std::path::PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(
+            "the repository path must be absolute",
+        ));
+    }
+    let p = path.clone();
+    let root = tokio::task::spawn_blocking(move || pgfork_git::Repo::discover(&p).map(|r| r.root))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match root {
+        Ok(root) if root == path => Ok(path),
+        _ => Err(ApiError::bad_request(format!(
+            "{} is not the top level of a git work tree: pass the directory `git rev-parse --show-toplevel` prints",
+            path.display()
+        ))),
     }
 }
 
@@ -587,6 +605,14 @@ pub fn doctor_checks(e: &Engine) -> Vec<api::Check> {
             None,
         )),
         Err(err) => out.push(check("free space", "warn", err.to_string(), None)),
+    }
+    for (port, err) in e.unbound_ports() {
+        out.push(check(
+            &format!("port {port}"),
+            "fail",
+            format!("another process listens on port {port} ({err}): clients of the branch that owns it could reach that process instead"),
+            Some(format!("find it with `ss -ltnp 'sport = :{port}'` and stop it; pgfork takes the port back within one reaper interval")),
+        ));
     }
     let used = e.store().used_ports().map(|s| s.len()).unwrap_or(0);
     let total = usize::from(e.cfg.ports.last - e.cfg.ports.first) + 1;

@@ -28,7 +28,9 @@ pub fn source_info(
     url: &str,
 ) -> Result<SourceInfo, PgError> {
     let mut cmd = Command::new(install.bin("psql"));
-    cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\t", "-d", url, "-c"])
+    cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\t"]);
+    crate::conninfo::connect_arg(&mut cmd, url);
+    cmd.arg("-c")
         .arg("SELECT current_database(), current_setting('server_version_num'), (SELECT rolname FROM pg_roles WHERE oid = 10)")
         .env("PGCONNECT_TIMEOUT", "10");
     let out = run(user, &mut cmd, "connecting to the source database").map_err(|e| match e {
@@ -110,9 +112,8 @@ pub fn logical_dump(
     cmd.args(["-Fd", "--no-sync"])
         .arg(format!("-j{jobs}"))
         .arg("-f")
-        .arg(dump_dir)
-        .arg("-d")
-        .arg(url);
+        .arg(dump_dir);
+    crate::conninfo::connect_arg(&mut cmd, url);
     run(user, &mut cmd, "pg_dump")?;
     Ok(())
 }
@@ -220,9 +221,8 @@ pub fn physical(
     let mut cmd = Command::new(install.bin("pg_basebackup"));
     cmd.arg("-D")
         .arg(pgdata)
-        .args(["-X", "stream", "-c", "fast", "--no-sync"])
-        .arg("-d")
-        .arg(url);
+        .args(["-X", "stream", "-c", "fast", "--no-sync"]);
+    crate::conninfo::connect_arg(&mut cmd, url);
     run(user, &mut cmd, "pg_basebackup")?;
     detach_from_primary(user, pgdata)?;
     configure(user, pgdata, install.major)?;

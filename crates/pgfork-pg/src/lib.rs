@@ -12,6 +12,7 @@
 //!   adopting a stopped data directory).
 
 pub mod clone;
+pub mod conninfo;
 mod error;
 pub mod import;
 pub mod install;

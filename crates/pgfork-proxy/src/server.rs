@@ -140,6 +140,40 @@ impl<B: Backend> Proxy<B> {
             return Ok(());
         }
         let listener = TcpListener::bind((self.bind, port)).await?;
+        self.serve_listener(port, listener);
+        Ok(())
+    }
+
+    /// Serves a port whose socket the caller bound already (so that no other process
+    /// can take the port between choosing it and serving it). Idempotent.
+    pub fn adopt(
+        self: &Arc<Self>,
+        port: u16,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<()> {
+        if self.holds(port) {
+            return Ok(());
+        }
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        self.serve_listener(port, listener);
+        Ok(())
+    }
+
+    /// Whether the proxy listens on `port`.
+    pub fn holds(&self, port: u16) -> bool {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&port)
+    }
+
+    /// The address branch ports listen on.
+    pub fn bind_addr(&self) -> IpAddr {
+        self.bind
+    }
+
+    fn serve_listener(self: &Arc<Self>, port: u16, listener: TcpListener) {
         let backend = self.backend.clone();
         let startup_timeout = self.startup_timeout;
         let tls = self.tls.clone();
@@ -188,7 +222,6 @@ impl<B: Backend> Proxy<B> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(port, task);
-        Ok(())
     }
 
     /// Stops listening on `port` (existing connections keep running).

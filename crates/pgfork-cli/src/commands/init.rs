@@ -15,7 +15,25 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
         (None, false) => project::project_name_from_dir(&top),
     };
     pgfork_core::validate_project_name(&name)?;
-    let source = if let Some(url) = args.from {
+    let from = match (args.from.as_deref(), args.from_env.as_deref()) {
+        (Some("-"), _) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("could not read the source URL from standard input")?;
+            let url = line.trim().to_string();
+            if url.is_empty() {
+                bail!("--from - read no URL from standard input: pipe one in, e.g. `printenv SOURCE_URL | pgfork init --from -`");
+            }
+            Some(url)
+        }
+        (Some(url), _) => Some(url.to_string()),
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+            anyhow::anyhow!("--from-env {var}: the environment variable {var} is not set: export it with the source database URL")
+        })?),
+        (None, None) => None,
+    };
+    let source = if let Some(url) = from {
         match args.method {
             ImportMethod::Logical => api::RootSource::Logical { url },
             ImportMethod::Physical => api::RootSource::Physical { url },

@@ -419,6 +419,11 @@ impl Engine {
         {
             return Err(ApiError::conflict(format!("a branch named {name:?} already exists in project {:?}: pick another name or delete it first", project.name)));
         }
+        if spec.suspend_timeout_seconds.is_some_and(|t| t < -1) {
+            return Err(ApiError::bad_request(
+                "suspend_timeout_seconds is seconds, 0 for the default or -1 for never",
+            ));
+        }
         if let Some(t) = spec.expires_at {
             if t <= Utc::now() {
                 return Err(ApiError::bad_request(

@@ -72,6 +72,8 @@ pub struct Engine {
     /// Names and ports promised to operations that have not committed yet.
     pending: Arc<Mutex<Pending>>,
     pub started_at: DateTime<Utc>,
+    /// Ports the daemon should hold but another process has: port → the bind error.
+    unbound: Mutex<std::collections::BTreeMap<u16, String>>,
     pub shutdown: tokio::sync::Notify,
     /// The proxy in front of every branch, and its view of the engine; set once at
     /// daemon start.
@@ -177,6 +179,7 @@ impl Engine {
             inflight: Arc::new(tokio::sync::RwLock::new(())),
             pending: Arc::new(Mutex::new(Pending::default())),
             started_at: Utc::now(),
+            unbound: Mutex::new(std::collections::BTreeMap::new()),
             shutdown: tokio::sync::Notify::new(),
             front: std::sync::OnceLock::new(),
             front_state: std::sync::OnceLock::new(),
@@ -191,10 +194,97 @@ impl Engine {
         if let Some(f) = self.front_state.get() {
             f.touch(port);
         }
-        if let Some(p) = self.front.get() {
-            if let Err(e) = p.listen(port).await {
-                tracing::error!(port, error = %e, "cannot listen on the branch's port");
+        self.listen(port).await;
+    }
+
+    /// Holds `port` on the proxy. A port another process took is recorded (doctor,
+    /// `branch get` and the reaper's retries see it), never silently ignored: a client
+    /// would send its password to whoever listens there.
+    async fn listen(&self, port: u16) {
+        let Some(p) = self.front.get() else { return };
+        let result = p.listen(port).await;
+        let mut unbound = self.unbound.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(()) => {
+                if unbound.remove(&port).is_some() {
+                    tracing::info!(port, "the port is held again");
+                }
             }
+            Err(e) => {
+                if unbound.insert(port, e.to_string()).is_none() {
+                    tracing::error!(port, error = %e, "cannot hold the port: another process listens on it; pgfork retries every reaper interval");
+                }
+            }
+        }
+    }
+
+    /// Binds a port that is about to be promised, and hands the socket to the proxy
+    /// at once: between choosing a port and serving it, no one else may take it.
+    /// `false` when another process has it.
+    fn hold_port(&self, port: u16) -> bool {
+        let Some(p) = self.front.get() else {
+            return std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        };
+        if p.holds(port) {
+            // Ours already (a port the trash just gave up).
+            return true;
+        }
+        match std::net::TcpListener::bind((p.bind_addr(), port)) {
+            Ok(l) => p.adopt(port, l).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Why a port is not held, if it is not.
+    pub fn port_error(&self, port: u16) -> Option<String> {
+        self.unbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&port)
+            .cloned()
+    }
+
+    /// Ports the daemon should hold but does not, with the reason.
+    pub fn unbound_ports(&self) -> Vec<(u16, String)> {
+        self.unbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, e)| (*p, e.clone()))
+            .collect()
+    }
+
+    /// Every port a branch (live or in the trash), a follow-HEAD endpoint or a pending
+    /// operation owns is held; others are let go. Run at start, before the daemon
+    /// reports ready, and every reaper interval (which retries ports someone else held).
+    pub async fn hold_all_ports(&self) {
+        let Some(p) = self.front.get() else { return };
+        let mut wanted: std::collections::BTreeSet<u16> = self
+            .store()
+            .used_ports()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        wanted.remove(&0);
+        wanted.extend(
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ports
+                .iter()
+                .copied(),
+        );
+        for port in p.ports() {
+            if !wanted.contains(&port) {
+                p.close(port);
+            }
+        }
+        self.unbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|port, _| wanted.contains(port));
+        for port in wanted {
+            self.listen(port).await;
         }
     }
 

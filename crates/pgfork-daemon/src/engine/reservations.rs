@@ -38,7 +38,7 @@ impl Engine {
         used.extend(pending.ports.iter().copied());
         loop {
             while let Some(port) = pick_port(self.cfg.ports, &used) {
-                if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                if self.hold_port(port) {
                     return Ok(port);
                 }
                 used.insert(port);

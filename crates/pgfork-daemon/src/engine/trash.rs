@@ -85,7 +85,9 @@ impl Engine {
         reason: Option<pgfork_git::gc::Reason>,
     ) -> Result<(), ApiError> {
         let was_running = self.instance(project, b).is_running();
-        self.unexpose(b.port);
+        // The port stays held while the branch is in the trash (it is reserved for
+        // it): connections get "no branch" from our proxy, never a stranger's socket.
+        // Wakes wait for this branch's lock, and then find it gone.
         self.stop_instance(self.instance(project, b)).await?;
         let result = if purge {
             self.purge_stopped(b).await
@@ -139,6 +141,8 @@ impl Engine {
             })?;
         }
         self.forget_lock(&b.id);
+        // Purged: the port is free for new branches (the allocator holds it again).
+        self.unexpose(b.port);
         let (log, run) = (self.layout.branch_log(&b.id), self.layout.socket_dir(&b.id));
         blocking(move || {
             remove_tree(&doomed);

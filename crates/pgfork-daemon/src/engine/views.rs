@@ -63,6 +63,7 @@ impl Engine {
             purge_at: b
                 .deleted_at
                 .map(|d| pgfork_core::expires_at_from_ttl(d, self.cfg.grace)),
+            pgfork_port_error: (b.port != 0).then(|| self.port_error(b.port)).flatten(),
             pgfork_trash_reason: if b.state.is_live() {
                 None
             } else {

@@ -1,0 +1,274 @@
+//! A hostile local user on the same machine (made by the test, as root): it must not
+//! take a branch's port — live or in the trash — while the daemon runs, nor read the
+//! env file that holds a branch's password; a port someone else holds is reported,
+//! never silently used.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+const HOSTILE: &str = "pgfork-hostile";
+
+/// An unprivileged user for the test, or `None` (reported) when not root.
+fn hostile_user(what: &str) -> Option<&'static str> {
+    if !is_root() {
+        not_run(&format!("{what} (needs root to make an unprivileged user)"));
+        return None;
+    }
+    let exists = Command::new("id")
+        .arg(HOSTILE)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !exists {
+        let made = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                HOSTILE,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(made.success(), "useradd {HOSTILE}");
+    }
+    Some(HOSTILE)
+}
+
+/// Runs a Python snippet as `user`; returns (success, output).
+fn as_user(user: &str, python: &str) -> (bool, String) {
+    let out = Command::new("runuser")
+        .args(["-u", user, "--", "/usr/bin/python3", "-c", python])
+        .current_dir("/")
+        .output()
+        .expect("runuser");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn bind_snippet(port: u16) -> String {
+    format!(
+        "import socket\nfor host in ('127.0.0.1', '0.0.0.0'):\n    s = socket.socket()\n    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    s.bind((host, {port}))\n    s.listen(1)\n    print('bound', host)\n"
+    )
+}
+
+#[test]
+fn another_user_cannot_take_a_live_or_trashed_branch_port() {
+    let Some(user) = hostile_user("port takeover") else {
+        return;
+    };
+    let Some(env) = Env::new("port-takeover", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "live"]);
+    env.ok(&["branch", "create", "gone"]);
+    let live_port = env.branch("live")["port"].as_u64().expect("port") as u16;
+    let gone_port = env.branch("gone")["port"].as_u64().expect("port") as u16;
+    env.ok(&["branch", "delete", "gone"]);
+    for port in [live_port, gone_port] {
+        let (ok, out) = as_user(user, &bind_snippet(port));
+        assert!(!ok, "{user} bound port {port} of a branch: {out}");
+        assert!(out.contains("Address already in use"), "{out}");
+    }
+    // The trashed branch's port answers, from pgfork, that nothing is there.
+    let url = env.branch("gone")["url"].as_str().expect("url").to_string();
+    let err = psql(&url, "SELECT 1").expect_err("no branch behind a trashed port");
+    assert!(err.contains("no pgfork branch"), "{err}");
+    // Recover keeps the URL: the port was never anyone else's.
+    env.ok(&["branch", "recover", "gone"]);
+    assert_eq!(
+        env.branch("gone")["port"].as_u64(),
+        Some(u64::from(gone_port))
+    );
+    psql_ok(&env.url("gone"), "SELECT 1");
+    report("hostile user: could not bind a live or a trashed branch's port");
+}
+
+#[test]
+fn a_port_taken_while_the_daemon_was_down_is_reported_and_retaken() {
+    let Some(user) = hostile_user("taken port reporting") else {
+        return;
+    };
+    let Some(mut env) = Env::new("port-taken", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "f"]);
+    let port = env.branch("f")["port"].as_u64().expect("port") as u16;
+    env.ok(&["daemon", "stop"]);
+    // The impostor grabs the port while no daemon holds it, and keeps it for a while.
+    let mut impostor = Command::new("runuser")
+        .args([
+            "-u",
+            user,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            &format!(
+                "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\ns.listen(8)\nprint('listening', flush=True)\ntime.sleep(6)\n"
+            ),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("impostor");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        let stdout = impostor.stdout.as_mut().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("impostor ready");
+        assert_eq!(line.trim(), "listening");
+    }
+    env.ok(&["daemon", "start"]);
+    let b = env.branch("f");
+    let error = b["port_error"].as_str().unwrap_or("");
+    assert!(!error.is_empty(), "branch get shows the taken port: {b}");
+    let doctor = env.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        !doctor.status.success(),
+        "doctor fails while the port is taken"
+    );
+    assert!(text.contains(&format!("port {port}")), "{text}");
+    // Once the impostor is gone, the daemon takes the port back by itself.
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    wait_until(
+        "the daemon to hold the port again",
+        std::time::Duration::from_secs(10),
+        || env.branch("f")["port_error"].is_null(),
+    );
+    psql_ok(&env.url("f"), "SELECT 1");
+}
+
+#[test]
+fn the_env_file_is_private_and_written_atomically() {
+    let Some(user) = hostile_user("private env file") else {
+        return;
+    };
+    let Some(env) = Env::new("env-private", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty"]);
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pgfork"]);
+    env.git(&["checkout", "-q", "-b", "f"]);
+    let path = env.repo.join(".env");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect(".env").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, ".env holds a password");
+    // Other users cannot read it even when every directory above lets them through.
+    let mut dir = env.repo.clone();
+    loop {
+        let m = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m | 0o005));
+        if !dir.pop() || dir.as_os_str().len() <= 5 {
+            break;
+        }
+    }
+    let (ok, out) = as_user(user, &format!("print(open('{}').read())", path.display()));
+    assert!(!ok && out.contains("Permission denied"), "{out}");
+    // A mode the user made stricter stays.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    env.git(&["checkout", "-q", "main"]);
+    let mode = std::fs::metadata(&path).expect(".env").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400);
+    // A committed .pgfork.toml cannot point the env file outside the work tree.
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace("file = \".env\"", "file = \"../outside.env\"");
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    let out = env.git_output(&env.repo, &["checkout", "-q", "f"]);
+    assert!(out.status.success());
+    assert!(
+        !env.repo
+            .parent()
+            .expect("parent")
+            .join("outside.env")
+            .exists(),
+        "nothing is written outside the work tree"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("inside the work tree"), "{stderr}");
+}
+
+/// Every process's command line, scanned for `needle` until `child` exits.
+fn watch_cmdlines(child: &mut std::process::Child, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while child.try_wait().expect("wait").is_none() {
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmd.contains(needle) && !seen.contains(&cmd) {
+                seen.push(cmd);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    seen
+}
+
+#[test]
+fn imports_never_put_the_source_password_in_ps() {
+    let Some(src) = Env::new("ps-source", Storage::Copy) else {
+        return;
+    };
+    src.init_sample(1);
+    let url = src.url("main");
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .expect("a password in the URL");
+    for method in ["logical", "physical"] {
+        let Some(dst) = Env::new(&format!("ps-{method}"), Storage::Copy) else {
+            return;
+        };
+        let mut child = dst
+            .command(&[
+                "init",
+                "--from-env",
+                "PGFORK_TEST_SOURCE_URL",
+                "--method",
+                method,
+                "--no-hooks",
+            ])
+            .env("PGFORK_TEST_SOURCE_URL", &url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("init");
+        let leaked = watch_cmdlines(&mut child, &password);
+        let out = child.wait_with_output().expect("init ends");
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            leaked.is_empty(),
+            "{method}: the password was in ps: {leaked:?}"
+        );
+        assert_eq!(
+            psql_ok(&dst.url("main"), "SELECT count(*) FROM pgbench_accounts"),
+            "100000"
+        );
+        dst.ok(&["daemon", "stop"]);
+        report(&format!(
+            "import {method}: no process showed the source password"
+        ));
+    }
+}
