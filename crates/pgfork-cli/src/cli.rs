@@ -113,6 +113,9 @@ pub enum Command {
         json: bool,
     },
     /// Run or control the daemon.
+    /// Allows this repository's .pgfork.toml commands (after_create) to run on this
+    /// machine; asked again whenever the command changes.
+    Allow,
     /// Deleted branches, recoverable until their grace period ends.
     Trash {
         #[command(subcommand)]

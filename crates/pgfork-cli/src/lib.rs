@@ -12,6 +12,7 @@
 //! - `project`: `.pgfork.toml`.
 //! - `output`: tables, JSON, error sentences.
 //! - `pgbin`: finding `psql` for `pgfork psql` and the demo.
+//! - `trust`: `pgfork allow` — commands from a committed file run only once allowed.
 //! - `demo`: the walkthrough.
 
 pub mod cli;
@@ -22,6 +23,7 @@ mod output;
 mod pairing;
 mod pgbin;
 mod project;
+mod trust;
 
 pub use commands::run;
 

@@ -308,6 +308,13 @@ pub async fn run_after_create(ctx: &Ctx, b: &api::Branch) -> bool {
     else {
         return true;
     };
+    if !crate::trust::is_allowed(&ctx.repo.root, cmd) {
+        eprintln!(
+            "pgfork: not running .pgfork.toml's after-create command {cmd:?}: it is not allowed on this machine yet; review it, run `pgfork allow`, then `pgfork branch migrate {}`",
+            b.name
+        );
+        return false;
+    }
     eprintln!("pgfork: running after-create command: {cmd}");
     let mut c = Command::new("sh");
     c.arg("-c")

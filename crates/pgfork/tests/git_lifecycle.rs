@@ -331,6 +331,21 @@ fn after_create_runs_with_the_url_and_failures_keep_the_branch() {
     let path = format!("{psql_dir}:{}", std::env::var("PATH").unwrap_or_default());
     let mut env = env;
     env.extra_env.push(("PATH".into(), path));
+    // A command from a committed file does not run before a local `pgfork allow`.
+    let out = env.git_output(&env.repo, &["checkout", "-b", "not-allowed"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pgfork allow"), "{stderr}");
+    assert_eq!(
+        psql_ok(
+            &env.url("not-allowed"),
+            "SELECT to_regclass('migrated') IS NULL"
+        ),
+        "t",
+        "the command did not run"
+    );
+    env.git(&["checkout", "-q", "main"]);
+    env.ok(&["allow"]);
     env.git(&["checkout", "-q", "-b", "migrated-ok"]);
     psql_ok(&env.url("migrated-ok"), "SELECT * FROM migrated");
     assert_eq!(env.branch("migrated-ok")["after_create"], "ok");
@@ -347,6 +362,24 @@ fn after_create_runs_with_the_url_and_failures_keep_the_branch() {
     psql_ok(&env.url("migrated-bad"), "DROP TABLE migrated");
     env.ok(&["branch", "migrate", "migrated-bad"]);
     assert_eq!(env.branch("migrated-bad")["after_create"], "ok");
+    // A changed command is asked for again.
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace(
+            "CREATE TABLE migrated (x int)",
+            "CREATE TABLE migrated2 (x int)",
+        );
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["checkout", "-q", "main"]);
+    let out = env.git_output(&env.repo, &["checkout", "-b", "changed"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pgfork allow"));
+    assert_eq!(
+        psql_ok(
+            &env.url("changed"),
+            "SELECT to_regclass('migrated2') IS NULL"
+        ),
+        "t"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ use pgfork_api as api;
 use pgfork_api::Client;
 use std::time::{Duration, Instant};
 
+mod allow;
 mod branch;
 mod daemon;
 mod doctor;
@@ -63,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Hook { name, args } => Ok(hook(&name, &args).await),
         Command::Gc { dry_run, json } => gc(explicit, dry_run, json).await,
         Command::Trash { command } => trash(command, explicit).await,
+        Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }
 }
