@@ -13,6 +13,7 @@
 
 mod client;
 mod router;
+pub mod runtime;
 pub mod serve;
 mod types;
 

@@ -23,9 +23,22 @@ pub fn home() -> PathBuf {
     pgfork_core::layout::default_home(|k| std::env::var_os(k), root)
 }
 
-/// The layout of the store this invocation uses.
-pub fn layout() -> Layout {
-    Layout::new(&home(), &std::env::temp_dir())
+/// The layout of the store this invocation uses (a deep home's sockets live in its
+/// private runtime directory, made on first use).
+pub fn layout() -> Result<Layout> {
+    let home = home();
+    pgfork_api::runtime::layout(&home).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            anyhow::anyhow!(
+                "refusing to use the store's runtime directory: {e}: check who changed it, remove it, and run the command again"
+            )
+        } else {
+            anyhow::anyhow!(
+                "could not prepare the runtime directory for {}: {e}: set PGFORK_HOME to a shorter path",
+                home.display()
+            )
+        }
+    })
 }
 
 /// Whether a process exists and is not a zombie.
@@ -68,7 +81,19 @@ pub fn client() -> Result<Client> {
     if let Ok(url) = std::env::var("PGFORK_API") {
         return Ok(Client::tcp(&url, std::env::var("PGFORK_API_KEY").ok())?);
     }
-    Ok(Client::unix(layout().socket))
+    let socket = layout()?.socket;
+    // The socket's directory must be ours, a real directory, not writable by others:
+    // a planted one would answer our requests (and receive them) as the daemon.
+    if let Some(dir) = socket.parent() {
+        if dir.exists() {
+            pgfork_api::runtime::check_private_dir(dir).map_err(|why| {
+                anyhow::anyhow!(
+                    "refusing to talk to the daemon: {why}: remove it and run the command again"
+                )
+            })?;
+        }
+    }
+    Ok(Client::unix(socket))
 }
 
 /// A client whose daemon is known to answer; starts the local daemon when needed.
@@ -91,7 +116,7 @@ pub async fn ensure_daemon() -> Result<Client> {
 
 async fn start_daemon(client: &Client) -> Result<()> {
     let home = home();
-    let layout = Layout::new(&home, &std::env::temp_dir());
+    let layout = layout()?;
     std::fs::create_dir_all(&home)
         .with_context(|| format!("could not create PGFORK_HOME {}", home.display()))?;
     let log = std::fs::OpenOptions::new()

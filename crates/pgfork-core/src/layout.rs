@@ -15,8 +15,11 @@
 //!   run/<branch-id>/     each branch's private unix socket directory (0700)
 //! ```
 //!
-//! Unix socket paths are limited to 107 bytes, so when `PGFORK_HOME` is deep the socket
-//! directories move to `/tmp/pgfork-<hash>/` (still private, still per branch).
+//! Unix socket paths are limited to 107 bytes, so when `PGFORK_HOME` is deep the sockets
+//! move to a private runtime directory: `$XDG_RUNTIME_DIR/pgfork-<random>` or a freshly
+//! made `/tmp/pgfork-<random>` (0711, ours, checked on every use; see
+//! `pgfork_api::runtime`), recorded in `PGFORK_HOME/runtime-dir`. Never a name another
+//! user could compute and create first.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,30 +42,27 @@ pub struct Layout {
 const SOCKET_SUFFIX_LEN: usize = 1 + 15 + 1 + 15;
 const SUN_PATH_MAX: usize = 107;
 
-fn short_hash(p: &Path) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in p.as_os_str().as_encoded_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{:08x}", h as u32)
+fn fits_run(run: &Path) -> bool {
+    run.as_os_str().len() + SOCKET_SUFFIX_LEN <= SUN_PATH_MAX
 }
 
 impl Layout {
-    /// The layout of the store at `home`; `temp_dir` is where socket paths too long for
-    /// `sun_path` go instead (the caller reads it: this crate does no IO).
-    pub fn new(home: &Path, temp_dir: &Path) -> Layout {
+    /// The layout of the store at `home`. Unix socket paths are limited to 107 bytes:
+    /// when `home` is too deep for them ([`Layout::needs_runtime_dir`]), the sockets
+    /// live in `runtime` instead — a private directory the caller made (this crate
+    /// does no IO); otherwise `runtime` is unused.
+    pub fn new(home: &Path, runtime: &Path) -> Layout {
         let run_in_home = home.join("run");
-        let run = if run_in_home.as_os_str().len() + SOCKET_SUFFIX_LEN > SUN_PATH_MAX {
-            temp_dir.join(format!("pgfork-{}", short_hash(home)))
-        } else {
+        let run = if fits_run(&run_in_home) {
             run_in_home
+        } else {
+            runtime.join("run")
         };
         let socket_in_home = home.join("daemon.sock");
-        let socket = if socket_in_home.as_os_str().len() > SUN_PATH_MAX {
-            temp_dir.join(format!("pgfork-{}.sock", short_hash(home)))
-        } else {
+        let socket = if socket_in_home.as_os_str().len() <= SUN_PATH_MAX {
             socket_in_home
+        } else {
+            runtime.join("daemon.sock")
         };
         Layout {
             home: home.to_path_buf(),
@@ -76,6 +76,11 @@ impl Layout {
             logs: home.join("logs"),
             run,
         }
+    }
+
+    /// Whether `home` is too deep for its sockets, which then need a runtime directory.
+    pub fn needs_runtime_dir(home: &Path) -> bool {
+        !fits_run(&home.join("run")) || home.join("daemon.sock").as_os_str().len() > SUN_PATH_MAX
     }
 
     pub fn branch_dir(&self, project: &str, dir_name: &str) -> PathBuf {
@@ -142,11 +147,17 @@ mod tests {
             default_home(env(&[("HOME", "/home/a"), ("XDG_DATA_HOME", "")]), false),
             PathBuf::from("/home/a/.local/share/pgfork")
         );
-        let short = Layout::new(Path::new("/h"), Path::new("/tmp"));
+        let short = Layout::new(Path::new("/h"), Path::new("/run/user/1/pgfork-x"));
         assert_eq!(short.socket, PathBuf::from("/h/daemon.sock"));
+        assert!(!Layout::needs_runtime_dir(Path::new("/h")));
         let deep = "/d".repeat(60);
-        let long = Layout::new(Path::new(&deep), Path::new("/tmp"));
-        assert!(long.run.starts_with("/tmp") && long.socket.starts_with("/tmp"));
+        assert!(Layout::needs_runtime_dir(Path::new(&deep)));
+        let long = Layout::new(Path::new(&deep), Path::new("/run/user/1/pgfork-x"));
+        assert_eq!(long.run, PathBuf::from("/run/user/1/pgfork-x/run"));
+        assert_eq!(
+            long.socket,
+            PathBuf::from("/run/user/1/pgfork-x/daemon.sock")
+        );
         assert!(long.run.as_os_str().len() + SOCKET_SUFFIX_LEN <= SUN_PATH_MAX);
         assert_eq!(
             short.run,

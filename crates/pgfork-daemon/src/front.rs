@@ -218,6 +218,15 @@ impl Backend for Front {
             .wake_for_client(&b.id)
             .await
             .map_err(|e| BackendError(e.message))?;
+        // Checked on every use: a socket directory someone else could write to could
+        // hold a planted socket that receives our authenticated clients.
+        if let Err(why) = pgfork_api::runtime::check_private_dir(&engine.layout.run) {
+            self.closed(b.port);
+            tracing::error!("refusing to relay a client: {why}");
+            return Err(BackendError(format!(
+                "the branch's socket directory is not safe: {why}"
+            )));
+        }
         Ok(Front::target(&engine, &b))
     }
 

@@ -13,16 +13,16 @@
 //!   run/<branch-id>/     each branch's private unix socket directory (0700)
 //! ```
 //!
-//! Unix socket paths are limited to 107 bytes, so when `PGFORK_HOME` is deep the socket
-//! directories move to `/tmp/pgfork-<hash>/` (still private, still per branch).
+//! Unix socket paths are limited to 107 bytes, so when `PGFORK_HOME` is deep the sockets
+//! move to a private, randomly named runtime directory (`pgfork_api::runtime`).
 
 use std::path::{Path, PathBuf};
 
 pub use pgfork_core::layout::Layout;
 
-/// The layout of the store at `home` (long socket paths go to the system's temp dir).
-pub fn layout_for(home: &Path) -> Layout {
-    Layout::new(home, &std::env::temp_dir())
+/// The layout of the store at `home` (a deep home gets a private runtime directory).
+pub fn layout_for(home: &Path) -> std::io::Result<Layout> {
+    pgfork_api::runtime::layout(home)
 }
 
 /// The default `PGFORK_HOME` for this process (see [`pgfork_core::layout::default_home`]).

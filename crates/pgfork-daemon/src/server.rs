@@ -131,7 +131,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     // system allows, and size the proxy's caps from it.
     let nofile = pgfork_proxy::limits::raise_nofile();
     tracing::debug!(nofile, "open-files limit");
-    let layout = crate::layout::layout_for(&cfg.home);
+    let layout = crate::layout::layout_for(&cfg.home).map_err(store_io(&cfg.home))?;
     prepare_dirs(&layout)?;
     let _lock = take_lock(&layout)?;
     let degraded = crate::ballast::release_if_full(&layout.home);

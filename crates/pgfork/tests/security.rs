@@ -272,3 +272,38 @@ fn imports_never_put_the_source_password_in_ps() {
         ));
     }
 }
+
+#[test]
+fn a_deep_store_keeps_its_sockets_in_a_private_random_directory() {
+    let Some(mut env) = Env::new("deep-home", Storage::Copy) else {
+        return;
+    };
+    // Deep enough that sockets cannot live in the store itself.
+    env.home = env
+        .home
+        .join("a-very-long-directory-name-for-this-store".repeat(2));
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "f"]);
+    psql_ok(&env.url("f"), "SELECT 1");
+    let runtime = std::fs::read_to_string(env.home.join("runtime-dir")).expect("recorded");
+    let runtime = std::path::PathBuf::from(runtime.trim());
+    let name = runtime
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        name.starts_with("pgfork-") && name.len() >= 7 + 16,
+        "random: {name}"
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::symlink_metadata(&runtime).expect("runtime dir");
+    assert!(m.is_dir() && m.mode() & 0o022 == 0, "{:o}", m.mode());
+    assert_eq!(m.uid(), unsafe { libc::geteuid() });
+    // Made writable by others, it is refused on the next use, with one sentence.
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = env.fails(&["branch", "list"]);
+    assert!(err.contains("writable by others"), "{err}");
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    env.ok(&["branch", "list"]);
+}

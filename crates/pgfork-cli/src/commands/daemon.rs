@@ -16,7 +16,7 @@ pub(super) async fn daemon(cmd: DaemonCommand) -> Result<i32> {
         }
         DaemonCommand::Stop => {
             let c = client()?.with_timeout(Duration::from_secs(10));
-            let layout = crate::connect::layout();
+            let layout = crate::connect::layout()?;
             // Hooks will not bring back a daemon the user stopped on purpose.
             let _ = std::fs::write(pairing::stopped_marker(), "");
             let (pid, branches) = match c.status().await {

@@ -14,7 +14,7 @@ pub(super) async fn doctor(json: bool) -> Result<i32> {
                 detail: output::error_sentence(&e),
                 fix: Some(format!(
                     "fix the problems below, then run `pgfork daemon start`; log: {}",
-                    crate::connect::layout().daemon_log.display()
+                    crate::connect::home().join("daemon.log").display()
                 )),
             }];
             match crate::pgbin::find("psql") {
