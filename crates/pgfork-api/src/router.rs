@@ -230,5 +230,46 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such API route").into_response() })
+        .layer(axum::middleware::map_response(errors_as_json))
         .with_state(backend)
+}
+
+/// Every error is `{code, message}` JSON, including the ones axum makes itself (a body
+/// that is not JSON, a missing field, a wrong method): clients parse one shape.
+async fn errors_as_json(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST",
+        StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE_ENTITY",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        _ => "ERROR",
+    };
+    ApiError::new(
+        status.as_u16(),
+        code,
+        format!("{message}: the request does not match what this endpoint takes"),
+    )
+    .into_response()
 }

@@ -145,3 +145,82 @@ fn commands_outside_a_project_say_what_to_do() {
     let err = env.fails(&["init", "--from-dir", "/nonexistent/pgdata"]);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// One raw HTTP/1.1 request on the daemon's socket; returns (status, content type, body).
+fn raw_api(env: &Env, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(env.home.join("daemon.sock"))
+        .expect("daemon socket");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: pgfork\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+#[test]
+fn every_api_error_is_json_and_bad_values_are_4xx() {
+    let Some(env) = Env::new("api-errors", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("POST", "/api/v2/projects".into(), "this is not json"),
+        ("POST", "/api/v2/projects".into(), r#"{"project": {}}"#),
+        ("GET", "/api/v2/no/such/route".into(), ""),
+        (
+            "POST",
+            "/api/v2/projects".into(),
+            r#"{"project": {"name": "s0", "pgfork_source": {"kind": "sample", "scale": 0}}}"#,
+        ),
+        (
+            "POST",
+            "/api/v2/projects".into(),
+            r#"{"project": {"name": "s1", "pgfork_source": {"kind": "sample", "scale": 4294967295}}}"#,
+        ),
+        (
+            "POST",
+            "/api/v2/projects/repo/branches".into(),
+            r#"{"branch": {"name": "x", "suspend_timeout_seconds": -5}}"#,
+        ),
+        (
+            "POST",
+            "/api/v2/projects/repo/pgfork/follow".into(),
+            r#"{"path": "/etc"}"#,
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, ctype, text) = raw_api(&env, method, &path, body);
+        assert!(
+            (400..500).contains(&status),
+            "{method} {path} {body}: status {status}: {text}"
+        );
+        assert!(
+            ctype.starts_with("application/json"),
+            "{method} {path}: {ctype}: {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("a JSON error body");
+        assert!(
+            v["code"].is_string() && v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{text}"
+        );
+    }
+}

@@ -39,6 +39,13 @@ impl Engine {
             .unwrap_or_else(|| "main".to_string());
         validate_branch_name(&root_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let source = spec.pgfork_source.clone().unwrap_or(api::RootSource::Empty);
+        if let api::RootSource::Sample { scale } = source {
+            if !(1..=100_000).contains(&scale) {
+                return Err(ApiError::bad_request(format!(
+                    "sample scale {scale} is out of range: give 1 (about 15 MB) to 100000 (about 1.5 TB)"
+                )));
+            }
+        }
         if let Some(v) = spec.pg_version {
             self.installs.for_major(v).map_err(pg_err)?;
         }
