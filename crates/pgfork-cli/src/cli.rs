@@ -74,6 +74,10 @@ pub enum Command {
         /// of whatever branch is checked out.
         #[arg(long, conflicts_with = "branch")]
         follow: bool,
+        /// A URL no impostor can answer: verify the server against the store's CA and
+        /// bind the password exchange to its certificate (SCRAM channel binding).
+        #[arg(long)]
+        secure: bool,
     },
     /// Open psql on a branch.
     Psql {

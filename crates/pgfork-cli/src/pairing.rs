@@ -111,7 +111,8 @@ pub fn unpaired_url(reason: &str) -> String {
 
 /// Points the work tree's env file at `b`. Warns once if the file is tracked by git.
 pub fn write_env(ctx: &Ctx, b: &api::Branch) -> Result<()> {
-    write_env_url(&ctx.repo, &ctx.cfg, &b.connection_uri)
+    let url = project::with_tls(&b.connection_uri, ctx.cfg.env.tls);
+    write_env_url(&ctx.repo, &ctx.cfg, &url)
 }
 
 /// Points the env file of the repository in the current directory at nothing (see

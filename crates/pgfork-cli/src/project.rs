@@ -65,6 +65,32 @@ pub struct EnvSection {
     /// Variables set to the branch's connection URL.
     #[serde(default = "database_url")]
     pub vars: Vec<String>,
+    /// `verify-full`: URLs that verify the server against the store's CA and bind the
+    /// password exchange to its certificate (SCRAM channel binding), so no impostor
+    /// on the branch's port can answer them; `require`: TLS without verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tls {
+    Require,
+    VerifyFull,
+}
+
+/// `url` with the TLS parameters `tls` asks for (the CA is the local store's).
+pub fn with_tls(url: &str, tls: Option<Tls>) -> String {
+    let params = match tls {
+        None => return url.to_string(),
+        Some(Tls::Require) => "sslmode=require".to_string(),
+        Some(Tls::VerifyFull) => format!(
+            "sslmode=verify-full&sslrootcert={}&channel_binding=require",
+            crate::connect::home().join("tls").join("ca.crt").display()
+        ),
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
 }
 
 fn dot_env() -> String {
@@ -80,6 +106,7 @@ impl Default for EnvSection {
         EnvSection {
             file: dot_env(),
             vars: database_url(),
+            tls: None,
         }
     }
 }
@@ -170,6 +197,8 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
          # Rewritten after every checkout to point at the current branch's database.\n\
          file = \".env\"\n\
          vars = [\"DATABASE_URL\"]\n\
+         # URLs no impostor can answer (TLS verified against pgfork's CA, channel binding):\n\
+         # tls = \"verify-full\"\n\
          \n\
          [hooks]\n\
          # Runs after a database branch is created for a git branch, with the vars set:\n\

@@ -67,18 +67,28 @@ pub struct Exchange<'v> {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// What `c=` of the client-final message must decode to: the GS2 header echoed,
+    /// plus the channel-binding data when bound.
+    expected_c: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScramError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
-    #[error(
-        "channel binding is not supported here: connect with channel_binding=prefer or disable"
-    )]
-    ChannelBinding,
+    #[error("channel binding failed: {0}")]
+    ChannelBinding(&'static str),
     #[error("password authentication failed")]
     BadProof,
+}
+
+/// What the server offered and what the connection is, for the channel-binding rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    /// The client chose SCRAM-SHA-256-PLUS.
+    pub plus: bool,
+    /// The `tls-server-end-point` data when the connection is TLS (PLUS offered).
+    pub tls_end_point: Option<&'a [u8]>,
 }
 
 impl ScramVerifier {
@@ -98,10 +108,45 @@ impl ScramVerifier {
         &self,
         client_first: &str,
         server_nonce: &str,
+        binding: Binding<'_>,
     ) -> Result<(Exchange<'_>, String), ScramError> {
         let (gs2, bare) = split_gs2(client_first)?;
-        if gs2.starts_with('p') {
-            return Err(ScramError::ChannelBinding);
+        let mut parts = gs2.split(',');
+        let flag = parts.next().unwrap_or("");
+        if parts.next().is_some_and(|authzid| !authzid.is_empty()) {
+            return Err(ScramError::Malformed(
+                "an authorization identity (a=) is not supported",
+            ));
+        }
+        let mut expected_c = gs2.as_bytes().to_vec();
+        match (flag, binding.plus, binding.tls_end_point) {
+            ("p=tls-server-end-point", true, Some(end_point)) => {
+                expected_c.extend_from_slice(end_point)
+            }
+            (f, _, _) if f.starts_with("p=") && !binding.plus => {
+                return Err(ScramError::Malformed(
+                    "channel binding requested with SCRAM-SHA-256; use SCRAM-SHA-256-PLUS",
+                ))
+            }
+            (f, true, _) if f.starts_with("p=") => {
+                return Err(ScramError::ChannelBinding(
+                    "only tls-server-end-point over TLS is supported",
+                ))
+            }
+            (_, true, _) => {
+                return Err(ScramError::ChannelBinding(
+                    "SCRAM-SHA-256-PLUS without a channel binding",
+                ))
+            }
+            // "y": the client could bind but thinks we cannot. Over TLS we offered
+            // PLUS, so someone in between removed it: refuse (RFC 5802 §6).
+            ("y", false, Some(_)) => {
+                return Err(ScramError::ChannelBinding(
+                    "the server offered SCRAM-SHA-256-PLUS; a downgrade is refused",
+                ))
+            }
+            ("n", false, _) | ("y", false, None) => {}
+            _ => return Err(ScramError::Malformed("bad GS2 header")),
         }
         let client_nonce = bare
             .split(',')
@@ -120,6 +165,7 @@ impl ScramVerifier {
                 client_first_bare: bare.to_string(),
                 server_first: server_first.clone(),
                 nonce,
+                expected_c,
             },
             server_first,
         ))
@@ -157,8 +203,10 @@ impl Exchange<'_> {
         let channel = b64()
             .decode(channel.ok_or(ScramError::Malformed("no channel binding attribute"))?)
             .map_err(|_| ScramError::Malformed("channel binding is not base64"))?;
-        if !(channel == b"n,," || channel == b"y,,") {
-            return Err(ScramError::ChannelBinding);
+        if channel != self.expected_c {
+            return Err(ScramError::ChannelBinding(
+                "the client's channel binding does not match this connection",
+            ));
         }
         if nonce != Some(self.nonce.as_str()) {
             return Err(ScramError::Malformed("nonce mismatch"));
@@ -228,8 +276,12 @@ mod tests {
     #[test]
     fn a_right_password_passes_and_a_wrong_one_fails() {
         let v = ScramVerifier::new("s3cret", b"0123456789abcdef");
+        let plain = Binding {
+            plus: false,
+            tls_end_point: None,
+        };
         let (ex, server_first) = v
-            .begin("n,,n=,r=clientnonce", "servernonce")
+            .begin("n,,n=,r=clientnonce", "servernonce", plain)
             .expect("begin");
         let nonce = "clientnonceservernonce";
         let good = client_final(
@@ -248,10 +300,72 @@ mod tests {
             nonce,
         );
         assert_eq!(ex.finish(&bad), Err(ScramError::BadProof));
-        assert!(matches!(
-            v.begin("p=tls-server-end-point,,n=,r=x", "y"),
-            Err(ScramError::ChannelBinding)
-        ));
+        assert!(v
+            .begin("p=tls-server-end-point,,n=,r=x", "y", plain)
+            .is_err());
         assert!(ex.finish("garbage").is_err());
+        assert!(
+            v.begin("n,a=admin,n=,r=x", "y", plain).is_err(),
+            "an authzid is refused"
+        );
+    }
+
+    /// client-final with an arbitrary c= (base64 of `cbind`).
+    fn client_final_with(
+        password: &str,
+        salt: &[u8],
+        client_first_bare: &str,
+        server_first: &str,
+        nonce: &str,
+        cbind: &[u8],
+    ) -> String {
+        let salted = pbkdf2(password.as_bytes(), salt, ITERATIONS);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored = sha256(&client_key);
+        let without_proof = format!("c={},r={nonce}", b64().encode(cbind));
+        let auth = format!("{client_first_bare},{server_first},{without_proof}");
+        let sig = hmac(&stored, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(sig.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        format!("{without_proof},p={}", b64().encode(proof))
+    }
+
+    #[test]
+    fn plus_binds_to_the_certificate_and_downgrades_are_refused() {
+        let salt = b"0123456789abcdef";
+        let v = ScramVerifier::new("pw", salt);
+        let ours = [7u8; 32];
+        let tls = Binding {
+            plus: true,
+            tls_end_point: Some(&ours),
+        };
+        let first = "p=tls-server-end-point,,n=,r=cn";
+        let (ex, sf) = v.begin(first, "sn", tls).expect("begin");
+        let mut cb = b"p=tls-server-end-point,,".to_vec();
+        cb.extend_from_slice(&ours);
+        let good = client_final_with("pw", salt, "n=,r=cn", &sf, "cnsn", &cb);
+        assert!(ex.finish(&good).is_ok(), "bound to our certificate");
+        // An impostor in the middle has another certificate: the client binds to it.
+        let (ex, sf) = v.begin(first, "sn", tls).expect("begin");
+        let mut theirs = b"p=tls-server-end-point,,".to_vec();
+        theirs.extend_from_slice(&[9u8; 32]);
+        let relayed = client_final_with("pw", salt, "n=,r=cn", &sf, "cnsn", &theirs);
+        assert!(matches!(
+            ex.finish(&relayed),
+            Err(ScramError::ChannelBinding(_))
+        ));
+        // Over TLS without PLUS: "y" means someone removed PLUS from our offer.
+        let over_tls = Binding {
+            plus: false,
+            tls_end_point: Some(&ours),
+        };
+        assert!(v.begin("y,,n=,r=cn", "sn", over_tls).is_err());
+        // "n" without TLS is fine, and c= must echo exactly "n,,".
+        let (ex, sf) = v.begin("n,,n=,r=cn", "sn", over_tls).expect("n over tls");
+        let lying = client_final_with("pw", salt, "n=,r=cn", &sf, "cnsn", b"y,,");
+        assert!(ex.finish(&lying).is_err(), "c= must echo the GS2 header");
     }
 }

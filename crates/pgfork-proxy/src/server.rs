@@ -88,7 +88,7 @@ pub struct Proxy<B: Backend> {
     backend: Arc<B>,
     bind: IpAddr,
     startup_timeout: Duration,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Tls>,
     listeners: Mutex<HashMap<u16, tokio::task::JoinHandle<()>>>,
     limits: StartupLimits,
     in_startup: Arc<tokio::sync::Semaphore>,
@@ -100,7 +100,7 @@ impl<B: Backend> Proxy<B> {
         backend: Arc<B>,
         bind: IpAddr,
         startup_timeout: Duration,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<crate::tls::TlsServer>,
     ) -> Arc<Self> {
         Self::with_limits(
             backend,
@@ -115,14 +115,17 @@ impl<B: Backend> Proxy<B> {
         backend: Arc<B>,
         bind: IpAddr,
         startup_timeout: Duration,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<crate::tls::TlsServer>,
         limits: StartupLimits,
     ) -> Arc<Self> {
         Arc::new(Proxy {
             backend,
             bind,
             startup_timeout,
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            tls: tls.map(|t| Tls {
+                acceptor: tokio_rustls::TlsAcceptor::from(t.config),
+                end_point: t.end_point,
+            }),
             listeners: Mutex::new(HashMap::new()),
             limits,
             in_startup: Arc::new(tokio::sync::Semaphore::new(limits.total)),
@@ -246,6 +249,13 @@ impl<B: Backend> Proxy<B> {
     }
 }
 
+/// TLS on offer: the acceptor, and the channel-binding data of its certificate.
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    end_point: [u8; 32],
+}
+
 /// What a client connection can be: plain TCP or TLS over it.
 trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientStream for T {}
@@ -358,6 +368,7 @@ async fn authenticate<S: ClientStream, B: Backend>(
     port: u16,
     backend: &Arc<B>,
     params: &Params,
+    tls_end_point: Option<[u8; 32]>,
 ) -> std::io::Result<bool> {
     let user = params.get("user").cloned().unwrap_or_default();
     let Some(verifier) = backend.verifier(port).await else {
@@ -369,9 +380,15 @@ async fn authenticate<S: ClientStream, B: Backend>(
             .await?;
         return Ok(false);
     };
-    client
-        .write_all(&protocol::auth(10, b"SCRAM-SHA-256\0\0"))
-        .await?;
+    // Over TLS, SCRAM-SHA-256-PLUS binds the authentication to our certificate: a
+    // client that requires it (`channel_binding=require`) cannot be relayed by an
+    // impostor, which would have to present another certificate.
+    let offer: &[u8] = if tls_end_point.is_some() {
+        b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0"
+    } else {
+        b"SCRAM-SHA-256\0\0"
+    };
+    client.write_all(&protocol::auth(10, offer)).await?;
     let (kind, body) = read_message(client).await?;
     if kind != b'p' {
         return Err(invalid("expected a SASL initial response"));
@@ -380,28 +397,38 @@ async fn authenticate<S: ClientStream, B: Backend>(
         .iter()
         .position(|b| *b == 0)
         .ok_or_else(|| invalid("malformed SASL initial response"))?;
-    if &body[..mech_end] != b"SCRAM-SHA-256" {
-        client
-            .write_all(&protocol::error_response(
-                "28000",
-                "only SCRAM-SHA-256 authentication is supported",
-            ))
-            .await?;
-        return Ok(false);
-    }
+    let plus = match &body[..mech_end] {
+        b"SCRAM-SHA-256" => false,
+        b"SCRAM-SHA-256-PLUS" if tls_end_point.is_some() => true,
+        _ => {
+            client
+                .write_all(&protocol::error_response(
+                    "28000",
+                    "only SCRAM-SHA-256 (and SCRAM-SHA-256-PLUS over TLS) is supported",
+                ))
+                .await?;
+            return Ok(false);
+        }
+    };
     let data = body
         .get(mech_end + 5..)
         .ok_or_else(|| invalid("malformed SASL initial response"))?;
-    let (exchange, server_first) =
-        match verifier.begin(&String::from_utf8_lossy(data), &random_nonce()) {
-            Ok(x) => x,
-            Err(e) => {
-                client
-                    .write_all(&protocol::error_response("28000", &e.to_string()))
-                    .await?;
-                return Ok(false);
-            }
-        };
+    let (exchange, server_first) = match verifier.begin(
+        &String::from_utf8_lossy(data),
+        &random_nonce(),
+        crate::scram::Binding {
+            plus,
+            tls_end_point: tls_end_point.as_ref().map(|e| &e[..]),
+        },
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            client
+                .write_all(&protocol::error_response("28000", &e.to_string()))
+                .await?;
+            return Ok(false);
+        }
+    };
     client
         .write_all(&protocol::auth(11, server_first.as_bytes()))
         .await?;
@@ -435,6 +462,7 @@ async fn session<S: ClientStream, B: Backend>(
     deadline: tokio::time::Instant,
     first: Option<Params>,
     permits: StartupPermits,
+    tls_end_point: Option<[u8; 32]>,
 ) -> std::io::Result<()> {
     let params = match first {
         Some(p) => p,
@@ -449,8 +477,11 @@ async fn session<S: ClientStream, B: Backend>(
             }
         }
     };
-    match tokio::time::timeout_at(deadline, authenticate(&mut client, port, &backend, &params))
-        .await
+    match tokio::time::timeout_at(
+        deadline,
+        authenticate(&mut client, port, &backend, &params, tls_end_point),
+    )
+    .await
     {
         Ok(Ok(true)) => drop(permits),
         Ok(Ok(false)) => return Ok(()),
@@ -523,7 +554,7 @@ async fn serve<B: Backend>(
     port: u16,
     backend: Arc<B>,
     startup_timeout: Duration,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Tls>,
     permits: StartupPermits,
 ) -> std::io::Result<()> {
     let deadline = tokio::time::Instant::now() + startup_timeout;
@@ -539,16 +570,31 @@ async fn serve<B: Backend>(
     match opened {
         Opening::Done => Ok(()),
         Opening::Startup(params) => {
-            session(client, port, backend, deadline, Some(params), permits).await
+            session(client, port, backend, deadline, Some(params), permits, None).await
         }
         Opening::Tls => {
-            let Some(acceptor) = tls else { return Ok(()) };
+            let Some(Tls {
+                acceptor,
+                end_point,
+            }) = tls
+            else {
+                return Ok(());
+            };
             let stream = match tokio::time::timeout_at(deadline, acceptor.accept(client)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(()),
             };
-            session(stream, port, backend, deadline, None, permits).await
+            session(
+                stream,
+                port,
+                backend,
+                deadline,
+                None,
+                permits,
+                Some(end_point),
+            )
+            .await
         }
     }
 }

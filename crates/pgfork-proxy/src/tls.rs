@@ -95,12 +95,23 @@ fn create(dir: &Path, names: &[String]) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// What the front door needs for TLS: the rustls configuration, and the
+/// `tls-server-end-point` channel-binding data of its certificate (RFC 5929: the hash
+/// of the DER certificate with the hash of its signature, SHA-256 for ours), which
+/// SCRAM-SHA-256-PLUS binds every authentication to.
+#[derive(Clone)]
+pub struct TlsServer {
+    pub config: Arc<rustls::ServerConfig>,
+    pub end_point: [u8; 32],
+}
+
 /// The server configuration, creating the certificates on first use.
-pub fn server_config(dir: &Path, names: &[String]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(dir: &Path, names: &[String]) -> Result<TlsServer, TlsError> {
     if !dir.join("ca.crt.der").exists() {
         create(dir, names)?;
     }
     let cert = std::fs::read(dir.join("server.crt.der")).map_err(io(dir))?;
+    let cert_for_hash = cert.clone();
     let key = std::fs::read(dir.join("server.key.der")).map_err(io(dir))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -112,7 +123,13 @@ pub fn server_config(dir: &Path, names: &[String]) -> Result<Arc<rustls::ServerC
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
         )
         .map_err(|e| TlsError::Config(dir.to_path_buf(), e.to_string()))?;
-    Ok(Arc::new(config))
+    use sha2::Digest;
+    let mut end_point = [0u8; 32];
+    end_point.copy_from_slice(&sha2::Sha256::digest(&cert_for_hash));
+    Ok(TlsServer {
+        config: Arc::new(config),
+        end_point,
+    })
 }
 
 #[cfg(test)]

@@ -369,3 +369,111 @@ fn idle_timeouts_are_per_branch() {
     let err = env.fails(&["branch", "set-idle-timeout", "later", "soon"]);
     assert!(err.contains("24h"), "{err}");
 }
+
+/// A listener on a free port that plays a server to harvest passwords: it declines
+/// TLS, asks for a cleartext password and records whatever arrives.
+fn impostor() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut asked = false;
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    // SSLRequest / GSSENCRequest: no.
+                    if n == 8 && (buf[4..8] == [4, 210, 22, 47] || buf[4..8] == [4, 210, 22, 48]) {
+                        let _ = s.write_all(b"N");
+                        continue;
+                    }
+                    if !asked {
+                        // AuthenticationCleartextPassword.
+                        let _ = s.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+                        asked = true;
+                    }
+                }
+                let _ = tx.send(got);
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn secure_urls_bind_to_the_certificate_and_never_reach_an_impostor() {
+    let Some(env) = Env::new("secure-urls", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let plain = env.url("main");
+    let secure = env.ok(&["url", "main", "--secure"]).trim().to_string();
+    assert!(
+        secure.contains("sslmode=verify-full") && secure.contains("channel_binding=require"),
+        "{secure}"
+    );
+    // libpq: channel_binding=require succeeds only with SCRAM-SHA-256-PLUS.
+    assert_eq!(psql_ok(&secure, "SELECT 42"), "42");
+    report("driver psql/libpq: channel_binding=require through --secure");
+    // (tokio-postgres-rustls computes no channel-binding data, so tokio-postgres
+    // cannot require binding; it connects over TLS with SCRAM-SHA-256 in the drivers
+    // test.)
+    let py = "import sys, psycopg\nwith psycopg.connect(sys.argv[1]) as c:\n    print(c.execute('SELECT 42').fetchone()[0])";
+    if let Some(out) = run_driver("psycopg", Command::new("python3").args(["-c", py, &secure])) {
+        assert_eq!(out, "42");
+        report("driver psycopg: --secure URL (verify-full, channel_binding=require)");
+    }
+    let node_dir =
+        std::env::var("PGFORK_TEST_NODE_DIR").unwrap_or_else(|_| "/tmp/pgfork-drivers/node".into());
+    let js = "const fs=require('fs');const {Client}=require('pg');(async()=>{const c=new Client({connectionString:process.argv[1],enableChannelBinding:true,ssl:{ca:fs.readFileSync(process.argv[2]).toString()}});await c.connect();const r=await c.query('SELECT 42 AS v');console.log(r.rows[0].v);await c.end();})().catch(e=>{console.error(e.message);process.exit(1)})";
+    let ca = env.home.join("tls/ca.crt").display().to_string();
+    if let Some(out) = run_driver(
+        "node-postgres",
+        Command::new("node")
+            .args(["-e", js, &plain, &ca])
+            .env("NODE_PATH", format!("{node_dir}/node_modules")),
+    ) {
+        assert_eq!(out, "42");
+        report("driver node-postgres: SCRAM-SHA-256-PLUS (enableChannelBinding)");
+    }
+    // An impostor on another port: the secure URL gives it nothing, while the plain URL
+    // (the negative control) hands it the password.
+    let password = plain
+        .trim_start_matches("postgresql://")
+        .split_once('@')
+        .and_then(|(up, _)| up.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .expect("password");
+    let port = env.branch("main")["port"]
+        .as_u64()
+        .expect("port")
+        .to_string();
+    let (fake, rx) = impostor();
+    let to_fake = |u: &str| u.replacen(&format!(":{port}/"), &format!(":{fake}/"), 1);
+    assert!(psql(&to_fake(&secure), "SELECT 1").is_err());
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("impostor saw the secure attempt");
+    assert!(
+        !String::from_utf8_lossy(&got).contains(&password),
+        "the secure URL leaked the password"
+    );
+    let _ = psql(&to_fake(&plain), "SELECT 1");
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("impostor saw the plain attempt");
+    assert!(
+        String::from_utf8_lossy(&got).contains(&password),
+        "negative control: a plain URL sends its password to whoever listens"
+    );
+    report("impostor: got nothing from a --secure URL, the password from a plain one");
+}

@@ -307,3 +307,30 @@ fn a_deep_store_keeps_its_sockets_in_a_private_random_directory() {
     std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o711)).expect("chmod");
     env.ok(&["branch", "list"]);
 }
+
+#[test]
+fn a_repository_can_ask_for_impostor_proof_urls_in_its_env_file() {
+    let Some(env) = Env::new("env-tls", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty"]);
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace("# tls = \"verify-full\"", "tls = \"verify-full\"");
+    assert!(cfg.contains("\ntls = \"verify-full\""), "{cfg}");
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pgfork"]);
+    env.git(&["checkout", "-q", "-b", "f"]);
+    let url = env.env_var(&env.repo, "DATABASE_URL").expect("url");
+    assert!(
+        url.contains("sslmode=verify-full") && url.contains("channel_binding=require"),
+        "{url}"
+    );
+    assert_eq!(psql_ok(&url, "SELECT 7"), "7");
+    assert_eq!(
+        env.ok(&["url"]).trim(),
+        url,
+        "`pgfork url` follows the policy"
+    );
+}

@@ -40,20 +40,36 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init(args) => init(args, explicit).await,
         Command::Branch { command } => branch(command, explicit).await,
-        Command::Url { follow: true, .. } => {
+        Command::Url {
+            follow: true,
+            secure,
+            ..
+        } => {
             let ctx = Ctx::for_command(explicit).await?;
             let f = ctx
                 .client
                 .follow(&ctx.project, &ctx.repo.root.display().to_string())
                 .await?;
-            println!("{}", f.connection_uri);
+            let tls = if secure {
+                Some(project::Tls::VerifyFull)
+            } else {
+                ctx.cfg.env.tls
+            };
+            println!("{}", project::with_tls(&f.connection_uri, tls));
             Ok(0)
         }
-        Command::Url { branch, .. } => {
+        Command::Url { branch, secure, .. } => {
             let c = ensure_daemon().await?;
             let p = project::resolve(&c, explicit).await?;
             let b = resolve_default_branch(&c, &p, branch).await?;
-            println!("{}", b.connection_uri);
+            let tls = if secure {
+                Some(project::Tls::VerifyFull)
+            } else {
+                project::find_config()
+                    .and_then(|path| project::read_config(&path).ok())
+                    .and_then(|cfg| cfg.env.tls)
+            };
+            println!("{}", project::with_tls(&b.connection_uri, tls));
             Ok(0)
         }
         Command::Psql { branch, args } => psql(explicit, branch, args).await,
