@@ -137,7 +137,7 @@ async fn start_daemon(client: &Client) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    scrub_git_env(&mut cmd);
+    pgfork_git::repo::scrub_git_env(&mut cmd);
     // SAFETY: setsid in the child only; detaches the daemon from our terminal so that
     // Ctrl-C on a CLI command never takes every branch down.
     unsafe {
@@ -219,13 +219,4 @@ fn lock_is_free(path: &std::path::Path) -> bool {
     };
     // SAFETY: flock on a descriptor we own; released when `f` is closed.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
-}
-
-/// Removes every `GIT_*` variable of this process from `cmd`'s environment.
-pub fn scrub_git_env(cmd: &mut Command) {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("GIT_") {
-            cmd.env_remove(&key);
-        }
-    }
 }

@@ -418,7 +418,7 @@ fn detach(cmd: &mut Command) {
         cmd.current_dir(root.root);
     }
     cmd.env("PGFORK_HOME", connect::home());
-    connect::scrub_git_env(cmd);
+    pgfork_git::repo::scrub_git_env(cmd);
     let log = connect::home().join("hooks.log");
     let out = std::fs::OpenOptions::new()
         .create(true)

@@ -29,15 +29,21 @@ pub enum GitError {
     },
 }
 
+/// Removes every `GIT_*` variable of this process from `cmd`'s environment: what a
+/// hook's git set (`GIT_DIR` of one work tree) must not reach another process.
+pub fn scrub_git_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
 /// `git -C dir`, with none of this process's `GIT_*` variables (see the module docs),
 /// a fixed locale (we parse its messages) and no optional locks (we only read).
 pub fn git_command(dir: &Path) -> Command {
     let mut c = Command::new("git");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("GIT_") {
-            c.env_remove(&key);
-        }
-    }
+    scrub_git_env(&mut c);
     c.arg("-C")
         .arg(dir)
         .env("GIT_OPTIONAL_LOCKS", "0")

@@ -252,18 +252,14 @@ mod tests {
         server_first: &str,
         nonce: &str,
     ) -> String {
-        let salted = pbkdf2(password.as_bytes(), salt, ITERATIONS);
-        let client_key = hmac(&salted, b"Client Key");
-        let stored = sha256(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth = format!("{client_first_bare},{server_first},{without_proof}");
-        let sig = hmac(&stored, auth.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(sig.iter())
-            .map(|(a, b)| a ^ b)
-            .collect();
-        format!("{without_proof},p={}", b64().encode(proof))
+        client_final_with(
+            password,
+            salt,
+            client_first_bare,
+            server_first,
+            nonce,
+            b"n,,",
+        )
     }
 
     #[test]
@@ -310,7 +306,8 @@ mod tests {
         );
     }
 
-    /// client-final with an arbitrary c= (base64 of `cbind`).
+    /// client-final with `c=` the base64 of `cbind` (the GS2 header, plus the
+    /// channel-binding data when bound).
     fn client_final_with(
         password: &str,
         salt: &[u8],
