@@ -78,6 +78,10 @@ pub enum Command {
         /// bind the password exchange to its certificate (SCRAM channel binding).
         #[arg(long)]
         secure: bool,
+        /// The URL for another role of the branch (an application role imported with
+        /// the data): it has no password in it, as that role logs in with its own.
+        #[arg(long, value_name = "NAME", conflicts_with = "follow")]
+        role: Option<String>,
     },
     /// Open psql on a branch.
     Psql {

@@ -79,6 +79,22 @@ pub enum Tls {
     VerifyFull,
 }
 
+/// The branch URL for `role`, without a password: that role logs in with its own.
+pub fn for_role(url: &str, role: &str) -> Result<String> {
+    let ok = !role.is_empty()
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok {
+        bail!("--role {role:?}: give a role name made of letters, digits, '_', '-' or '.'");
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .context("the branch URL has no scheme")?;
+    let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
+    Ok(format!("{scheme}://{role}@{host}"))
+}
+
 /// `url` with the TLS parameters `tls` asks for (the CA is the local store's).
 pub fn with_tls(url: &str, tls: Option<Tls>) -> String {
     let params = match tls {

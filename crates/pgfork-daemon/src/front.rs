@@ -174,13 +174,31 @@ impl Front {
 }
 
 impl Backend for Front {
-    async fn verifier(&self, port: u16) -> Option<Arc<ScramVerifier>> {
+    async fn verifier(&self, port: u16, user: &str) -> Option<Arc<ScramVerifier>> {
         let engine = self.engine.upgrade()?;
+        // Each role authenticates with its own credentials: pgfork's per-branch
+        // password is the admin role's; any other role is checked against its own
+        // verifier in the branch (never the admin password).
+        let by_branch = engine.store().live_branch_by_port(port).ok()?;
+        let behind = match &by_branch {
+            Some(b) => b.clone(),
+            None => Front::branch_behind(&engine, port).await.ok()?,
+        };
+        let admin = engine
+            .project(&behind.project_id)
+            .map(|p| p.role_name)
+            .unwrap_or_default();
+        if !user.is_empty() && user != admin {
+            let secret = engine.role_secret(&behind, user).await;
+            return Some(Arc::new(
+                secret
+                    .as_deref()
+                    .and_then(ScramVerifier::from_postgres_secret)
+                    .unwrap_or_else(|| ScramVerifier::unmatchable(&self.salt)),
+            ));
+        }
         // A follow-HEAD port has its own password: its URL must not change when the
         // branch behind it does.
-        // Bind first: a guard in a match scrutinee lives through the arms, and the
-        // store mutex is not reentrant.
-        let by_branch = engine.store().live_branch_by_port(port).ok()?;
         let (key, password) = match by_branch {
             Some(b) => (b.id, b.password),
             None => {

@@ -45,6 +45,21 @@ pub fn quote_ident(s: &str) -> String {
 
 /// Sets a role's password. The SCRAM-SHA-256 verifier is computed here, so the
 /// plaintext never reaches the server (nor its logs, whatever `log_statement` says).
+/// Every login role's SCRAM verifier (`pg_authid.rolpassword`), or of one role.
+pub async fn role_secrets(
+    client: &Client,
+    role: Option<&str>,
+) -> Result<Vec<(String, String)>, PgError> {
+    let rows = client
+        .query(
+            "SELECT rolname::text, rolpassword FROM pg_authid WHERE rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%' AND ($1::text IS NULL OR rolname = $1) AND (rolvaliduntil IS NULL OR rolvaliduntil > now())",
+            &[&role],
+        )
+        .await
+        .map_err(sql_err("read the roles' password verifiers"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 pub async fn set_password(client: &Client, role: &str, password: &str) -> Result<(), PgError> {
     let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     client

@@ -102,6 +102,38 @@ impl ScramVerifier {
         }
     }
 
+    /// The verifier Postgres stores in `pg_authid.rolpassword` for a SCRAM password:
+    /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` (base64). `None` for
+    /// anything else (an md5 hash, no password).
+    pub fn from_postgres_secret(secret: &str) -> Option<ScramVerifier> {
+        let rest = secret.strip_prefix("SCRAM-SHA-256$")?;
+        let (iter_salt, keys) = rest.split_once('$')?;
+        let (iter, salt) = iter_salt.split_once(':')?;
+        let (stored, server) = keys.split_once(':')?;
+        let key = |k: &str| -> Option<[u8; 32]> {
+            let v = b64().decode(k).ok()?;
+            v.try_into().ok()
+        };
+        Some(ScramVerifier {
+            salt: b64().decode(salt).ok()?,
+            iterations: iter.parse().ok()?,
+            stored_key: key(stored)?,
+            server_key: key(server)?,
+        })
+    }
+
+    /// A verifier no password matches, for roles that do not exist or cannot log in:
+    /// the exchange runs to its end and fails like a wrong password, so a client
+    /// cannot tell which roles exist.
+    pub fn unmatchable(salt: &[u8]) -> ScramVerifier {
+        ScramVerifier {
+            salt: salt.to_vec(),
+            iterations: ITERATIONS,
+            stored_key: [0u8; 32],
+            server_key: [0u8; 32],
+        }
+    }
+
     /// Starts an exchange from the client-first message; returns it and the
     /// server-first message to send.
     pub fn begin(
@@ -364,5 +396,33 @@ mod tests {
         let (ex, sf) = v.begin("n,,n=,r=cn", "sn", over_tls).expect("n over tls");
         let lying = client_final_with("pw", salt, "n=,r=cn", &sf, "cnsn", b"y,,");
         assert!(ex.finish(&lying).is_err(), "c= must echo the GS2 header");
+    }
+
+    #[test]
+    fn postgres_secrets_verify_like_postgres() {
+        // What Postgres stores for a password, computed the same way.
+        let v = ScramVerifier::new("app-secret", b"0123456789abcdef");
+        let secret = format!(
+            "SCRAM-SHA-256${}:{}${}:{}",
+            ITERATIONS,
+            b64().encode(b"0123456789abcdef"),
+            b64().encode(v.stored_key),
+            b64().encode(v.server_key)
+        );
+        let parsed = ScramVerifier::from_postgres_secret(&secret).expect("parsed");
+        assert_eq!(parsed.stored_key, v.stored_key);
+        assert_eq!(parsed.iterations, ITERATIONS);
+        assert!(ScramVerifier::from_postgres_secret("md5abcdef").is_none());
+        let plain = Binding {
+            plus: false,
+            tls_end_point: None,
+        };
+        let (ex, sf) = parsed.begin("n,,n=,r=c", "s", plain).expect("begin");
+        let good = client_final("app-secret", b"0123456789abcdef", "n=,r=c", &sf, "cs");
+        assert!(ex.finish(&good).is_ok());
+        let u = ScramVerifier::unmatchable(b"0123456789abcdef");
+        let (ex, sf) = u.begin("n,,n=,r=c", "s", plain).expect("begin");
+        let any = client_final("", b"0123456789abcdef", "n=,r=c", &sf, "cs");
+        assert_eq!(ex.finish(&any), Err(ScramError::BadProof));
     }
 }

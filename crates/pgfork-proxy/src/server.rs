@@ -60,8 +60,13 @@ pub struct BackendError(pub String);
 /// reading git, starting Postgres), so each is async: nothing here blocks a runtime
 /// thread that relays other clients' bytes.
 pub trait Backend: Send + Sync + 'static {
-    /// The SCRAM verifier for the branch behind `port` — never wakes it.
-    fn verifier(&self, port: u16) -> impl Future<Output = Option<Arc<ScramVerifier>>> + Send;
+    /// The SCRAM verifier of `user` on the branch behind `port` — never wakes it.
+    /// `None` when no branch is behind the port.
+    fn verifier(
+        &self,
+        port: u16,
+        user: &str,
+    ) -> impl Future<Output = Option<Arc<ScramVerifier>>> + Send;
     /// A running Postgres for the branch behind `port`, started if suspended. From the
     /// moment it returns `Ok` the connection counts as a client of `Target::port` (so
     /// an idle reaper can never stop the branch under it) until [`Backend::closed`].
@@ -371,7 +376,7 @@ async fn authenticate<S: ClientStream, B: Backend>(
     tls_end_point: Option<[u8; 32]>,
 ) -> std::io::Result<bool> {
     let user = params.get("user").cloned().unwrap_or_default();
-    let Some(verifier) = backend.verifier(port).await else {
+    let Some(verifier) = backend.verifier(port, &user).await else {
         client
             .write_all(&protocol::error_response(
                 "3D000",

@@ -90,7 +90,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -151,6 +151,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE branches ADD COLUMN spared TEXT NOT NULL DEFAULT ''; \
          DROP INDEX branches_port; \
          CREATE UNIQUE INDEX branches_port ON branches(port) WHERE port <> 0;",
+    ),
+    // Each login role's SCRAM verifier as the branch stores it (pg_authid), so the
+    // proxy checks a role's own password without waking a suspended branch.
+    (
+        6,
+        "CREATE TABLE role_secrets (branch_id TEXT NOT NULL REFERENCES branches(id) ON DELETE CASCADE, role TEXT NOT NULL, secret TEXT NOT NULL, PRIMARY KEY (branch_id, role));",
     ),
 ];
 
@@ -538,6 +544,36 @@ impl Store {
             params![id, state.as_str(), ts(now)],
         )?;
         Ok(())
+    }
+
+    /// Replaces the recorded role verifiers of a branch.
+    pub fn set_role_secrets(
+        &mut self,
+        branch_id: &str,
+        secrets: &[(String, String)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM role_secrets WHERE branch_id = ?1", [branch_id])?;
+        for (role, secret) in secrets {
+            tx.execute(
+                "INSERT INTO role_secrets (branch_id, role, secret) VALUES (?1, ?2, ?3)",
+                params![branch_id, role, secret],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The recorded verifier of `role` on a branch.
+    pub fn role_secret(&self, branch_id: &str, role: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT secret FROM role_secrets WHERE branch_id = ?1 AND role = ?2",
+                params![branch_id, role],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Records why gc trashed a branch (`None`: the user did).

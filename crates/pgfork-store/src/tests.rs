@@ -205,3 +205,21 @@ fn gc_reasons_are_spared_after_a_recover_and_trash_gives_ports_up() {
     assert_eq!(s.branch("br-x").expect("get").expect("row").port, 0);
     assert_eq!(s.branch("br-y").expect("get").expect("row").port, 0);
 }
+
+#[test]
+fn role_secrets_are_replaced_per_branch_and_go_with_it() {
+    let mut s = Store::open_in_memory().expect("open");
+    s.insert_project_with_root(&project(), &branch("br-root", "main", 100, None))
+        .expect("root");
+    s.set_role_secrets("br-root", &[("app".into(), "SCRAM-SHA-256$a".into())])
+        .expect("set");
+    assert_eq!(
+        s.role_secret("br-root", "app").expect("get").as_deref(),
+        Some("SCRAM-SHA-256$a")
+    );
+    s.set_role_secrets("br-root", &[("other".into(), "x".into())])
+        .expect("replace");
+    assert_eq!(s.role_secret("br-root", "app").expect("get"), None);
+    s.purge_branch("br-root").expect("purge");
+    assert_eq!(s.role_secret("br-root", "other").expect("get"), None);
+}

@@ -334,3 +334,85 @@ fn a_repository_can_ask_for_impostor_proof_urls_in_its_env_file() {
         "`pgfork url` follows the policy"
     );
 }
+
+fn with_password(url_without: &str, password: &str) -> String {
+    let (scheme, rest) = url_without.split_once("://").expect("url");
+    let (user, host) = rest.split_once('@').expect("user@host");
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[test]
+fn each_role_logs_in_with_its_own_password_only() {
+    let Some(env) = Env::new("roles", Storage::Copy) else {
+        return;
+    };
+    env.init_sample(1);
+    let admin = env.url("main");
+    psql_ok(&admin, "CREATE ROLE app LOGIN PASSWORD 'app-secret'");
+    env.ok(&["branch", "create", "child"]);
+    let role_url = env
+        .ok(&["url", "child", "--role", "app"])
+        .trim()
+        .to_string();
+    assert!(role_url.starts_with("postgresql://app@"), "{role_url}");
+    let app = with_password(&role_url, "app-secret");
+    assert_eq!(psql_ok(&app, "SELECT current_user"), "app");
+    // The admin password does not open another role.
+    let admin_pw = admin
+        .trim_start_matches("postgresql://")
+        .split_once('@')
+        .and_then(|(up, _)| up.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .expect("admin password");
+    let err = psql(&with_password(&role_url, &admin_pw), "SELECT 1").expect_err("refused");
+    assert!(err.contains("password authentication failed"), "{err}");
+    let err = psql(
+        &with_password(&role_url.replacen("app@", "nobody@", 1), "x"),
+        "SELECT 1",
+    )
+    .expect_err("no such role");
+    assert!(err.contains("password authentication failed"), "{err}");
+    // Suspended, the branch still checks the role's own password (recorded), and wakes.
+    env.ok(&["branch", "stop", "child"]);
+    assert_eq!(psql_ok(&app, "SELECT current_user"), "app");
+    // A password changed inside the branch counts at once.
+    psql_ok(&env.url("child"), "ALTER ROLE app PASSWORD 'rotated'");
+    assert!(
+        psql(&app, "SELECT 1").is_err(),
+        "the old password no longer works"
+    );
+    assert_eq!(
+        psql_ok(&with_password(&role_url, "rotated"), "SELECT current_user"),
+        "app"
+    );
+    // A role imported with the data (physical copy) keeps its own password.
+    let Some(dst) = Env::new("roles-import", Storage::Copy) else {
+        return;
+    };
+    let mut init = dst.command(&[
+        "init",
+        "--from-env",
+        "PGFORK_TEST_SOURCE_URL",
+        "--method",
+        "physical",
+        "--no-hooks",
+    ]);
+    let out = init
+        .env("PGFORK_TEST_SOURCE_URL", &admin)
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = dst.ok(&["url", "main", "--role", "app"]).trim().to_string();
+    assert_eq!(
+        psql_ok(
+            &with_password(&imported, "app-secret"),
+            "SELECT current_user"
+        ),
+        "app"
+    );
+    report("roles: an imported application role logs in with its own password, never the admin's");
+}

@@ -58,7 +58,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("{}", project::with_tls(&f.connection_uri, tls));
             Ok(0)
         }
-        Command::Url { branch, secure, .. } => {
+        Command::Url {
+            branch,
+            secure,
+            role,
+            ..
+        } => {
             let c = ensure_daemon().await?;
             let p = project::resolve(&c, explicit).await?;
             let b = resolve_default_branch(&c, &p, branch).await?;
@@ -69,7 +74,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     .and_then(|path| project::read_config(&path).ok())
                     .and_then(|cfg| cfg.env.tls)
             };
-            println!("{}", project::with_tls(&b.connection_uri, tls));
+            let url = match role.as_deref() {
+                Some(r) => project::for_role(&b.connection_uri, r)?,
+                None => b.connection_uri.clone(),
+            };
+            println!("{}", project::with_tls(&url, tls));
             Ok(0)
         }
         Command::Psql { branch, args } => psql(explicit, branch, args).await,

@@ -394,6 +394,7 @@ impl Engine {
             return Err(e);
         }
         self.expose(b.port).await;
+        self.capture_role_secrets(project, b).await;
         Ok(())
     }
 

@@ -110,6 +110,10 @@ impl Engine {
                 f.touch(b.port);
             }
         } else {
+            // The record is what the proxy checks while the branch sleeps.
+            if self.instance(project, b).is_ready() {
+                self.capture_role_secrets(project, b).await;
+            }
             self.stop_instance(self.instance(project, b)).await?;
             b.state = BranchState::Suspended;
         }
@@ -235,5 +239,46 @@ impl Engine {
             .iter()
             .filter(|b| b.state.is_live() && b.data_dir.join("postmaster.pid").exists())
             .count() as u32
+    }
+
+    /// Records every login role's own verifier, so the proxy can check a role's
+    /// password while the branch is suspended. Best effort: a failure only means a
+    /// suspended branch's application roles wait for the next capture.
+    pub(crate) async fn capture_role_secrets(&self, project: &Project, b: &Branch) {
+        let inst = self.instance(project, b);
+        let read = async {
+            let client = sql::connect(&inst, "postgres").await?;
+            sql::role_secrets(&client, None).await
+        }
+        .await;
+        match read {
+            Ok(secrets) => {
+                let id = b.id.clone();
+                if let Err(e) = self.write_store(|s| s.set_role_secrets(&id, &secrets)) {
+                    tracing::warn!(branch = %b.name, error = %e, "could not record the roles' verifiers");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(branch = %b.name, error = %e, "could not read the roles' verifiers")
+            }
+        }
+    }
+
+    /// The verifier of `role` on `b`: read from the branch when it runs (a password
+    /// changed inside it counts at once), else the one recorded.
+    pub(crate) async fn role_secret(&self, b: &Branch, role: &str) -> Option<String> {
+        let project = self.project(&b.project_id).ok()?;
+        let inst = self.instance(&project, b);
+        if inst.is_ready() {
+            let live = async {
+                let client = sql::connect(&inst, "postgres").await?;
+                sql::role_secrets(&client, Some(role)).await
+            }
+            .await;
+            if let Ok(found) = live {
+                return found.into_iter().next().map(|(_, s)| s);
+            }
+        }
+        self.store().role_secret(&b.id, role).ok().flatten()
     }
 }
