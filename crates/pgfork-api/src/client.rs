@@ -295,6 +295,25 @@ impl Client {
         .await
     }
 
+    /// A role's password when pgfork set it (rotated roles), else a 404.
+    pub async fn reveal_password(
+        &self,
+        project: &str,
+        branch: &str,
+        role: &str,
+    ) -> Result<RolePasswordResponse, ClientError> {
+        self.call(
+            Method::GET,
+            &format!(
+                "{}/roles/{}/reveal_password",
+                Self::branch_path(project, branch),
+                role
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn delete_branch(
         &self,
         project: &str,

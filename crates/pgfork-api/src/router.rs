@@ -76,6 +76,13 @@ pub trait Backend: Send + Sync + 'static {
         branch: String,
         run: bool,
     ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    /// Neon's `reveal_password`: a role's password, when pgfork set it (rotated).
+    fn reveal_password(
+        &self,
+        project: String,
+        branch: String,
+        role: String,
+    ) -> impl Future<Output = Result<RolePasswordResponse, ApiError>> + Send;
     /// pgfork: the follow-HEAD endpoint of a work tree (made on first request).
     fn follow(
         &self,
@@ -209,6 +216,12 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/endpoints/{endpoint}/suspend",
             post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
                 b.set_running(p, endpoint_to_branch(&ep), false).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/roles/{role}/reveal_password",
+            get(|State(b): State<Arc<B>>, Path((p, br, r)): Path<(String, String, String)>| async move {
+                b.reveal_password(p, br, r).await.map(Json)
             }),
         )
         .route(

@@ -244,6 +244,17 @@ pub struct BranchCreate {
     /// Seconds without clients before suspend: 0 the server default, -1 never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_timeout_seconds: Option<i64>,
+    /// pgfork: give the new branch's login roles (all but the admin role) fresh
+    /// passwords: `protected` (when the parent is protected; the default), `always`
+    /// or `never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_rotate_passwords: Option<String>,
+}
+
+/// Neon's `reveal_password` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolePasswordResponse {
+    pub password: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -274,6 +274,7 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                     name: Some(name),
                     parent_id,
                     git_branch: Some(git.to_string()),
+                    pgfork_rotate_passwords: ctx.cfg.branches.rotate_passwords.clone(),
                     ..Default::default()
                 },
                 endpoints: vec![],

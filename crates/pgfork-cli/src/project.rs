@@ -37,6 +37,11 @@ pub struct BranchesSection {
     /// database (`pgfork url --follow`).
     #[serde(default = "yes")]
     pub follow_head: bool,
+    /// Fresh passwords for the login roles of a new branch: `protected` (when its
+    /// parent is protected, such as an imported production; the default), `always`
+    /// or `never`.
+    #[serde(default)]
+    pub rotate_passwords: Option<String>,
 }
 
 fn yes() -> bool {
@@ -53,6 +58,7 @@ impl Default for BranchesSection {
             parent: auto(),
             default_ttl: None,
             follow_head: true,
+            rotate_passwords: None,
         }
     }
 }
@@ -93,6 +99,14 @@ pub fn for_role(url: &str, role: &str) -> Result<String> {
         .context("the branch URL has no scheme")?;
     let host = rest.split_once('@').map(|(_, h)| h).unwrap_or(rest);
     Ok(format!("{scheme}://{role}@{host}"))
+}
+
+/// `url` (`scheme://role@host...`) with `password` for its role.
+pub fn with_password(url: &str, password: &str) -> String {
+    match url.split_once('@') {
+        Some((user, host)) => format!("{user}:{password}@{host}"),
+        None => url.to_string(),
+    }
 }
 
 /// `url` with the TLS parameters `tls` asks for (the CA is the local store's).
@@ -180,6 +194,13 @@ pub fn validate(cfg: &RepoConfig) -> Result<()> {
             cfg.env.file
         );
     }
+    if let Some(r) = &cfg.branches.rotate_passwords {
+        if !matches!(r.as_str(), "protected" | "always" | "never") {
+            bail!(
+                "branches.rotate_passwords = {r:?} must be \"protected\", \"always\" or \"never\""
+            );
+        }
+    }
     for v in &cfg.env.vars {
         let ok = v
             .chars()
@@ -208,6 +229,9 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
          # default_ttl = \"7d\"\n\
          # A URL that always reaches the current HEAD's database (`pgfork url --follow`):\n\
          follow_head = true\n\
+         # Fresh passwords for the app's login roles on branches of a protected branch\n\
+         # (an imported production): \"protected\" (default), \"always\" or \"never\".\n\
+         # rotate_passwords = \"protected\"\n\
          \n\
          [env]\n\
          # Rewritten after every checkout to point at the current branch's database.\n\

@@ -477,6 +477,34 @@ impl Backend for Api {
         self.0.set_running(&project, &branch, run).await
     }
 
+    async fn reveal_password(
+        &self,
+        project: String,
+        branch: String,
+        role: String,
+    ) -> Result<api::RolePasswordResponse, ApiError> {
+        let p = self.0.project(&project)?;
+        let b = self.0.branch(&p, &branch)?;
+        if role == p.role_name {
+            return Ok(api::RolePasswordResponse {
+                password: b.password,
+            });
+        }
+        let stored = self
+            .0
+            .store()
+            .role_password(&b.id, &role)
+            .map_err(crate::engine::store_err)?;
+        stored
+            .map(|password| api::RolePasswordResponse { password })
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "pgfork did not set a password for role {role:?} on {:?}: it logs in with the password it has in the data",
+                    b.name
+                ))
+            })
+    }
+
     async fn follow(&self, project: String, path: String) -> Result<api::FollowResponse, ApiError> {
         let p = self.0.project(&project)?;
         let path = work_tree(path).await?;

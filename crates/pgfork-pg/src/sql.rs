@@ -60,6 +60,18 @@ pub async fn role_secrets(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// Login roles other than `admin` and Postgres's own (`pg_*`).
+pub async fn login_roles(client: &Client, admin: &str) -> Result<Vec<String>, PgError> {
+    let rows = client
+        .query(
+            "SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND rolname <> $1 AND rolname NOT LIKE 'pg\\_%' ORDER BY 1",
+            &[&admin],
+        )
+        .await
+        .map_err(sql_err("list the login roles"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 pub async fn set_password(client: &Client, role: &str, password: &str) -> Result<(), PgError> {
     let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     client

@@ -90,7 +90,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -157,6 +157,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         "CREATE TABLE role_secrets (branch_id TEXT NOT NULL REFERENCES branches(id) ON DELETE CASCADE, role TEXT NOT NULL, secret TEXT NOT NULL, PRIMARY KEY (branch_id, role));",
+    ),
+    // Passwords pgfork set for login roles (rotation on branches of protected ones).
+    (
+        7,
+        "CREATE TABLE role_passwords (branch_id TEXT NOT NULL REFERENCES branches(id) ON DELETE CASCADE, role TEXT NOT NULL, password TEXT NOT NULL, PRIMARY KEY (branch_id, role)); \
+         CREATE TABLE rotated_branches (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE);",
     ),
 ];
 
@@ -562,6 +568,62 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Marks a branch whose login roles pgfork gives their own passwords (at creation
+    /// and again after every reset, which brings back the parent's) and records them,
+    /// in one transaction.
+    pub fn set_rotated_passwords(
+        &mut self,
+        branch_id: &str,
+        passwords: &[(String, String)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO rotated_branches (branch_id) VALUES (?1) ON CONFLICT DO NOTHING",
+            params![branch_id],
+        )?;
+        for (role, password) in passwords {
+            tx.execute(
+                "INSERT INTO role_passwords (branch_id, role, password) VALUES (?1, ?2, ?3) ON CONFLICT (branch_id, role) DO UPDATE SET password = excluded.password",
+                params![branch_id, role, password],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn is_rotated(&self, branch_id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM rotated_branches WHERE branch_id = ?1",
+                params![branch_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The passwords pgfork set for the roles of a branch.
+    pub fn role_passwords(&self, branch_id: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT role, password FROM role_passwords WHERE branch_id = ?1 ORDER BY role",
+        )?;
+        let rows = stmt.query_map(params![branch_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// A password pgfork set for a role of a branch.
+    pub fn role_password(&self, branch_id: &str, role: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password FROM role_passwords WHERE branch_id = ?1 AND role = ?2",
+                params![branch_id, role],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// The recorded verifier of `role` on a branch.

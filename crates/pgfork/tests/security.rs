@@ -416,3 +416,82 @@ fn each_role_logs_in_with_its_own_password_only() {
     );
     report("roles: an imported application role logs in with its own password, never the admin's");
 }
+
+/// Rotation is what keeps production's application passwords out of every branch
+/// made from it; a reset (which brings back the parent's data) must not undo it.
+#[test]
+fn branches_of_a_protected_branch_get_their_own_role_passwords() {
+    let Some(env) = Env::new("rotate", Storage::Copy) else {
+        return;
+    };
+    env.init_sample(1);
+    psql_ok(
+        &env.url("main"),
+        "CREATE ROLE app LOGIN PASSWORD 'prod-secret'",
+    );
+    let role_url = |branch: &str| env.ok(&["url", branch, "--role", "app"]).trim().to_string();
+    // An unprotected parent: the role keeps its password, and the URL carries none.
+    env.ok(&["branch", "create", "plain"]);
+    let plain = role_url("plain");
+    assert!(plain.starts_with("postgresql://app@"), "{plain}");
+    assert_eq!(
+        psql_ok(&with_password(&plain, "prod-secret"), "SELECT current_user"),
+        "app"
+    );
+
+    env.ok(&["branch", "protect", "main"]);
+    env.ok(&["branch", "create", "child"]);
+    let child = role_url("child");
+    assert!(child.starts_with("postgresql://app:"), "{child}");
+    assert!(!child.contains("prod-secret"), "{child}");
+    assert_eq!(psql_ok(&child, "SELECT current_user"), "app");
+    let refused = |url: &str| {
+        let err = psql(&with_password(url, "prod-secret"), "SELECT 1")
+            .expect_err("production's password is refused");
+        assert!(err.contains("password authentication failed"), "{err}");
+    };
+    refused(&child);
+    // The parent is untouched.
+    assert_eq!(
+        psql_ok(
+            &with_password(&role_url("main"), "prod-secret"),
+            "SELECT current_user"
+        ),
+        "app"
+    );
+    // Asleep, the branch checks the rotated password from its record.
+    env.ok(&["branch", "stop", "child"]);
+    refused(&child);
+    assert_eq!(psql_ok(&child, "SELECT current_user"), "app");
+    // A reset brings back production's data, not its passwords; the URL stays valid.
+    env.ok(&["branch", "reset", "child"]);
+    assert_eq!(role_url("child"), child);
+    assert_eq!(psql_ok(&child, "SELECT current_user"), "app");
+    refused(&child);
+
+    // The repository's policy: "never" keeps the passwords; a typo is an error.
+    let toml = env.repo.join(".pgfork.toml");
+    let text = std::fs::read_to_string(&toml).expect("read .pgfork.toml");
+    let with_policy = |value: &str| {
+        text.replacen(
+            "[branches]\n",
+            &format!("[branches]\nrotate_passwords = \"{value}\"\n"),
+            1,
+        )
+    };
+    std::fs::write(&toml, with_policy("sometimes")).expect("write");
+    let err = env.fails(&["branch", "create", "typo"]);
+    assert!(err.contains("rotate_passwords"), "{err}");
+    std::fs::write(&toml, with_policy("never")).expect("write");
+    let names = env.json(&["branch", "list", "--all"]).to_string();
+    assert!(
+        !names.contains("\"typo\""),
+        "no branch was made from a broken policy: {names}"
+    );
+    env.ok(&["branch", "create", "kept"]);
+    let kept = role_url("kept");
+    assert_eq!(
+        psql_ok(&with_password(&kept, "prod-secret"), "SELECT current_user"),
+        "app"
+    );
+}

@@ -29,10 +29,15 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .as_deref()
                 .map(parse_idle_timeout)
                 .transpose()?;
-            // Branches made by hand (CI jobs, agents) get the repository's default TTL.
-            let default_ttl = project::find_config()
-                .and_then(|p| project::read_config(&p).ok())
-                .and_then(|c| c.branches.default_ttl);
+            // The repository's policy applies to branches made by hand (CI jobs, agents):
+            // its default TTL and password rotation. A broken policy file is an error,
+            // not a silent default.
+            let policy = project::find_config()
+                .map(|path| project::read_config(&path))
+                .transpose()?
+                .map(|cfg| cfg.branches)
+                .unwrap_or_default();
+            let default_ttl = policy.default_ttl;
             let ttl = ttl.or(if expires_at.is_none() {
                 default_ttl
             } else {
@@ -51,6 +56,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             protected: protected.then_some(true),
                             git_branch: None,
                             suspend_timeout_seconds,
+                            pgfork_rotate_passwords: policy.rotate_passwords,
                         },
                         endpoints: vec![serde_json::json!({"type": "read_write"})],
                     },

@@ -75,7 +75,15 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     .and_then(|cfg| cfg.env.tls)
             };
             let url = match role.as_deref() {
-                Some(r) => project::for_role(&b.connection_uri, r)?,
+                Some(r) => {
+                    let url = project::for_role(&b.connection_uri, r)?;
+                    // A password pgfork set (rotated on a branch of a protected one)
+                    // goes in the URL; otherwise the role brings its own.
+                    match c.reveal_password(&p, &b.id, r).await {
+                        Ok(found) => project::with_password(&url, &found.password),
+                        Err(_) => url,
+                    }
+                }
                 None => b.connection_uri.clone(),
             };
             println!("{}", project::with_tls(&url, tls));

@@ -167,7 +167,7 @@ impl Engine {
             .await;
         let result = match result {
             Ok(()) => {
-                self.commit_new_branch(&project, &mut root, &tmp_pgdata, Some(&project))
+                self.commit_new_branch(&project, &mut root, &tmp_pgdata, Some(&project), false)
                     .await
             }
             Err(e) => Err(e),
@@ -351,6 +351,7 @@ impl Engine {
         b: &mut Branch,
         built: &Path,
         new_project: Option<&Project>,
+        rotate: bool,
     ) -> Result<(), ApiError> {
         let home = b.home_dir.clone();
         let built2 = built.to_path_buf();
@@ -384,7 +385,17 @@ impl Engine {
                 Some(p) => store.insert_project_with_root(p, b),
                 None => store.insert_branch(b, &project.name),
             })
-            .map_err(store_err)
+            .map_err(store_err)?;
+            // Before anyone learns the branch's port: a branch of a protected branch
+            // (production) never serves production's role passwords.
+            if rotate {
+                if let Err(e) = self.rotate_role_passwords(project, b).await {
+                    let id = b.id.clone();
+                    let _ = self.write_store(|s| s.purge_branch(&id));
+                    return Err(e);
+                }
+            }
+            Ok::<(), ApiError>(())
         }
         .await;
         if let Err(e) = committed {
@@ -439,6 +450,16 @@ impl Engine {
                 ));
             }
         }
+        let rotate = match spec.pgfork_rotate_passwords.as_deref() {
+            None | Some("protected") => parent.protected,
+            Some("always") => true,
+            Some("never") => false,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "pgfork_rotate_passwords {other:?} is one of protected, always, never"
+                )))
+            }
+        };
         let reservation = self.reserve(&project.name, &name)?;
         let planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
         let this = self.clone();
@@ -450,7 +471,7 @@ impl Engine {
                 "create_branch",
                 move |op_id, progress| async move {
                     let _op = this.in_flight().await;
-                    let r = this.build_branch(&p2, b2, op_id, progress).await;
+                    let r = this.build_branch(&p2, b2, op_id, progress, rotate).await;
                     drop(reservation);
                     r
                 },
@@ -517,6 +538,7 @@ impl Engine {
         mut b: Branch,
         op_id: String,
         progress: Arc<Progress>,
+        rotate: bool,
     ) -> Result<Branch, ApiError> {
         // Re-check under the lock: the parent may have gone, the name been taken.
         if self
@@ -545,7 +567,8 @@ impl Engine {
                     .await?
             };
             b.parent_lsn = lsn;
-            self.commit_new_branch(project, &mut b, &built, None).await
+            self.commit_new_branch(project, &mut b, &built, None, rotate)
+                .await
         }
         .await;
         if let Err(e) = &result {

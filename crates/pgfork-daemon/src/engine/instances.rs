@@ -281,4 +281,42 @@ impl Engine {
         }
         self.store().role_secret(&b.id, role).ok().flatten()
     }
+
+    /// Gives every login role but the admin its own password in the branch: the one
+    /// pgfork set before (a reset brings back the parent's, the app keeps its URL) or
+    /// a fresh one, and records them (`reveal_password`, `pgfork url --role`).
+    pub(crate) async fn rotate_role_passwords(
+        &self,
+        project: &Project,
+        b: &Branch,
+    ) -> Result<(), ApiError> {
+        let kept: std::collections::HashMap<String, String> = self
+            .store()
+            .role_passwords(&b.id)
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let client = sql::connect(&self.instance(project, b), "postgres")
+            .await
+            .map_err(pg_err)?;
+        let roles = sql::login_roles(&client, &project.role_name)
+            .await
+            .map_err(pg_err)?;
+        let mut set = Vec::new();
+        for role in roles {
+            let password = kept
+                .get(&role)
+                .cloned()
+                .unwrap_or_else(crate::ids::new_password);
+            sql::set_password(&client, &role, &password)
+                .await
+                .map_err(pg_err)?;
+            set.push((role, password));
+        }
+        self.write_store(|s| s.set_rotated_passwords(&b.id, &set))
+            .map_err(store_err)?;
+        let count = set.len();
+        tracing::info!(branch = %b.name, roles = count, "gave the login roles their own passwords");
+        Ok(())
+    }
 }

@@ -105,8 +105,17 @@ impl Engine {
             return Err(e);
         }
         crate::failpoints::crash("reset-after-swap");
-        // The reset data carries the parent's password; put the branch's back.
-        if let Err(e) = self.start_instance(project, &b, true).await {
+        // The reset data carries the parent's passwords; put the branch's back (the
+        // admin's in start_instance, the rotated roles' after it).
+        let restarted = async {
+            self.start_instance(project, &b, true).await?;
+            if self.store().is_rotated(&b.id).map_err(store_err)? {
+                self.rotate_role_passwords(project, &b).await?;
+            }
+            Ok::<(), ApiError>(())
+        }
+        .await;
+        if let Err(e) = restarted {
             tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
             let _ = self.stop_instance(self.instance(project, &b)).await;
             let home = b.data_dir.clone();
@@ -118,6 +127,7 @@ impl Engine {
             return Err(e);
         }
         drop(staged);
+        self.capture_role_secrets(project, &b).await;
         b.parent_lsn = lsn;
         b.state = BranchState::Running;
         b.updated_at = Utc::now();
