@@ -25,9 +25,10 @@ fn clients_arriving_while_the_reaper_suspends_are_never_cut_off() {
     // Sessions that start around the moment the branch turns idle: each must run its
     // whole (short) life without being terminated by a suspend.
     for i in 0..14 {
-        // Gaps around the idle timeout: some sessions find the branch suspended (and
-        // wake it), some arrive while the reaper is deciding.
-        let pause = 700 + (i % 6) * 120;
+        // Gaps around the idle timeout: some sessions arrive while the reaper is
+        // deciding; every fourth gap outlasts timeout + reaper tick, so the branch
+        // surely suspends and the next session must wake it.
+        let pause = if i % 4 == 3 { 2600 } else { 700 + (i % 6) * 120 };
         std::thread::sleep(Duration::from_millis(pause));
         let r = psql(&url, "SELECT pg_sleep(0.4); SELECT 1");
         assert!(r.is_ok(), "session {i} was cut off: {r:?}");
