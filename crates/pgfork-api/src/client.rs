@@ -1,5 +1,7 @@
-//! The API client the CLI (and tests) use: HTTP/1.1 over the daemon's unix socket, or
-//! over TCP to a base URL such as `http://host:port/api/v2`.
+//! The API client the CLI (and tests) use: HTTP/1.1 over the daemon's unix socket
+//! (hyper: reqwest has no unix sockets), or over the network to a base URL such as
+//! `https://pgfork.example.com:4480/api/v2` or Neon's `https://console.neon.tech/api/v2`
+//! (reqwest with rustls: the web's roots plus, for a pgfork server, its CA).
 
 use crate::types::*;
 use http_body_util::{BodyExt, Full};
@@ -23,8 +25,10 @@ pub enum ClientError {
     Api(ApiError),
     #[error("the pgfork server sent a response this client does not understand: {0}")]
     Protocol(String),
-    #[error("invalid API URL {0:?}: use http://HOST:PORT/api/v2")]
+    #[error("invalid API URL {0:?}: use https://HOST:PORT/api/v2 (or http:// on loopback)")]
     BadUrl(String),
+    #[error("the CA certificate for the API is unusable ({0}): give the server's ca.crt (PEM)")]
+    BadCa(String),
 }
 
 impl ClientError {
@@ -40,7 +44,12 @@ impl ClientError {
 #[derive(Debug, Clone)]
 enum Transport {
     Unix(PathBuf),
-    Tcp { authority: String, prefix: String },
+    /// `origin` like `https://host:4480`, `prefix` the path before `/api/v2` (often empty).
+    Remote {
+        http: reqwest::Client,
+        origin: String,
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -72,29 +81,51 @@ impl Client {
         }
     }
 
-    /// `base` like `http://127.0.0.1:4000/api/v2`.
-    pub fn tcp(base: &str, token: Option<String>) -> Result<Client, ClientError> {
-        let rest = base
-            .strip_prefix("http://")
-            .ok_or_else(|| ClientError::BadUrl(base.to_string()))?;
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let prefix = path
-            .trim_end_matches('/')
-            .strip_suffix("api/v2")
-            .unwrap_or(path)
-            .trim_end_matches('/');
+    /// `base` like `https://host:4480/api/v2`; `ca` (PEM) is trusted besides the web's
+    /// roots (a pgfork server's own CA).
+    pub fn remote(
+        base: &str,
+        token: Option<String>,
+        ca: Option<&[u8]>,
+    ) -> Result<Client, ClientError> {
+        let bad = || ClientError::BadUrl(base.to_string());
+        let url = reqwest::Url::parse(base.trim()).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad());
+        }
+        let origin = url.origin().ascii_serialization();
+        let path = url.path().trim_end_matches('/');
+        let prefix = path.strip_suffix("/api/v2").unwrap_or(path).to_string();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("pgfork/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::BadCa(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(ClientError::BadCa("no PEM certificate in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok(Client {
-            transport: Transport::Tcp {
-                authority: authority.to_string(),
-                prefix: if prefix.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{prefix}")
-                },
+            transport: Transport::Remote {
+                http,
+                origin,
+                prefix,
             },
             token,
             timeout: Duration::from_secs(3600),
         })
+    }
+
+    /// Whether this client talks to a server elsewhere (no local paths, no daemon to start).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.transport, Transport::Remote { .. })
     }
 
     /// The same client with another request timeout.
@@ -106,7 +137,7 @@ impl Client {
     pub fn target(&self) -> String {
         match &self.transport {
             Transport::Unix(p) => p.display().to_string(),
-            Transport::Tcp { authority, .. } => authority.clone(),
+            Transport::Remote { origin, prefix, .. } => format!("{origin}{prefix}"),
         }
     }
 
@@ -120,45 +151,76 @@ impl Client {
             target: self.target(),
             source,
         };
-        let (host, full_path) = match &self.transport {
-            Transport::Unix(_) => ("localhost".to_string(), path.to_string()),
-            Transport::Tcp { authority, prefix } => (authority.clone(), format!("{prefix}{path}")),
+        let socket = match &self.transport {
+            Transport::Unix(p) => p,
+            Transport::Remote {
+                http,
+                origin,
+                prefix,
+            } => {
+                let remote = self.remote_send(http, origin, prefix, method, path, body);
+                return tokio::time::timeout(self.timeout, remote)
+                    .await
+                    .map_err(|_| {
+                        ClientError::Protocol(format!(
+                            "no answer within {} s",
+                            self.timeout.as_secs()
+                        ))
+                    })?;
+            }
         };
         let mut req = Request::builder()
             .method(method)
-            .uri(full_path)
-            .header("host", host)
+            .uri(path)
+            .header("host", "localhost")
             .header("accept", "application/json");
-        if let Some(t) = &self.token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let has_body = body.is_some();
-        if has_body {
+        if body.is_some() {
             req = req.header("content-type", "application/json");
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let fut = async {
-            let resp = match &self.transport {
-                Transport::Unix(p) => {
-                    let stream = tokio::net::UnixStream::connect(p)
-                        .await
-                        .map_err(connect_err)?;
-                    roundtrip(stream, req).await?
-                }
-                Transport::Tcp { authority, .. } => {
-                    let stream = tokio::net::TcpStream::connect(authority.as_str())
-                        .await
-                        .map_err(connect_err)?;
-                    roundtrip(stream, req).await?
-                }
-            };
-            Ok::<_, ClientError>(resp)
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(connect_err)?;
+            roundtrip(stream, req).await
         };
         tokio::time::timeout(self.timeout, fut).await.map_err(|_| {
             ClientError::Protocol(format!("no answer within {} s", self.timeout.as_secs()))
         })?
+    }
+
+    async fn remote_send(
+        &self,
+        http: &reqwest::Client,
+        origin: &str,
+        prefix: &str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Bytes), ClientError> {
+        let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut req = http
+            .request(method, format!("{origin}{prefix}{path}"))
+            .header("accept", "application/json");
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Connect {
+            target: self.target(),
+            source: std::io::Error::other(describe(&e)),
+        })?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Protocol(describe(&e)))?;
+        Ok((status, bytes))
     }
 
     async fn call<T: DeserializeOwned>(
@@ -206,6 +268,27 @@ impl Client {
                 String::from_utf8_lossy(&bytes)
             )))
         }
+    }
+
+    pub async fn create_api_key(
+        &self,
+        req: &ApiKeyCreateRequest,
+    ) -> Result<ApiKeyCreateResponse, ClientError> {
+        self.call(Method::POST, "/api/v2/api_keys", Some(req)).await
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, ClientError> {
+        self.call(Method::GET, "/api/v2/api_keys", None::<&()>)
+            .await
+    }
+
+    pub async fn revoke_api_key(&self, id: i64) -> Result<ApiKeyRevokeResponse, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v2/api_keys/{id}"),
+            None::<&()>,
+        )
+        .await
     }
 
     pub async fn list_projects(&self) -> Result<ProjectsResponse, ClientError> {
@@ -445,6 +528,18 @@ fn api_error(status: u16, bytes: &[u8]) -> ApiError {
         })
 }
 
+/// A reqwest error with its causes (the TLS reason is in the chain, not the top).
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 async fn roundtrip<S>(stream: S, req: Request<Full<Bytes>>) -> Result<(u16, Bytes), ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
@@ -481,9 +576,19 @@ mod tests {
     }
 
     #[test]
-    fn parses_tcp_base() {
-        let c = Client::tcp("http://127.0.0.1:4000/api/v2", None).expect("valid");
-        assert_eq!(c.target(), "127.0.0.1:4000");
-        assert!(Client::tcp("ftp://x", None).is_err());
+    fn parses_remote_bases() {
+        let c = Client::remote("http://127.0.0.1:4000/api/v2", None, None).expect("valid");
+        assert_eq!(c.target(), "http://127.0.0.1:4000");
+        assert!(c.is_remote());
+        let neon = Client::remote("https://console.neon.tech/api/v2/", None, None).expect("neon");
+        assert_eq!(neon.target(), "https://console.neon.tech");
+        let proxied = Client::remote("https://h/pgfork/api/v2", None, None).expect("prefix");
+        assert_eq!(proxied.target(), "https://h/pgfork");
+        assert!(Client::remote("ftp://x", None, None).is_err());
+        assert!(Client::remote("not a url", None, None).is_err());
+        assert!(matches!(
+            Client::remote("https://h/api/v2", None, Some(b"not pem")),
+            Err(ClientError::BadCa(_))
+        ));
     }
 }

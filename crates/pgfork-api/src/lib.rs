@@ -11,6 +11,7 @@
 //! This crate never shells out and never touches branch data: the router delegates every
 //! request to a [`Backend`], which the daemon implements.
 
+pub mod auth;
 mod client;
 mod router;
 pub mod runtime;
@@ -18,5 +19,5 @@ pub mod serve;
 mod types;
 
 pub use client::{Client, ClientError};
-pub use router::{router, Backend};
+pub use router::{network_router, router, Backend};
 pub use types::*;

@@ -1,10 +1,12 @@
 //! The axum router: HTTP in, [`Backend`] calls, JSON out.
 
+use crate::auth::Grant;
 use crate::types::*;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::future::Future;
@@ -15,6 +17,24 @@ use std::sync::Arc;
 /// a lookup round trip.
 pub trait Backend: Send + Sync + 'static {
     fn status(&self) -> impl Future<Output = Result<DaemonStatus, ApiError>> + Send;
+    /// What the API key `key` allows (network requests only); 401 when it allows
+    /// nothing. `from` is the caller's address, for the key's audit trail.
+    fn authenticate(
+        &self,
+        key: String,
+        from: String,
+    ) -> impl Future<Output = Result<Grant, ApiError>> + Send;
+    /// The id of a project given by id or name.
+    fn project_id(&self, project: String) -> impl Future<Output = Result<String, ApiError>> + Send;
+    fn create_api_key(
+        &self,
+        req: ApiKeyCreateRequest,
+    ) -> impl Future<Output = Result<ApiKeyCreateResponse, ApiError>> + Send;
+    fn list_api_keys(&self) -> impl Future<Output = Result<Vec<ApiKeyInfo>, ApiError>> + Send;
+    fn revoke_api_key(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<ApiKeyRevokeResponse, ApiError>> + Send;
     fn doctor(&self) -> impl Future<Output = Result<DoctorResponse, ApiError>> + Send;
     fn shutdown(&self) -> impl Future<Output = Result<(), ApiError>> + Send;
     fn list_projects(&self) -> impl Future<Output = Result<ProjectsResponse, ApiError>> + Send;
@@ -130,6 +150,15 @@ pub fn endpoint_to_branch(endpoint: &str) -> String {
     }
 }
 
+/// The API for the network: every request needs an API key, and the owner's routes
+/// are absent (see [`crate::auth`]).
+pub fn network_router<B: Backend>(backend: Arc<B>) -> Router {
+    router(backend.clone()).layer(axum::middleware::from_fn_with_state(
+        backend,
+        crate::auth::require_key::<B>,
+    ))
+}
+
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
         .route("/api/v2/pgfork/status", get(|State(b): State<Arc<B>>| async move { b.status().await.map(Json) }))
@@ -140,7 +169,17 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         )
         .route(
             "/api/v2/projects",
-            get(|State(b): State<Arc<B>>| async move { b.list_projects().await.map(Json) }).post(
+            get(|State(b): State<Arc<B>>, grant: Option<Extension<Grant>>| async move {
+                // A project key lists its own project only.
+                let scope = grant.and_then(|Extension(g)| g.project_id);
+                b.list_projects().await.map(|mut r| {
+                    if let Some(own) = scope {
+                        r.projects.retain(|p| p.id == own);
+                    }
+                    Json(r)
+                })
+            })
+            .post(
                 |State(b): State<Arc<B>>, Json(req): Json<ProjectCreateRequest>| async move {
                     b.create_project(req).await.map(|r| (StatusCode::CREATED, Json(r)))
                 },
@@ -240,6 +279,20 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/operations/{operation}",
             get(|State(b): State<Arc<B>>, Path((p, op)): Path<(String, String)>| async move {
                 b.get_operation(p, op).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/api_keys",
+            get(|State(b): State<Arc<B>>| async move { b.list_api_keys().await.map(Json) }).post(
+                |State(b): State<Arc<B>>, Json(req): Json<ApiKeyCreateRequest>| async move {
+                    b.create_api_key(req).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/api/v2/api_keys/{key}",
+            axum::routing::delete(|State(b): State<Arc<B>>, Path(id): Path<i64>| async move {
+                b.revoke_api_key(id).await.map(Json)
             }),
         )
         .fallback(|| async { ApiError::not_found("no such API route").into_response() })

@@ -13,26 +13,75 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on a unix socket until `shutdown` completes.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()>,
     header_timeout: Duration,
 ) {
+    serve(
+        || async {
+            listener
+                .accept()
+                .await
+                .map(|(s, _)| (s, "unix".to_string()))
+        },
+        None,
+        app,
+        shutdown,
+        header_timeout,
+    )
+    .await
+}
+
+/// Serves `app` on TCP, over TLS when `tls` is given, until `shutdown` completes.
+/// Each request carries the caller's address as a [`crate::auth::Peer`] extension.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    header_timeout: Duration,
+) {
+    serve(
+        || async {
+            listener.accept().await.map(|(s, addr)| {
+                // Requests are small and interactive: no Nagle delay.
+                let _ = s.set_nodelay(true);
+                (s, addr.ip().to_string())
+            })
+        },
+        tls.map(tokio_rustls::TlsAcceptor::from),
+        app,
+        shutdown,
+        header_timeout,
+    )
+    .await
+}
+
+async fn serve<S, F>(
+    mut accept: impl FnMut() -> F,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    header_timeout: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Future<Output = std::io::Result<(S, String)>>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let service = hyper_util::service::TowerToHyperService::new(app);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
     loop {
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            r = accept() => r,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
                 backoff = Duration::from_millis(5);
-                stream
+                pair
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot accept an API connection; backing off {backoff:?}");
@@ -41,13 +90,43 @@ pub async fn serve_unix(
                 continue;
             }
         };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service.clone());
-        let conn = graceful.watch(conn);
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone().layer(axum::Extension(crate::auth::Peer(peer))),
+        );
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        // The handshake runs in the connection's task, under the same deadline as the
+        // headers: a client that stalls it holds one task, never the accept loop.
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let builder = {
+                let mut b = hyper::server::conn::http1::Builder::new();
+                b.timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout);
+                b
+            };
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
+                            watcher.watch(conn).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "API TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("API TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "API connection ended with an error");
             }
         });

@@ -404,3 +404,53 @@ pub struct FollowResponse {
     pub port: u16,
     pub connection_uri: String,
 }
+
+/// Neon's `POST /api_keys` body, with pgfork's limits (`pgfork_*`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ApiKeyCreateRequest {
+    pub key_name: String,
+    /// Limit the key to one project (id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_project_id: Option<String>,
+    /// GET requests only.
+    #[serde(default)]
+    pub pgfork_read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A key as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_from_addr: String,
+    #[serde(default)]
+    pub pgfork_project_id: Option<String>,
+    #[serde(default)]
+    pub pgfork_read_only: bool,
+    #[serde(default)]
+    pub pgfork_expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub pgfork_revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Neon's answer to a create: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyCreateResponse {
+    pub id: i64,
+    pub key: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRevokeResponse {
+    pub id: i64,
+    pub name: String,
+    pub revoked: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_from_addr: String,
+}

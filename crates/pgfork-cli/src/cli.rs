@@ -120,7 +120,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run or control the daemon.
     /// Allows this repository's .pgfork.toml commands (after_create) to run on this
     /// machine; asked again whenever the command changes.
     Allow,
@@ -129,9 +128,22 @@ pub enum Command {
         #[command(subcommand)]
         command: TrashCommand,
     },
+    /// Run or control the daemon.
     Daemon {
         #[command(subcommand)]
         command: DaemonCommand,
+    },
+    /// API keys for the network API (`--api`, `PGFORK_API_LISTEN`): shown once, kept
+    /// hashed. Managed on the server's machine only.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Servers this CLI (and the git hooks) can drive instead of the local daemon: a
+    /// pgfork team server, or anything speaking Neon's API v2.
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
     },
     /// A self-contained walkthrough in a temporary repository.
     Demo {
@@ -215,6 +227,62 @@ pub enum BranchCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Remember a server. Its API key comes from PGFORK_API_KEY or, with
+    /// --key-stdin, standard input: never from the command line, where `ps` shows it.
+    Add {
+        name: String,
+        /// Base URL, e.g. https://pgfork.example.com:4480/api/v2.
+        url: String,
+        /// Read the API key from standard input.
+        #[arg(long)]
+        key_stdin: bool,
+        /// The server's CA certificate (PEM), e.g. a copy of its $PGFORK_HOME/tls/ca.crt.
+        #[arg(long, value_name = "PATH")]
+        ca: Option<std::path::PathBuf>,
+        /// Use it from now on.
+        #[arg(long = "use")]
+        use_it: bool,
+    },
+    /// Use a remote for every command and hook; `local` goes back to the local daemon.
+    Use { name: String },
+    /// Known remotes, and which is in use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a remote.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a key and print it (the only time it is shown).
+    Create {
+        /// Who or what uses it, e.g. `ci` or `alice`.
+        name: String,
+        /// Limit the key to one project.
+        #[arg(long)]
+        project: Option<String>,
+        /// GET requests only.
+        #[arg(long)]
+        read_only: bool,
+        /// Expire after this long, e.g. `30d` or `8h`.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keys, their limits and last use (never the secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id or name; requests with it fail from now on.
+    Revoke { key: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TrashCommand {
     /// Deleted branches: when, why, until when they can be recovered, their port.
     List {
@@ -250,6 +318,14 @@ pub enum DaemonCommand {
         /// server). Same as PGFORK_LISTEN.
         #[arg(long, env = "PGFORK_LISTEN")]
         listen: Option<String>,
+        /// Serve the API on the network too: PORT (loopback), IP:PORT or
+        /// http(s)://IP:PORT. Every request needs a key (`pgfork token create`); beyond
+        /// loopback TLS is the default. Same as PGFORK_API_LISTEN.
+        #[arg(long, value_name = "ADDR", env = "PGFORK_API_LISTEN")]
+        api: Option<String>,
+        /// Allow plain HTTP for an API reachable from other machines.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Start in the background if not running.
     Start,

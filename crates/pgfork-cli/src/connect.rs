@@ -1,4 +1,5 @@
-//! Reaching the API: `PGFORK_API` (remote), else the local daemon, started on demand.
+//! Reaching the API: a remote server (see `remote`), else the local daemon, started on
+//! demand.
 
 use anyhow::{bail, Context, Result};
 use pgfork_api::Client;
@@ -78,8 +79,8 @@ pub const REPO_HOME_KEY: &str = "pgfork.home";
 
 /// A client for the configured server, without starting anything.
 pub fn client() -> Result<Client> {
-    if let Ok(url) = std::env::var("PGFORK_API") {
-        return Ok(Client::tcp(&url, std::env::var("PGFORK_API_KEY").ok())?);
+    if let Some(remote) = crate::remote::active(&home())? {
+        return crate::remote::client(&remote);
     }
     let socket = layout()?.socket;
     // The socket's directory must be ours, a real directory, not writable by others:
@@ -101,14 +102,9 @@ pub async fn ensure_daemon() -> Result<Client> {
     let client = client()?;
     // An explicit command is the user asking for pgfork again: hooks may use it too.
     let _ = std::fs::remove_file(home().join("daemon.stopped"));
-    if client.ping().await {
+    // A remote server is not ours to start; its first answer (or silence) says enough.
+    if client.is_remote() || client.ping().await {
         return Ok(client);
-    }
-    if std::env::var("PGFORK_API").is_ok() {
-        bail!(
-            "the pgfork server at {} does not answer: check PGFORK_API and that the server runs",
-            client.target()
-        );
     }
     start_daemon(&client).await?;
     Ok(client)

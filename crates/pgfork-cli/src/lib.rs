@@ -7,7 +7,8 @@
 //!
 //! - [`cli`]: the clap grammar.
 //! - `commands/`: one file per noun (`branch`, `daemon`, `hooks`, `trash`, …).
-//! - `connect`: which store, which server; starting the local daemon.
+//! - `connect`: which store; starting the local daemon.
+//! - `remote`: which server (`PGFORK_API`, `pgfork remote use`, else local).
 //! - `pairing`: what the git hooks do, and gc.
 //! - `project`: `.pgfork.toml`.
 //! - `output`: tables, JSON, error sentences.
@@ -23,6 +24,7 @@ mod output;
 mod pairing;
 mod pgbin;
 mod project;
+mod remote;
 mod trust;
 
 pub use commands::run;

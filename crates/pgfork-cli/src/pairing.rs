@@ -44,8 +44,9 @@ impl Ctx {
             return Ok(None);
         }
         let cfg = project::read_config(&path)?;
-        let client = if stopped_marker().exists() && std::env::var("PGFORK_API").is_err() {
-            let c = connect::client()?;
+        let local = connect::client()?;
+        let client = if !local.is_remote() && stopped_marker().exists() {
+            let c = local;
             if !c.ping().await {
                 bail!("the pgfork daemon is stopped, so no database branch was switched or created: run `pgfork daemon start`");
             }
@@ -128,7 +129,7 @@ pub fn mark_unpaired_here(reason: &str) -> Option<String> {
 /// Writes a file that holds a password: never readable by others (0600, or the
 /// file's own stricter mode), and atomically (a temporary file in the same directory,
 /// renamed over it), so no reader ever sees half a file or a moment of 0644.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mode = std::fs::metadata(path)
@@ -259,11 +260,14 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
         Parent::GitBranch(g) => paired(all, &g).map(|b| b.id.clone()),
         Parent::Root => None,
     };
-    // Let the daemon's periodic gc watch this work tree too.
-    let _ = ctx
-        .client
-        .register_repo(&ctx.project, &ctx.repo.root.display().to_string())
-        .await;
+    // Let the daemon's periodic gc watch this work tree too (a remote server cannot see
+    // this machine's work trees: gc runs here, through the hooks).
+    if !ctx.client.is_remote() {
+        let _ = ctx
+            .client
+            .register_repo(&ctx.project, &ctx.repo.root.display().to_string())
+            .await;
+    }
     let t = Instant::now();
     let resp = ctx
         .client

@@ -31,6 +31,62 @@ pub struct Config {
     /// How long a trashed branch surely keeps its port (`PGFORK_TRASH_PORT_HOLD`,
     /// default 1h); past it, when the range is full, the oldest trash gives its port up.
     pub trash_port_hold: Duration,
+    /// The network API (`PGFORK_API_LISTEN`, `--api`); off unless asked for.
+    pub api_listen: Option<ApiListen>,
+}
+
+/// Where the network API listens, and whether over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiListen {
+    pub addr: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+impl ApiListen {
+    /// The base URL clients use (`PGFORK_API`) when they reach this address as is.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = match self.addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        format!("{scheme}://{host}:{}/api/v2", self.addr.port())
+    }
+}
+
+/// `PORT` (loopback), `IP:PORT`, `http://IP:PORT` or `https://IP:PORT`. TLS is the
+/// default beyond loopback, and plain HTTP there needs `insecure`: API keys and branch
+/// passwords cross the wire.
+pub fn parse_api_listen(spec: &str, insecure: bool) -> Result<ApiListen, String> {
+    let spec = spec.trim();
+    let (scheme, rest) = match spec.split_once("://") {
+        Some((s, r)) => (Some(s), r.trim_end_matches('/')),
+        None => (None, spec),
+    };
+    let addr: std::net::SocketAddr = match rest.parse::<u16>() {
+        Ok(port) => ([127, 0, 0, 1], port).into(),
+        Err(_) => rest.parse().map_err(|_| {
+            format!("API address {spec:?} is not PORT, IP:PORT or http(s)://IP:PORT (e.g. 127.0.0.1:4480 or https://0.0.0.0:4480)")
+        })?,
+    };
+    let loopback = addr.ip().is_loopback();
+    let tls = match scheme {
+        Some("https") => true,
+        Some("http") => false,
+        None => !loopback,
+        Some(other) => {
+            return Err(format!(
+                "API address {spec:?}: the scheme is http or https, not {other:?}"
+            ))
+        }
+    };
+    if !tls && !loopback && !insecure {
+        return Err(format!(
+            "API address {spec:?} is reachable from other machines without TLS: use https://{addr}, or pass --insecure if a trusted network or proxy protects it"
+        ));
+    }
+    Ok(ApiListen { addr, tls })
 }
 
 impl Config {
@@ -93,6 +149,56 @@ impl Config {
                 })?,
                 Err(_) => Duration::from_secs(3600),
             },
+            api_listen: match std::env::var("PGFORK_API_LISTEN") {
+                Ok(v) if !v.trim().is_empty() => Some(
+                    parse_api_listen(&v, insecure_from_env())
+                        .map_err(|e| format!("PGFORK_API_LISTEN: {e}"))?,
+                ),
+                _ => None,
+            },
         })
+    }
+}
+
+/// `PGFORK_API_INSECURE=1` (what `--insecure` sets).
+pub fn insecure_from_env() -> bool {
+    matches!(
+        std::env::var("PGFORK_API_INSECURE").as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_addresses_default_to_tls_beyond_loopback() {
+        let l = parse_api_listen("4480", false).expect("port");
+        assert_eq!(l.addr.to_string(), "127.0.0.1:4480");
+        assert!(!l.tls);
+        assert_eq!(l.url(), "http://127.0.0.1:4480/api/v2");
+        assert!(parse_api_listen("0.0.0.0:4480", false).expect("any").tls);
+        assert!(
+            parse_api_listen("https://127.0.0.1:4480", false)
+                .expect("tls")
+                .tls
+        );
+        let err = parse_api_listen("http://0.0.0.0:4480", false).expect_err("plain");
+        assert!(err.contains("--insecure"), "{err}");
+        assert!(
+            !parse_api_listen("http://0.0.0.0:4480", true)
+                .expect("insecure")
+                .tls
+        );
+        assert!(
+            parse_api_listen("localhost:80", false).is_err(),
+            "names are not bound"
+        );
+        assert!(parse_api_listen("ftp://127.0.0.1:1", false).is_err());
+        assert_eq!(
+            parse_api_listen("[::1]:4480", false).expect("v6").url(),
+            "http://[::1]:4480/api/v2"
+        );
     }
 }

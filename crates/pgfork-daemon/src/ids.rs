@@ -31,3 +31,9 @@ pub fn new_id(prefix: &str) -> String {
 pub fn new_password() -> String {
     random_string(PASSWORD_ALPHABET, 24)
 }
+
+/// An API key's secret: `pgf_` and 48 characters of [A-Za-z0-9] (~285 bits). The prefix
+/// lets secret scanners (and people) recognise a leaked key.
+pub fn new_api_key() -> String {
+    format!("pgf_{}", random_string(PASSWORD_ALPHABET, 48))
+}

@@ -6,7 +6,8 @@
 //!   built in a temporary directory and committed last, so a crash never leaves a
 //!   visible half-made branch.
 //! - [`reconcile`]: at start, sweep leftovers and re-adopt or restart branches.
-//! - [`server`]: the socket, signals, the reaper and a clean shutdown that stops every
+//! - `keys`: API keys for the network API (hashed at rest).
+//! - [`server`]: the sockets, signals, the reaper and a clean shutdown that stops every
 //!   Postgres.
 
 mod ballast;
@@ -15,6 +16,7 @@ pub mod engine;
 mod failpoints;
 pub mod front;
 mod ids;
+mod keys;
 pub mod layout;
 mod ops;
 mod reconcile;

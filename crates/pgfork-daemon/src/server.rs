@@ -30,6 +30,8 @@ pub enum DaemonError {
     Cow(#[from] pgfork_cow::CowError),
     #[error("PostgreSQL runs as {user}, which cannot reach {path}: set PGFORK_HOME to a directory every user can traverse (e.g. /var/lib/pgfork)")]
     Unreachable { user: String, path: String },
+    #[error("TLS for the network API: {0}")]
+    Tls(String),
     #[error("could not listen on {path}: {source}")]
     Listen {
         path: String,
@@ -220,6 +222,29 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         })?;
     std::fs::set_permissions(&layout.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(store_io(&layout.socket))?;
+    // The network API, when asked for: bound before the daemon answers (a caller that
+    // sees the daemon up can use it) and before any branch starts (a port someone else
+    // holds must fail the start without leaving Postgres behind). Keys are required
+    // (pgfork_api::auth).
+    let network_listener = match &cfg.api_listen {
+        Some(listen) => {
+            let tcp = tokio::net::TcpListener::bind(listen.addr)
+                .await
+                .map_err(|source| DaemonError::Listen {
+                    path: format!("{} (the network API)", listen.addr),
+                    source,
+                })?;
+            let tls = if listen.tls {
+                let server = pgfork_proxy::tls::server_config(&layout.home.join("tls"), &tls_names)
+                    .map_err(|e| DaemonError::Tls(e.to_string()))?;
+                Some(server.config)
+            } else {
+                None
+            };
+            Some((tcp, tls, listen.url()))
+        }
+        None => None,
+    };
     let restarts = {
         let e = engine.clone();
         tokio::spawn(async move { reconcile::restart_branches(&e).await })
@@ -247,7 +272,22 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         })
     };
 
-    let app = api::router(Arc::new(Api(engine.clone())));
+    let backend = Arc::new(Api(engine.clone()));
+    let app = api::router(backend.clone());
+    let (stop_network, network_stopped) = tokio::sync::watch::channel(false);
+    let network = network_listener.map(|(tcp, tls, url)| {
+        tracing::info!(%url, "network API listening");
+        let mut stopped = network_stopped.clone();
+        tokio::spawn(api::serve::serve_tcp(
+            tcp,
+            tls,
+            api::network_router(backend.clone()),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+            api::serve::HEADER_READ_TIMEOUT,
+        ))
+    });
     let shutdown = {
         let e = engine.clone();
         async move {
@@ -264,6 +304,10 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         }
     };
     api::serve::serve_unix(listener, app, shutdown, api::serve::HEADER_READ_TIMEOUT).await;
+    let _ = stop_network.send(true);
+    if let Some(network) = network {
+        let _ = network.await;
+    }
     reaper.abort();
     restarts.abort();
     // Let an operation in flight finish (a create may be about to start a Postgres)
@@ -295,7 +339,7 @@ impl Backend for Api {
             pid: std::process::id(),
             home: e.layout.home.display().to_string(),
             socket: e.layout.socket.display().to_string(),
-            api_url: None,
+            api_url: e.cfg.api_listen.as_ref().map(|l| l.url()),
             clone_method: e.probe.method.as_str().to_string(),
             filesystem: e.probe.filesystem.clone(),
             store_warning: e.probe.warning(),
@@ -309,6 +353,29 @@ impl Backend for Api {
             running_branches: e.running_count(),
             started_at: e.started_at,
         })
+    }
+
+    async fn authenticate(&self, key: String, from: String) -> Result<api::auth::Grant, ApiError> {
+        self.0.authenticate(&key, &from)
+    }
+
+    async fn project_id(&self, project: String) -> Result<String, ApiError> {
+        Ok(self.0.project(&project)?.id)
+    }
+
+    async fn create_api_key(
+        &self,
+        req: api::ApiKeyCreateRequest,
+    ) -> Result<api::ApiKeyCreateResponse, ApiError> {
+        self.0.create_api_key(req)
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<api::ApiKeyInfo>, ApiError> {
+        self.0.list_api_keys()
+    }
+
+    async fn revoke_api_key(&self, id: i64) -> Result<api::ApiKeyRevokeResponse, ApiError> {
+        self.0.revoke_api_key(id)
     }
 
     async fn doctor(&self) -> Result<api::DoctorResponse, ApiError> {

@@ -15,6 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+mod tokens;
+pub use tokens::{ApiKey, NewApiKey};
+
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("could not open the metadata database {path}: {source}")]
@@ -90,7 +93,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -164,6 +167,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE TABLE role_passwords (branch_id TEXT NOT NULL REFERENCES branches(id) ON DELETE CASCADE, role TEXT NOT NULL, password TEXT NOT NULL, PRIMARY KEY (branch_id, role)); \
          CREATE TABLE rotated_branches (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE);",
     ),
+    // API keys for the network API (hashes only).
+    (8, tokens::TABLE),
 ];
 
 /// A follow-HEAD endpoint of a work tree.

@@ -40,8 +40,13 @@ fn main() {
     let code = runtime.block_on(async {
         match args.command {
             Command::Daemon {
-                command: DaemonCommand::Run { listen },
-            } => run_daemon(listen).await,
+                command:
+                    DaemonCommand::Run {
+                        listen,
+                        api,
+                        insecure,
+                    },
+            } => run_daemon(listen, api, insecure).await,
             _ => match pgfork_cli::run(args).await {
                 Ok(code) => code,
                 Err(e) => {
@@ -56,7 +61,7 @@ fn main() {
 }
 
 /// `pgfork daemon run`: the daemon in the foreground (the CLI starts it detached).
-async fn run_daemon(listen: Option<String>) -> i32 {
+async fn run_daemon(listen: Option<String>, api: Option<String>, insecure: bool) -> i32 {
     let mut cfg = match pgfork_daemon::Config::from_env(pgfork_cli::home()) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -71,6 +76,16 @@ async fn run_daemon(listen: Option<String>) -> i32 {
                 eprintln!(
                     "error: --listen {addr:?} is not an IP address: use e.g. 127.0.0.1 or 0.0.0.0"
                 );
+                return 1;
+            }
+        }
+    }
+    if let Some(spec) = api.filter(|s| !s.trim().is_empty()) {
+        let insecure = insecure || pgfork_daemon::config::insecure_from_env();
+        match pgfork_daemon::config::parse_api_listen(&spec, insecure) {
+            Ok(l) => cfg.api_listen = Some(l),
+            Err(e) => {
+                eprintln!("error: --api: {e}");
                 return 1;
             }
         }

@@ -28,7 +28,11 @@ fn clients_arriving_while_the_reaper_suspends_are_never_cut_off() {
         // Gaps around the idle timeout: some sessions arrive while the reaper is
         // deciding; every fourth gap outlasts timeout + reaper tick, so the branch
         // surely suspends and the next session must wake it.
-        let pause = if i % 4 == 3 { 2600 } else { 700 + (i % 6) * 120 };
+        let pause = if i % 4 == 3 {
+            2600
+        } else {
+            700 + (i % 6) * 120
+        };
         std::thread::sleep(Duration::from_millis(pause));
         let r = psql(&url, "SELECT pg_sleep(0.4); SELECT 1");
         assert!(r.is_ok(), "session {i} was cut off: {r:?}");

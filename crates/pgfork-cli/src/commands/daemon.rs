@@ -70,6 +70,9 @@ pub(super) async fn daemon(cmd: DaemonCommand) -> Result<i32> {
                             "running: pid {}, home {}, {} on {}, {} branch(es) running",
                             st.pid, st.home, st.clone_method, st.filesystem, st.running_branches
                         );
+                        if let Some(url) = &st.api_url {
+                            println!("network API: {url} (clients need a key: `pgfork token create NAME`)");
+                        }
                     }
                     Ok(0)
                 }

@@ -107,8 +107,12 @@ pub(super) async fn setup_git(
     no_hooks: bool,
 ) -> Result<Vec<String>> {
     let mut lines = Vec::new();
-    c.register_repo(project, &repo.root.display().to_string())
-        .await?;
+    // A remote server cannot see this machine's work trees (its gc and follow-HEAD
+    // endpoints are local features); the hooks still pair branches through it.
+    if !c.is_remote() {
+        c.register_repo(project, &repo.root.display().to_string())
+            .await?;
+    }
     // Hooks run by GUI clients and IDEs lack the shell's PGFORK_HOME: the repository
     // remembers its store (machine-local git config, never committed).
     let home = crate::connect::home();
@@ -152,7 +156,7 @@ pub(super) async fn setup_git(
         project: project.to_string(),
     };
     pairing::write_env(&ctx, root)?;
-    if ctx.cfg.branches.follow_head {
+    if ctx.cfg.branches.follow_head && !c.is_remote() {
         let f = c.follow(project, &repo.root.display().to_string()).await?;
         lines.push(format!(
             "follow:  {} (always the current HEAD's database)",

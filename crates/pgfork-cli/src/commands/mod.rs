@@ -3,7 +3,8 @@
 //! One function per command; each is a few API calls and some printing.
 
 use crate::cli::{
-    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, TrashCommand,
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs,
+    RemoteCommand, TokenCommand, TrashCommand,
 };
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
@@ -22,7 +23,9 @@ mod gc;
 mod hooks;
 mod init;
 mod psql;
+mod remote;
 mod status;
+mod token;
 mod trash;
 
 use branch::branch;
@@ -32,7 +35,9 @@ use gc::gc;
 use hooks::{hook, hooks};
 use init::init;
 use psql::psql;
+use remote::remote;
 use status::status;
+use token::token;
 use trash::trash;
 
 pub async fn run(cli: Cli) -> Result<i32> {
@@ -46,6 +51,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
             ..
         } => {
             let ctx = Ctx::for_command(explicit).await?;
+            if ctx.client.is_remote() {
+                bail!("follow-HEAD URLs are served by a local daemon only: on a remote server use `pgfork url` (the .env file follows HEAD through the hooks)");
+            }
             let f = ctx
                 .client
                 .follow(&ctx.project, &ctx.repo.root.display().to_string())
@@ -97,6 +105,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Hook { name, args } => Ok(hook(&name, &args).await),
         Command::Gc { dry_run, json } => gc(explicit, dry_run, json).await,
         Command::Trash { command } => trash(command, explicit).await,
+        Command::Token { command } => token(command).await,
+        Command::Remote { command } => remote(command).await,
         Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }

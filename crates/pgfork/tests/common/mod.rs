@@ -185,6 +185,29 @@ impl Env {
         Some(env)
     }
 
+    /// Serves the network API from this env's daemon (the last port of its range, taken
+    /// out of the branch ports); returns the base URL clients use.
+    pub fn serve_api(&mut self, tls: bool) -> String {
+        let (first, last) = self
+            .ports
+            .split_once('-')
+            .map(|(a, b)| {
+                (
+                    a.parse::<u16>().expect("port"),
+                    b.parse::<u16>().expect("port"),
+                )
+            })
+            .expect("a port range");
+        let scheme = if tls { "https" } else { "http" };
+        self.extra_env
+            .push(("PGFORK_PORTS".into(), format!("{first}-{}", last - 1)));
+        self.extra_env.push((
+            "PGFORK_API_LISTEN".into(),
+            format!("{scheme}://127.0.0.1:{last}"),
+        ));
+        format!("{scheme}://127.0.0.1:{last}/api/v2")
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         self.git_in(&self.repo, args)
     }

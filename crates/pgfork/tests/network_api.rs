@@ -1,0 +1,378 @@
+//! The API on the network: keys, their limits, Neon-style errors, and the CLI and git
+//! hooks of one machine driving another pgfork over https.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+
+/// One plain-HTTP request (loopback API); the status and the parsed JSON body.
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let rest = base.strip_prefix("http://").expect("http base");
+    let authority = rest.split('/').next().expect("authority");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the API");
+    let mut req =
+        format!("{method} /api/v2{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    if let Some(k) = key {
+        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" || method == "PATCH" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).expect("send");
+    stream.write_all(body.as_bytes()).expect("send body");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    (status, json)
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn key(env: &Env, args: &[&str]) -> String {
+    let mut a = vec!["token", "create"];
+    a.extend_from_slice(args);
+    env.ok(&a).trim().to_string()
+}
+
+fn assert_error(resp: &(u16, serde_json::Value), status: u16, words: &str) {
+    assert_eq!(resp.0, status, "{:?}", resp.1);
+    let message = resp.1["message"].as_str().unwrap_or_default();
+    assert!(
+        resp.1["code"].is_string() && message.contains(words),
+        "expected a {{code, message}} error saying {words:?}: {:?}",
+        resp.1
+    );
+}
+
+#[test]
+fn network_requests_need_a_valid_key_and_stay_within_it() {
+    let Some(mut env) = Env::new("api-keys", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "web"]);
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "billing"]);
+    let full = key(&env, &["ci"]);
+    let reader = key(&env, &["dashboard", "--read-only"]);
+    let web_only = key(&env, &["web-ci", "--project", "web"]);
+    let revoked = key(&env, &["old"]);
+    let short = key(&env, &["short", "--expires-in", "2s"]);
+    env.ok(&["token", "revoke", "old"]);
+    assert!(full.starts_with("pgf_") && full.len() > 40, "{full}");
+
+    // No key, a wrong one, a revoked one, an expired one: 401, and nothing served.
+    assert_error(
+        &http(&base, "GET", "/projects", None, None),
+        401,
+        "needs a key",
+    );
+    assert_error(
+        &http(&base, "GET", "/projects", Some("pgf_nope"), None),
+        401,
+        "not known",
+    );
+    assert_error(
+        &http(&base, "GET", "/projects", Some(&revoked), None),
+        401,
+        "revoked",
+    );
+    assert_eq!(http(&base, "GET", "/projects", Some(&short), None).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_error(
+        &http(&base, "GET", "/projects", Some(&short), None),
+        401,
+        "expired",
+    );
+
+    // A full key lists both projects; the owner's routes are not on the network.
+    let (status, listed) = http(&base, "GET", "/projects", Some(&full), None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["projects"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+    assert_error(
+        &http(&base, "GET", "/api_keys", Some(&full), None),
+        403,
+        "unix socket",
+    );
+    assert_error(
+        &http(
+            &base,
+            "POST",
+            "/api_keys",
+            Some(&full),
+            Some(r#"{"key_name":"x"}"#),
+        ),
+        403,
+        "unix socket",
+    );
+    assert_error(
+        &http(&base, "POST", "/pgfork/shutdown", Some(&full), None),
+        403,
+        "unix socket",
+    );
+    assert!(env.daemon_pid().is_some(), "the daemon still runs");
+
+    // Read-only: reads work, writes are refused before anything happens.
+    assert_eq!(
+        http(&base, "GET", "/projects/web/branches", Some(&reader), None).0,
+        200
+    );
+    let create = r#"{"branch":{"name":"from-reader"}}"#;
+    assert_error(
+        &http(
+            &base,
+            "POST",
+            "/projects/web/branches",
+            Some(&reader),
+            Some(create),
+        ),
+        403,
+        "read-only",
+    );
+
+    // A project key sees its project only; the other one does not exist for it.
+    let (_, mine) = http(&base, "GET", "/projects", Some(&web_only), None);
+    let names: Vec<&str> = mine["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web"]);
+    assert_error(
+        &http(
+            &base,
+            "GET",
+            "/projects/billing/branches",
+            Some(&web_only),
+            None,
+        ),
+        404,
+        "no project",
+    );
+    assert_error(
+        &http(&base, "DELETE", "/projects/billing", Some(&web_only), None),
+        404,
+        "no project",
+    );
+    assert_error(
+        &http(
+            &base,
+            "POST",
+            "/projects",
+            Some(&web_only),
+            Some(r#"{"project":{"name":"x"}}"#),
+        ),
+        403,
+        "one project",
+    );
+    let (status, made) = http(
+        &base,
+        "POST",
+        "/projects/web/branches",
+        Some(&web_only),
+        Some(r#"{"branch":{"name":"from-ci"}}"#),
+    );
+    assert!(status == 200 || status == 201, "{status} {made}");
+
+    // Bad input is a 4xx in Neon's shape, never a 5xx.
+    let (status, body) = http(
+        &base,
+        "POST",
+        "/projects/web/branches",
+        Some(&full),
+        Some("{not json"),
+    );
+    assert!(
+        (400..500).contains(&status) && body["code"].is_string(),
+        "{status} {body}"
+    );
+    let (status, body) = http(
+        &base,
+        "GET",
+        "/projects/web/branches/br-doesnotexist",
+        Some(&full),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    let huge = format!(
+        r#"{{"branch":{{"name":"{}"}}}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let (status, body) = http(
+        &base,
+        "POST",
+        "/projects/web/branches",
+        Some(&full),
+        Some(&huge),
+    );
+    assert!(
+        (400..500).contains(&status) && body["code"].is_string(),
+        "{status} {body}"
+    );
+
+    // Nothing the refused requests asked for happened.
+    let branches = env
+        .json(&["branch", "list", "--all", "--project", "web"])
+        .to_string();
+    assert!(!branches.contains("from-reader"), "{branches}");
+    assert!(env
+        .json(&["branch", "list", "--all", "--project", "billing"])
+        .to_string()
+        .contains("main"));
+    // Every key's use is on record, with where it came from.
+    let listed = env.json(&["token", "list"]);
+    let ci = listed
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "ci")
+        .expect("ci key");
+    assert_eq!(ci["last_used_from_addr"], "127.0.0.1", "{ci}");
+    let text = env.ok(&["token", "list"]);
+    assert!(!text.contains(&full), "secrets are never listed");
+}
+
+#[test]
+fn the_cli_and_git_hooks_of_one_machine_drive_another_pgfork_over_https() {
+    let Some(mut server) = Env::new("api-server", Storage::Copy) else {
+        return;
+    };
+    let Some(mut laptop) = Env::new("api-laptop", Storage::Copy) else {
+        return;
+    };
+    let base = server.serve_api(true);
+    server.ok(&["daemon", "start"]);
+    let secret = key(&server, &["laptop"]);
+    let ca = server.home.join("tls").join("ca.crt");
+
+    // Without the server's CA, https fails with a sentence, before any key is sent.
+    laptop.extra_env.push(("PGFORK_API".into(), base.clone()));
+    laptop
+        .extra_env
+        .push(("PGFORK_API_KEY".into(), secret.clone()));
+    let err = laptop.fails(&["branch", "list", "--project", "x"]);
+    assert!(
+        err.contains("certificate") || err.contains("cannot reach"),
+        "{err}"
+    );
+
+    laptop
+        .extra_env
+        .push(("PGFORK_API_CA".into(), ca.display().to_string()));
+    laptop.ok(&["init", "--sample", "--scale", "1"]);
+    laptop.git(&["checkout", "-q", "-b", "feature"]);
+    let url = laptop
+        .env_var(&laptop.repo, "DATABASE_URL")
+        .expect("DATABASE_URL in .env");
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
+    psql_ok(&url, "CREATE TABLE only_on_feature (x int)");
+    // The branch lives on the server: its store has it, the laptop runs no daemon.
+    let on_server = server
+        .json(&["branch", "list", "--project", "repo"])
+        .to_string();
+    assert!(on_server.contains("\"feature\""), "{on_server}");
+    for file in ["daemon.sock", "daemon.log", "pgfork.db"] {
+        assert!(
+            !laptop.home.join(file).exists(),
+            "remote mode starts no local daemon, yet {file} exists"
+        );
+    }
+
+    // `pgfork remote` remembers the server instead of the environment.
+    laptop
+        .extra_env
+        .retain(|(k, _)| !k.starts_with("PGFORK_API"));
+    let mut add = laptop.command(&[
+        "remote",
+        "add",
+        "team",
+        &base,
+        "--key-stdin",
+        "--ca",
+        &ca.display().to_string(),
+        "--use",
+    ]);
+    add.stdin(std::process::Stdio::piped());
+    let mut child = add
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("remote add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("key on stdin");
+    let out = child.wait_with_output().expect("remote add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(laptop.home.join("remotes.toml"))
+        .expect("remotes.toml")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the file holds a key");
+    laptop.git(&["checkout", "-q", "main"]);
+    let main_url = laptop
+        .env_var(&laptop.repo, "DATABASE_URL")
+        .expect("DATABASE_URL");
+    assert_ne!(main_url, url);
+    let err = psql(&main_url, "SELECT * FROM only_on_feature").expect_err("main has no such table");
+    assert!(err.contains("does not exist"), "{err}");
+    laptop.ok(&["remote", "use", "local"]);
+    let listed = laptop.ok(&["remote", "list"]);
+    assert!(
+        listed.contains("team") && !listed.contains(&secret),
+        "{listed}"
+    );
+    server.ok(&["daemon", "stop"]);
+}
