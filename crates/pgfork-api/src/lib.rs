@@ -18,6 +18,6 @@ pub mod runtime;
 pub mod serve;
 mod types;
 
-pub use client::{Client, ClientError};
-pub use router::{network_router, router, Backend};
+pub use client::{encode_segment, Client, ClientError};
+pub use router::{endpoint_to_branch, network_router, router, Backend};
 pub use types::*;

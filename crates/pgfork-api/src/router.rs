@@ -103,6 +103,60 @@ pub trait Backend: Send + Sync + 'static {
         branch: String,
         role: String,
     ) -> impl Future<Output = Result<RolePasswordResponse, ApiError>> + Send;
+    /// Neon's read-only views of a branch and a project.
+    fn branch_endpoints(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<EndpointsResponse, ApiError>> + Send;
+    fn project_endpoints(
+        &self,
+        project: String,
+    ) -> impl Future<Output = Result<EndpointsResponse, ApiError>> + Send;
+    fn get_endpoint(
+        &self,
+        project: String,
+        endpoint: String,
+    ) -> impl Future<Output = Result<EndpointResponse, ApiError>> + Send;
+    fn branch_roles(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<RolesResponse, ApiError>> + Send;
+    fn branch_role(
+        &self,
+        project: String,
+        branch: String,
+        role: String,
+    ) -> impl Future<Output = Result<RoleResponse, ApiError>> + Send;
+    fn branch_databases(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<DatabasesResponse, ApiError>> + Send;
+    fn branch_database(
+        &self,
+        project: String,
+        branch: String,
+        database: String,
+    ) -> impl Future<Output = Result<DatabaseResponse, ApiError>> + Send;
+    fn branch_schema(
+        &self,
+        project: String,
+        branch: String,
+        q: SchemaQuery,
+    ) -> impl Future<Output = Result<BranchSchemaResponse, ApiError>> + Send;
+    fn list_operations(
+        &self,
+        project: String,
+    ) -> impl Future<Output = Result<OperationsResponse, ApiError>> + Send;
+    fn connection_uri(
+        &self,
+        project: String,
+        q: ConnectionUriQuery,
+    ) -> impl Future<Output = Result<ConnectionUriResponse, ApiError>> + Send;
+    /// The caller (`/users/me`, `/auth`), and the one organization a pgfork server has.
+    fn me(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
     /// pgfork: the follow-HEAD endpoint of a work tree (made on first request).
     fn follow(
         &self,
@@ -282,6 +336,70 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             }),
         )
         .route(
+            "/api/v2/projects/{project}/branches/{branch}/endpoints",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move { b.branch_endpoints(p, br).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/endpoints",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.project_endpoints(p).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/endpoints/{endpoint}",
+            get(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move { b.get_endpoint(p, ep).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/roles",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move { b.branch_roles(p, br).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/roles/{role}",
+            get(|State(b): State<Arc<B>>, Path((p, br, r)): Path<(String, String, String)>| async move { b.branch_role(p, br, r).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/databases",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move { b.branch_databases(p, br).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/databases/{database}",
+            get(|State(b): State<Arc<B>>, Path((p, br, d)): Path<(String, String, String)>| async move { b.branch_database(p, br, d).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/schema",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<SchemaQuery>| async move {
+                b.branch_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/operations",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.list_operations(p).await.map(Json) }),
+        )
+        .route(
+            "/api/v2/projects/{project}/connection_uri",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>, Query(q): Query<ConnectionUriQuery>| async move {
+                b.connection_uri(p, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/shared",
+            get(|| async { Json(serde_json::json!({"projects": []})) }),
+        )
+        .route("/api/v2/users/me", get(|State(b): State<Arc<B>>| async move { b.me().await.map(Json) }))
+        .route(
+            "/api/v2/users/me/organizations",
+            get(|| async { Json(serde_json::json!({"organizations": [organization()]})) }),
+        )
+        .route(
+            "/api/v2/auth",
+            get(|State(b): State<Arc<B>>| async move {
+                b.me().await.map(|me| {
+                    Json(serde_json::json!({
+                        "account_id": me["id"],
+                        "auth_method": "api_key_user",
+                    }))
+                })
+            }),
+        )
+        .route(
             "/api/v2/api_keys",
             get(|State(b): State<Arc<B>>| async move { b.list_api_keys().await.map(Json) }).post(
                 |State(b): State<Arc<B>>, Json(req): Json<ApiKeyCreateRequest>| async move {
@@ -298,6 +416,19 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
         .fallback(|| async { ApiError::not_found("no such API route").into_response() })
         .layer(axum::middleware::map_response(errors_as_json))
         .with_state(backend)
+}
+
+/// The one organization of a pgfork server (Neon's clients pick the only one).
+pub fn organization() -> serde_json::Value {
+    serde_json::json!({
+        "id": "org-pgfork",
+        "name": "pgfork",
+        "handle": "pgfork",
+        "plan": "pgfork",
+        "managed_by": "pgfork",
+        "created_at": "1970-01-01T00:00:00Z",
+        "updated_at": "1970-01-01T00:00:00Z",
+    })
 }
 
 /// Every error is `{code, message}` JSON, including the ones axum makes itself (a body

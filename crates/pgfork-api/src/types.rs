@@ -276,6 +276,95 @@ pub struct BranchResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BranchesResponse {
     pub branches: Vec<Branch>,
+    /// Neon: annotations by branch id (pgfork has none yet; always present, as
+    /// neonctl's table output reads it).
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A role of a branch (Neon's shape).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Role {
+    pub branch_id: String,
+    pub name: String,
+    pub protected: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolesResponse {
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoleResponse {
+    pub role: Role,
+}
+
+/// A database of a branch (Neon's shape; `id` is its OID).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Database {
+    pub id: i64,
+    pub branch_id: String,
+    pub name: String,
+    pub owner_name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabasesResponse {
+    pub databases: Vec<Database>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseResponse {
+    pub database: Database,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointsResponse {
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointResponse {
+    pub endpoint: Endpoint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperationsResponse {
+    pub operations: Vec<Operation>,
+}
+
+/// Neon's `GET …/schema`: the database's schema as SQL (`pg_dump --schema-only`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BranchSchemaResponse {
+    pub sql: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SchemaQuery {
+    pub db_name: Option<String>,
+    pub lsn: Option<String>,
+    pub timestamp: Option<String>,
+}
+
+/// Neon's `GET /projects/{id}/connection_uri` query.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ConnectionUriQuery {
+    pub branch_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub database_name: Option<String>,
+    pub role_name: Option<String>,
+    #[serde(default)]
+    pub pooled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionUriResponse {
+    pub uri: String,
 }
 
 /// PATCH body. `expires_at: null` clears the TTL, absent leaves it.
@@ -315,6 +404,13 @@ pub struct BranchUpdateRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct BranchRestoreRequest {
     pub source_branch_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_lsn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_timestamp: Option<String>,
+    /// Keep the branch's current state as a new branch of this name before resetting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_under_name: Option<String>,
 }
 
 /// Query of DELETE: `?purge=true` removes for good instead of trashing.
@@ -330,6 +426,9 @@ pub struct DeleteQuery {
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ListQuery {
+    /// Neon: only branches whose name or id contains this.
+    #[serde(default)]
+    pub search: Option<String>,
     /// pgfork: include the trash.
     #[serde(default)]
     pub include_deleted: bool,

@@ -33,6 +33,9 @@ pub struct Config {
     pub trash_port_hold: Duration,
     /// The network API (`PGFORK_API_LISTEN`, `--api`); off unless asked for.
     pub api_listen: Option<ApiListen>,
+    /// The host name clients reach branches by, in every URL and endpoint
+    /// (`PGFORK_PUBLIC_HOST`, `--public-host`; default 127.0.0.1).
+    pub public_host: String,
 }
 
 /// Where the network API listens, and whether over TLS.
@@ -149,6 +152,11 @@ impl Config {
                 })?,
                 Err(_) => Duration::from_secs(3600),
             },
+            public_host: std::env::var("PGFORK_PUBLIC_HOST")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
             api_listen: match std::env::var("PGFORK_API_LISTEN") {
                 Ok(v) if !v.trim().is_empty() => Some(
                     parse_api_listen(&v, insecure_from_env())

@@ -100,6 +100,21 @@ impl Ops {
         }
     }
 
+    /// A project's operations, newest first.
+    pub fn for_project(&self, project_id: &str) -> Vec<Operation> {
+        let ids: Vec<String> = match self.entries.lock() {
+            Ok(map) => map
+                .iter()
+                .filter(|(_, e)| e.op.project_id == project_id)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut ops: Vec<Operation> = ids.iter().filter_map(|id| self.get(id)).collect();
+        ops.sort_by_key(|o| std::cmp::Reverse(o.created_at));
+        ops
+    }
+
     pub fn get(&self, id: &str) -> Option<Operation> {
         let map = self.entries.lock().ok()?;
         let e = map.get(id)?;

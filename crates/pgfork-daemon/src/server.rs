@@ -437,8 +437,14 @@ impl Backend for Api {
                 .store()
                 .branches(&p.id, q.include_deleted)
                 .map_err(crate::engine::store_err)?;
+            let wanted = q.search.as_deref().unwrap_or("");
             Ok(api::BranchesResponse {
-                branches: branches.iter().map(|b| e.view(&p, b, q.sizes)).collect(),
+                branches: branches
+                    .iter()
+                    .filter(|b| b.name.contains(wanted) || b.id.contains(wanted))
+                    .map(|b| e.view(&p, b, q.sizes))
+                    .collect(),
+                annotations: Default::default(),
             })
         })
         .await
@@ -514,6 +520,13 @@ impl Backend for Api {
         branch: String,
         req: api::BranchRestoreRequest,
     ) -> Result<api::BranchResponse, ApiError> {
+        if req.source_lsn.is_some() || req.source_timestamp.is_some() {
+            return Err(ApiError::new(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                "pgfork keeps no history yet, so a branch can be restored only to its parent as it is now: omit source_lsn and source_timestamp",
+            ));
+        }
         if let Some(src) = req.source_branch_id {
             let p = self.0.project(&project)?;
             let b = self.0.branch(&p, &branch)?;
@@ -522,6 +535,39 @@ impl Backend for Api {
                 return Err(ApiError::bad_request(
                     "pgfork restores a branch from its own parent only: omit source_branch_id",
                 ));
+            }
+        }
+        if let Some(keep) = req.preserve_under_name {
+            // The state being replaced lives on as a branch of its own (a clone of the
+            // branch as it is now), made before the reset starts.
+            let p = self.0.project(&project)?;
+            let b = self.0.branch(&p, &branch)?;
+            let made = self
+                .0
+                .create_branch(
+                    &project,
+                    api::BranchCreateRequest {
+                        branch: api::BranchCreate {
+                            name: Some(keep.clone()),
+                            parent_id: Some(b.id.clone()),
+                            pgfork_rotate_passwords: Some("never".into()),
+                            ..Default::default()
+                        },
+                        endpoints: vec![],
+                    },
+                )
+                .await?;
+            for op in made.operations {
+                self.0.wait_for_operation(&op.id).await.map_err(|e| {
+                    ApiError::new(
+                        e.status,
+                        &e.code,
+                        format!(
+                            "the branch was not reset: preserving it as {keep:?} failed: {}",
+                            e.message
+                        ),
+                    )
+                })?;
             }
         }
         self.0.reset_branch(&project, &branch).await
@@ -542,6 +588,91 @@ impl Backend for Api {
         run: bool,
     ) -> Result<api::BranchResponse, ApiError> {
         self.0.set_running(&project, &branch, run).await
+    }
+
+    async fn branch_endpoints(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::EndpointsResponse, ApiError> {
+        self.0.branch_endpoints(&project, &branch).await
+    }
+    async fn project_endpoints(&self, project: String) -> Result<api::EndpointsResponse, ApiError> {
+        self.0.project_endpoints(&project)
+    }
+    async fn get_endpoint(
+        &self,
+        project: String,
+        endpoint: String,
+    ) -> Result<api::EndpointResponse, ApiError> {
+        self.0.get_endpoint(&project, &endpoint)
+    }
+    async fn branch_roles(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::RolesResponse, ApiError> {
+        self.0.branch_roles(&project, &branch).await
+    }
+    async fn branch_role(
+        &self,
+        project: String,
+        branch: String,
+        role: String,
+    ) -> Result<api::RoleResponse, ApiError> {
+        self.0.branch_role(&project, &branch, &role).await
+    }
+    async fn branch_databases(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::DatabasesResponse, ApiError> {
+        self.0.branch_databases(&project, &branch).await
+    }
+    async fn branch_database(
+        &self,
+        project: String,
+        branch: String,
+        database: String,
+    ) -> Result<api::DatabaseResponse, ApiError> {
+        self.0.branch_database(&project, &branch, &database).await
+    }
+    async fn branch_schema(
+        &self,
+        project: String,
+        branch: String,
+        q: api::SchemaQuery,
+    ) -> Result<api::BranchSchemaResponse, ApiError> {
+        self.0.branch_schema(&project, &branch, q).await
+    }
+    async fn list_operations(&self, project: String) -> Result<api::OperationsResponse, ApiError> {
+        self.0.list_operations(&project)
+    }
+    async fn connection_uri(
+        &self,
+        project: String,
+        q: api::ConnectionUriQuery,
+    ) -> Result<api::ConnectionUriResponse, ApiError> {
+        self.0.connection_uri_for(&project, q)
+    }
+    async fn me(&self) -> Result<serde_json::Value, ApiError> {
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        let login = std::env::var("USER").unwrap_or_else(|_| format!("uid{uid}"));
+        Ok(serde_json::json!({
+            "id": format!("pgfork-{uid}"),
+            "login": login,
+            "name": login,
+            "last_name": "",
+            "email": "",
+            "image": "",
+            "auth_accounts": [],
+            "active_seconds_limit": 0,
+            "projects_limit": 0,
+            "branches_limit": 0,
+            "max_autoscaling_limit": 0,
+            "plan": "pgfork",
+        }))
     }
 
     async fn reveal_password(

@@ -11,6 +11,7 @@
 //! - [`import`]: root branch sources (sample data, pg_dump/pg_restore, pg_basebackup,
 //!   adopting a stopped data directory).
 
+pub mod catalog;
 pub mod clone;
 pub mod conninfo;
 mod error;

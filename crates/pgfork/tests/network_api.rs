@@ -376,3 +376,185 @@ fn the_cli_and_git_hooks_of_one_machine_drive_another_pgfork_over_https() {
     );
     server.ok(&["daemon", "stop"]);
 }
+
+fn neonctl_bin() -> Option<std::path::PathBuf> {
+    let dir =
+        std::env::var("PGFORK_TEST_NODE_DIR").unwrap_or_else(|_| "/tmp/pgfork-drivers/node".into());
+    let bin = std::path::Path::new(&dir).join("node_modules/.bin/neonctl");
+    bin.exists().then_some(bin)
+}
+
+/// Neon's own CLI, pointed at pgfork with `--api-host` and a key, runs the branch
+/// workflow end to end; every command's output is checked, and the URL it prints
+/// connects (TLS, SCRAM with channel binding).
+#[test]
+fn neonctl_drives_pgfork_through_the_neon_api() {
+    let Some(neonctl) = neonctl_bin() else {
+        not_run("neonctl acceptance (npm install --prefix /tmp/pgfork-drivers/node neonctl@5.0.1)");
+        return;
+    };
+    let Some(mut env) = Env::new("neonctl", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let secret = key(&env, &["neonctl"]);
+    let config = env.home.join("neonctl-config");
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(&neonctl)
+            .args(["--api-host", &base, "--no-analytics", "--output", "json"])
+            .args(args)
+            .env("NEON_API_KEY", &secret)
+            .env("XDG_CONFIG_HOME", &config)
+            .env("HOME", &env.home)
+            .env("CI", "true")
+            .current_dir(&env.home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("neonctl runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "neonctl {args:?} failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let text = run(args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("neonctl {args:?}: {e}: {text}"))
+    };
+
+    let projects = json(&["projects", "list"]);
+    let project = projects["projects"][0]["id"]
+        .as_str()
+        .expect("a project id")
+        .to_string();
+    assert_eq!(projects["projects"][0]["name"], "repo");
+    let p = ["--project-id", project.as_str()];
+    let with_p = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(p.iter()).map(|s| s.to_string()).collect()
+    };
+    let call = |args: &[&str]| -> serde_json::Value {
+        let a = with_p(args);
+        json(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let created = call(&["branches", "create", "--name", "x", "--parent", "main"]);
+    let branch = created.get("branch").unwrap_or(&created);
+    assert_eq!(branch["name"], "x", "{created}");
+    let id = branch["id"].as_str().expect("branch id").to_string();
+    assert!(
+        id.starts_with("br-") && id.split('-').count() == 4,
+        "Neon-shaped id: {id}"
+    );
+    let listed = call(&["branches", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert!(names.contains(&"main") && names.contains(&"x"), "{listed}");
+    // The table view reads annotations and the default flag.
+    let table = run(&with_p(&["branches", "list", "--output", "table"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(table.contains("[default] main"), "{table}");
+    assert_eq!(call(&["branches", "get", "x"])["id"], id.as_str());
+    assert_eq!(call(&["branches", "rename", "x", "y"])["name"], "y");
+    let expiring = call(&[
+        "branches",
+        "set-expiration",
+        "y",
+        "--expires-at",
+        "2030-01-01T00:00:00Z",
+    ]);
+    assert_eq!(expiring["expires_at"], "2030-01-01T00:00:00Z", "{expiring}");
+    assert_eq!(env.branch("y")["expires_at"], "2030-01-01T00:00:00Z");
+
+    // The URL neonctl builds (endpoint host, roles, databases, reveal_password) connects
+    // with TLS and channel binding.
+    let cs = |branch: &str| -> String {
+        run(&with_p(&[
+            "connection-string",
+            branch,
+            "--role-name",
+            "postgres",
+            "--database-name",
+            "postgres",
+        ])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>())
+        .trim()
+        .to_string()
+    };
+    let url = cs("y");
+    assert!(url.contains("channel_binding=require"), "{url}");
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
+    // (channel_binding=require only succeeds over TLS with SCRAM-SHA-256-PLUS, which
+    // the proxy terminates: the Postgres behind it sees a unix socket.)
+    psql_ok(&url, "CREATE TABLE only_on_y (x int)");
+
+    let diff = run(&with_p(&[
+        "branches",
+        "schema-diff",
+        "main",
+        "y",
+        "--database",
+        "postgres",
+    ])
+    .iter()
+    .map(String::as_str)
+    .collect::<Vec<_>>());
+    assert!(diff.contains("+CREATE TABLE public.only_on_y"), "{diff}");
+    assert!(
+        !diff.contains("restrict"),
+        "per-dump keys are not schema: {diff}"
+    );
+
+    let reset = call(&["branches", "reset", "y", "--parent"]);
+    assert_eq!(reset["id"], id.as_str(), "{reset}");
+    let err = psql(&url, "SELECT * FROM only_on_y").expect_err("reset to main");
+    assert!(err.contains("does not exist"), "{err}");
+    assert_eq!(cs("y"), url, "a reset keeps the URL");
+
+    let ops = call(&["operations", "list"]);
+    let actions: Vec<&str> = ops
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|o| o["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"reset_branch") && actions.contains(&"create_branch"),
+        "{ops}"
+    );
+    assert!(
+        ops.as_array()
+            .expect("array")
+            .iter()
+            .all(|o| o["status"] == "finished"),
+        "{ops}"
+    );
+
+    let deleted = call(&["branches", "delete", "y"]);
+    assert_eq!(deleted["id"], id.as_str(), "{deleted}");
+    let names: Vec<String> = env
+        .json(&["branch", "list"])
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, ["main"]);
+
+    // With one project, neonctl finds it on its own (organizations, then projects).
+    let auto = json(&["branches", "list"]);
+    assert_eq!(auto.as_array().map(Vec::len), Some(1), "{auto}");
+}

@@ -8,8 +8,8 @@ pub use pgfork_core::human_bytes;
 impl Engine {
     pub fn connection_uri(&self, project: &Project, b: &Branch) -> String {
         format!(
-            "postgresql://{}:{}@127.0.0.1:{}/{}",
-            project.role_name, b.password, b.port, project.db_name
+            "postgresql://{}:{}@{}:{}/{}",
+            project.role_name, b.password, self.cfg.public_host, b.port, project.db_name
         )
     }
 
@@ -79,7 +79,8 @@ impl Engine {
             id: endpoint_id(&b.id),
             project_id: b.project_id.clone(),
             branch_id: b.id.clone(),
-            host: "127.0.0.1".to_string(),
+            // Neon's clients append `/db` to the host: ours carries the branch's port.
+            host: format!("{}:{}", self.cfg.public_host, b.port),
             port: b.port,
             kind: "read_write".to_string(),
             suspend_timeout_seconds: b.suspend_timeout_seconds,
