@@ -244,6 +244,14 @@ pub struct BranchCreate {
     /// Seconds without clients before suspend: 0 the server default, -1 never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_timeout_seconds: Option<i64>,
+    /// pgfork: expire this many seconds after the server receives the request (a
+    /// relative TTL, immune to the client's clock); not with `expires_at`.
+    #[serde(
+        rename = "pgfork:ttl_seconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pgfork_ttl_seconds: Option<u64>,
     /// pgfork: give the new branch's login roles (all but the admin role) fresh
     /// passwords: `protected` (when the parent is protected; the default), `always`
     /// or `never`.
@@ -380,6 +388,13 @@ pub struct BranchUpdate {
         with = "double_option"
     )]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// pgfork: expire this many seconds from now; not with `expires_at`.
+    #[serde(
+        rename = "pgfork:ttl_seconds",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pgfork_ttl_seconds: Option<u64>,
     /// pgfork: pair with a git branch (`null` unpairs).
     #[serde(
         default,

@@ -176,6 +176,10 @@ pub enum BranchCommand {
         /// Suspend after this long without clients (e.g. 10m; -1 never; default: the daemon's).
         #[arg(long, allow_hyphen_values = true)]
         idle_timeout: Option<String>,
+        /// Return once the server accepted the request, without waiting for the branch
+        /// to accept connections (prints the operation to poll).
+        #[arg(long)]
+        no_wait: bool,
         #[arg(long)]
         json: bool,
     },
@@ -326,6 +330,10 @@ pub enum DaemonCommand {
         /// Allow plain HTTP for an API reachable from other machines.
         #[arg(long)]
         insecure: bool,
+        /// The host name clients reach this server by: in every connection URL and
+        /// endpoint, and on the TLS certificate. Same as PGFORK_PUBLIC_HOST.
+        #[arg(long, value_name = "NAME", env = "PGFORK_PUBLIC_HOST")]
+        public_host: Option<String>,
     },
     /// Start in the background if not running.
     Start,

@@ -38,7 +38,19 @@ pub struct Layout {
     pub run: PathBuf,
 }
 
-/// Room needed after the run directory for `/<branch-id>/.s.PGSQL.<port>`.
+/// A branch's directory under `run/`: at most 15 characters whatever the id's shape, as
+/// socket paths are limited. Short ids (pgfork's first shape, `br-` + 12) are kept;
+/// Neon-shaped ones (`br-quiet-river-a1b2c3d4`) keep only their random tail.
+pub fn socket_dir_name(branch_id: &str) -> String {
+    if branch_id.len() <= 15 {
+        return branch_id.to_string();
+    }
+    let tail = branch_id.rsplit('-').next().unwrap_or(branch_id);
+    let tail: String = tail.chars().take(12).collect();
+    format!("br-{tail}")
+}
+
+/// Room needed after the run directory for `/<socket_dir_name>/.s.PGSQL.<port>`.
 const SOCKET_SUFFIX_LEN: usize = 1 + 15 + 1 + 15;
 const SUN_PATH_MAX: usize = 107;
 
@@ -92,7 +104,7 @@ impl Layout {
     }
 
     pub fn socket_dir(&self, branch_id: &str) -> PathBuf {
-        self.run.join(branch_id)
+        self.run.join(socket_dir_name(branch_id))
     }
 
     pub fn branch_log(&self, branch_id: &str) -> PathBuf {
@@ -123,6 +135,17 @@ pub fn default_home(var: impl Fn(&str) -> Option<OsString>, is_root: bool) -> Pa
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn socket_directories_stay_short_for_every_id_shape() {
+        assert_eq!(socket_dir_name("br-abcdefghijkl"), "br-abcdefghijkl");
+        assert_eq!(
+            socket_dir_name("br-solitary-butterfly-a1b2c3d4"),
+            "br-a1b2c3d4"
+        );
+        assert!(socket_dir_name(&"x".repeat(80)).len() <= 15);
+    }
+
     use super::*;
 
     #[test]

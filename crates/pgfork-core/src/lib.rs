@@ -18,7 +18,7 @@ pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_N
 pub use port::{pick_port, PortRange};
 pub use space::{human_bytes, parse_size, room_for, DEFAULT_MIN_FREE};
 pub use state::BranchState;
-pub use ttl::{expires_at_from_ttl, parse_ttl, DEFAULT_GRACE, DEFAULT_TTL_NONE};
+pub use ttl::{expires_at_from_ttl, parse_ttl, requested_expiry, DEFAULT_GRACE, DEFAULT_TTL_NONE};
 
 mod progress;
 pub use progress::{Progress, ProgressSnapshot};

@@ -34,8 +34,41 @@ pub fn expires_at_from_ttl(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The expiry a request asks for: an absolute `expires_at`, or a relative TTL in
+/// seconds counted from `now` (the server's clock, not the client's). Both at once,
+/// a zero TTL or a time already past are mistakes, said in one sentence.
+pub fn requested_expiry(
+    expires_at: Option<DateTime<Utc>>,
+    ttl_seconds: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, &'static str> {
+    match (expires_at, ttl_seconds) {
+        (Some(_), Some(_)) => Err("give expires_at or pgfork:ttl_seconds, not both"),
+        (None, Some(0)) => Err("pgfork:ttl_seconds must be more than zero"),
+        (None, Some(s)) => Ok(Some(expires_at_from_ttl(now, Duration::from_secs(s)))),
+        (Some(t), None) if t <= now => {
+            Err("expires_at is in the past: give a future time or a TTL")
+        }
+        (t, None) => Ok(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn requested_expiry_is_absolute_or_relative_to_the_server_clock() {
+        use super::requested_expiry;
+        let now = chrono::Utc::now();
+        assert_eq!(
+            requested_expiry(None, Some(60), now),
+            Ok(Some(now + chrono::Duration::seconds(60)))
+        );
+        assert!(requested_expiry(Some(now), Some(1), now).is_err());
+        assert!(requested_expiry(None, Some(0), now).is_err());
+        assert!(requested_expiry(Some(now - chrono::Duration::seconds(1)), None, now).is_err());
+        assert_eq!(requested_expiry(None, None, now), Ok(None));
+    }
+
     use super::*;
     use chrono::TimeZone;
 

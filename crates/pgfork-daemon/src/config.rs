@@ -152,11 +152,12 @@ impl Config {
                 })?,
                 Err(_) => Duration::from_secs(3600),
             },
-            public_host: std::env::var("PGFORK_PUBLIC_HOST")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
+            public_host: match std::env::var("PGFORK_PUBLIC_HOST") {
+                Ok(h) if !h.trim().is_empty() => {
+                    parse_public_host(&h).map_err(|e| format!("PGFORK_PUBLIC_HOST: {e}"))?
+                }
+                _ => "127.0.0.1".to_string(),
+            },
             api_listen: match std::env::var("PGFORK_API_LISTEN") {
                 Ok(v) if !v.trim().is_empty() => Some(
                     parse_api_listen(&v, insecure_from_env())
@@ -166,6 +167,23 @@ impl Config {
             },
         })
     }
+}
+
+/// A host name or IPv4 address for URLs (`postgresql://user:pw@HOST:PORT/db`): no
+/// scheme, port, path or user part, which would silently make every URL wrong.
+pub fn parse_public_host(host: &str) -> Result<String, String> {
+    let host = host.trim();
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !ok {
+        return Err(format!(
+            "{host:?} is not a host name or IPv4 address: give e.g. db.example.com or 10.0.0.5"
+        ));
+    }
+    Ok(host.to_ascii_lowercase())
 }
 
 /// `PGFORK_API_INSECURE=1` (what `--insecure` sets).
@@ -179,6 +197,18 @@ pub fn insecure_from_env() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_hosts_are_bare_names() {
+        assert_eq!(
+            parse_public_host(" DB.example.com ").as_deref(),
+            Ok("db.example.com")
+        );
+        assert!(parse_public_host("10.0.0.5").is_ok());
+        for bad in ["", "https://db", "db:5432", "user@db", "a b", "db/x"] {
+            assert!(parse_public_host(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn api_addresses_default_to_tls_beyond_loopback() {

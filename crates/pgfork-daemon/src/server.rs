@@ -174,7 +174,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         probe,
     ));
     // TLS is offered whenever the certificates can be made; plaintext stays allowed.
-    let tls_names: Vec<String> = std::env::var("PGFORK_TLS_NAMES")
+    // The certificate names the public host too, so verify-full URLs for a team server
+    // verify.
+    let mut tls_names: Vec<String> = std::env::var("PGFORK_TLS_NAMES")
         .map(|v| {
             v.split(',')
                 .map(|s| s.trim().to_string())
@@ -182,6 +184,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 .collect()
         })
         .unwrap_or_default();
+    if !tls_names.contains(&cfg.public_host) {
+        tls_names.push(cfg.public_host.clone());
+    }
     let tls = match pgfork_proxy::tls::server_config(&layout.home.join("tls"), &tls_names) {
         Ok(c) => Some(c),
         Err(e) => {

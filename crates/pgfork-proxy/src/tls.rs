@@ -43,37 +43,68 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     f.write_all(data).map_err(io(path))
 }
 
-/// Makes the CA and server certificate in `dir` unless they exist.
-fn create(dir: &Path, names: &[String]) -> Result<(), TlsError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let gen = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+fn gen(e: rcgen::Error) -> TlsError {
+    TlsError::Generate(e.to_string())
+}
+
+/// The CA's parameters: the same every time, so a CA certificate re-made from the same
+/// key signs leaves that verify against the `ca.crt` clients already have.
+fn ca_params() -> Result<rcgen::CertificateParams, TlsError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "pgfork local CA");
-    let ca_key = KeyPair::generate().map_err(gen)?;
-    let ca = ca_params.self_signed(&ca_key).map_err(gen)?;
+    Ok(ca_params)
+}
+
+/// The names every server certificate carries, plus `extra`.
+fn server_names(extra: &[String]) -> Vec<String> {
     let mut sans = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
         "::1".to_string(),
     ];
-    sans.extend(names.iter().cloned());
-    let mut leaf_params = CertificateParams::new(sans).map_err(gen)?;
+    for n in extra {
+        if !sans.contains(n) {
+            sans.push(n.clone());
+        }
+    }
+    sans
+}
+
+/// Signs a server certificate for `names` with the CA key, and writes it.
+fn issue_leaf(
+    dir: &Path,
+    ca: &rcgen::Certificate,
+    ca_key: &rcgen::KeyPair,
+    names: &[String],
+) -> Result<(), TlsError> {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    let sans = server_names(names);
+    let mut leaf_params = CertificateParams::new(sans.clone()).map_err(gen)?;
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "pgfork");
     let leaf_key = KeyPair::generate().map_err(gen)?;
-    let leaf = leaf_params
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .map_err(gen)?;
+    let leaf = leaf_params.signed_by(&leaf_key, ca, ca_key).map_err(gen)?;
+    std::fs::write(dir.join("server.crt"), leaf.pem()).map_err(io(dir))?;
+    write_private(&dir.join("server.key.der"), &leaf_key.serialize_der())?;
+    std::fs::write(dir.join("server.crt.der"), leaf.der()).map_err(io(dir))?;
+    std::fs::write(dir.join("server.names"), sans.join("\n")).map_err(io(dir))?;
+    Ok(())
+}
+
+/// Makes the CA and server certificate in `dir` unless they exist.
+fn create(dir: &Path, names: &[String]) -> Result<(), TlsError> {
+    use rcgen::KeyPair;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let ca_key = KeyPair::generate().map_err(gen)?;
+    let ca = ca_params()?.self_signed(&ca_key).map_err(gen)?;
     write_private(&dir.join("ca.key"), ca_key.serialize_pem().as_bytes())?;
     std::fs::write(dir.join("ca.crt"), ca.pem()).map_err(io(dir))?;
-    std::fs::write(dir.join("server.crt"), leaf.pem()).map_err(io(dir))?;
-    std::fs::write(dir.join("server.crt.der"), leaf.der()).map_err(io(dir))?;
-    write_private(&dir.join("server.key.der"), &leaf_key.serialize_der())?;
+    issue_leaf(dir, &ca, &ca_key, names)?;
     // Written last: its presence means the set is complete.
     std::fs::write(dir.join("ca.crt.der"), ca.der()).map_err(io(dir))?;
     // Clients need the CA (verify-full) whoever runs the daemon; keys stay private.
@@ -95,6 +126,30 @@ fn create(dir: &Path, names: &[String]) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// Re-issues the server certificate when it lacks a name now asked for (a team server
+/// given `--public-host` after its first start), with the same CA: clients keep
+/// trusting the `ca.crt` they have.
+fn ensure_names(dir: &Path, names: &[String]) -> Result<(), TlsError> {
+    let have: Vec<String> = std::fs::read_to_string(dir.join("server.names"))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
+    if server_names(names).iter().all(|n| have.contains(n)) {
+        return Ok(());
+    }
+    let pem = std::fs::read_to_string(dir.join("ca.key")).map_err(io(dir))?;
+    let ca_key = rcgen::KeyPair::from_pem(&pem).map_err(gen)?;
+    let ca = ca_params()?.self_signed(&ca_key).map_err(gen)?;
+    let mut all = have;
+    for n in names {
+        if !all.contains(n) {
+            all.push(n.clone());
+        }
+    }
+    issue_leaf(dir, &ca, &ca_key, &all)?;
+    tracing::info!(names = ?all, "re-issued the TLS server certificate for new names");
+    Ok(())
+}
+
 /// What the front door needs for TLS: the rustls configuration, and the
 /// `tls-server-end-point` channel-binding data of its certificate (RFC 5929: the hash
 /// of the DER certificate with the hash of its signature, SHA-256 for ours), which
@@ -109,6 +164,8 @@ pub struct TlsServer {
 pub fn server_config(dir: &Path, names: &[String]) -> Result<TlsServer, TlsError> {
     if !dir.join("ca.crt.der").exists() {
         create(dir, names)?;
+    } else {
+        ensure_names(dir, names)?;
     }
     let cert = std::fs::read(dir.join("server.crt.der")).map_err(io(dir))?;
     let cert_for_hash = cert.clone();
@@ -155,6 +212,36 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+        // A new name re-issues the server certificate under the same CA.
+        let before = std::fs::read(dir.join("server.crt.der")).expect("leaf");
+        server_config(&dir, &["db.example.com".to_string()]).expect("third");
+        assert_eq!(
+            ca,
+            std::fs::read(dir.join("ca.crt")).expect("ca"),
+            "same CA"
+        );
+        assert_ne!(
+            before,
+            std::fs::read(dir.join("server.crt.der")).expect("leaf")
+        );
+        let verified = std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(dir.join("ca.crt"))
+            .arg(dir.join("server.crt"))
+            .output();
+        if let Ok(out) = verified {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let names = std::fs::read_to_string(dir.join("server.names")).expect("names");
+        assert!(
+            names.contains("db.example.com") && names.contains("localhost"),
+            "{names}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

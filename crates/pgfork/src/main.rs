@@ -10,11 +10,7 @@ fn main() {
     let args = Cli::parse();
     let is_daemon = matches!(args.command, Command::Daemon { .. });
     if !is_daemon {
-        // A command whose reader went away (`pgfork branch list | head`) ends quietly,
-        // as other Unix tools do, instead of panicking on a failed print. The daemon
-        // keeps ignoring SIGPIPE: a client closing its socket must never kill it.
-        // SAFETY: called before any thread starts; SIG_DFL is always a valid handler.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        quiet_on_closed_stdout();
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGFORK_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if is_daemon { "info" } else { "warn" })
@@ -45,8 +41,9 @@ fn main() {
                         listen,
                         api,
                         insecure,
+                        public_host,
                     },
-            } => run_daemon(listen, api, insecure).await,
+            } => run_daemon(listen, api, insecure, public_host).await,
             _ => match pgfork_cli::run(args).await {
                 Ok(code) => code,
                 Err(e) => {
@@ -60,8 +57,35 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A command whose reader went away (`pgfork branch list | head`) ends quietly, as
+/// other Unix tools do, with 141 (128 + SIGPIPE). Not by restoring SIGPIPE's default
+/// action: that would also kill the CLI when the daemon closes the API socket under a
+/// write (a crash, a restart), instead of reporting it. SIGPIPE stays ignored, so the
+/// socket write fails with an error, and only a failed print to stdout — which
+/// `println!` turns into a panic — is caught here.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// `pgfork daemon run`: the daemon in the foreground (the CLI starts it detached).
-async fn run_daemon(listen: Option<String>, api: Option<String>, insecure: bool) -> i32 {
+async fn run_daemon(
+    listen: Option<String>,
+    api: Option<String>,
+    insecure: bool,
+    public_host: Option<String>,
+) -> i32 {
     let mut cfg = match pgfork_daemon::Config::from_env(pgfork_cli::home()) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -76,6 +100,15 @@ async fn run_daemon(listen: Option<String>, api: Option<String>, insecure: bool)
                 eprintln!(
                     "error: --listen {addr:?} is not an IP address: use e.g. 127.0.0.1 or 0.0.0.0"
                 );
+                return 1;
+            }
+        }
+    }
+    if let Some(host) = public_host {
+        match pgfork_daemon::config::parse_public_host(&host) {
+            Ok(h) => cfg.public_host = h,
+            Err(e) => {
+                eprintln!("error: --public-host: {e}");
                 return 1;
             }
         }

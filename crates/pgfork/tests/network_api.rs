@@ -558,3 +558,181 @@ fn neonctl_drives_pgfork_through_the_neon_api() {
     let auto = json(&["branches", "list"]);
     assert_eq!(auto.as_array().map(Vec::len), Some(1), "{auto}");
 }
+
+/// A team server: API and branch ports on every interface, URLs naming the public host,
+/// TLS whose certificate names it; plain HTTP beyond loopback refused unless asked.
+#[test]
+fn a_team_server_serves_its_public_host_over_tls_only() {
+    let Some(mut server) = Env::new("team-server", Storage::Copy) else {
+        return;
+    };
+    let Some(mut laptop) = Env::new("team-laptop", Storage::Copy) else {
+        return;
+    };
+    let local = server.serve_api(true);
+    let port = local
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .expect("port")
+        .to_string();
+    // 127.0.0.2 stands for the server's public address (any 127/8 address is local).
+    let public = "127.0.0.2";
+    server.extra_env.retain(|(k, _)| k != "PGFORK_API_LISTEN");
+
+    // Plain HTTP on every interface is refused, with the way out in the sentence.
+    let err = server.fails(&["daemon", "run", "--api", &format!("http://0.0.0.0:{port}")]);
+    assert!(err.contains("--insecure") && err.contains("https"), "{err}");
+
+    server
+        .extra_env
+        .push(("PGFORK_API_LISTEN".into(), format!("0.0.0.0:{port}")));
+    server
+        .extra_env
+        .push(("PGFORK_LISTEN".into(), "0.0.0.0".into()));
+    server
+        .extra_env
+        .push(("PGFORK_PUBLIC_HOST".into(), public.into()));
+    server.ok(&["daemon", "start"]);
+    let status = server.json(&["daemon", "status"]);
+    assert!(
+        status["api_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://")),
+        "{status}"
+    );
+    server.init_sample(1);
+    let secret = key(&server, &["alice"]);
+
+    laptop.extra_env.push((
+        "PGFORK_API".into(),
+        format!("https://{public}:{port}/api/v2"),
+    ));
+    laptop.extra_env.push(("PGFORK_API_KEY".into(), secret));
+    laptop.extra_env.push((
+        "PGFORK_API_CA".into(),
+        server.home.join("tls/ca.crt").display().to_string(),
+    ));
+    laptop.ok(&["branch", "create", "alice-feature", "--project", "repo"]);
+    let url = laptop
+        .ok(&["url", "alice-feature", "--project", "repo"])
+        .trim()
+        .to_string();
+    assert!(
+        url.contains(&format!("@{public}:")),
+        "URLs name the public host: {url}"
+    );
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
+    // The branch port's certificate names the public host: verify-full passes.
+    let ca = server.home.join("tls/ca.crt");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    assert_eq!(psql_ok(&verified, "SELECT 1"), "1");
+    server.ok(&["daemon", "stop"]);
+}
+
+/// Twenty creates at once through the network API, with ports for only seventeen: each
+/// succeeds or is refused with a clean 4xx, no two branches share a port, and every
+/// one made accepts connections.
+#[test]
+fn twenty_parallel_creates_through_the_api_never_collide() {
+    let Some(mut env) = Env::new("api-parallel", Storage::Copy) else {
+        return;
+    };
+    // 19 branch ports: the root, the follow-HEAD endpoint and 17 more.
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let secret = key(&env, &["ci"]);
+    let results: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let (base, secret) = (base.clone(), secret.clone());
+                s.spawn(move || {
+                    http(
+                        &base,
+                        "POST",
+                        "/projects/repo/branches",
+                        Some(&secret),
+                        Some(&format!(r#"{{"branch":{{"name":"ci-{i}"}}}}"#)),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    for (status, body) in &results {
+        assert!(
+            (200..300).contains(status)
+                || ((400..500).contains(status) && body["code"].is_string()),
+            "{status} {body}"
+        );
+    }
+    // Accepted creates finish (copies on a plain disk take a while): poll each operation.
+    let mut made = 0;
+    for (status, body) in &results {
+        if !(200..300).contains(status) {
+            continue;
+        }
+        for op in body["operations"].as_array().into_iter().flatten() {
+            let id = op["id"].as_str().expect("operation id");
+            wait_until(
+                "an operation to finish",
+                std::time::Duration::from_secs(300),
+                || {
+                    let (_, now) = http(
+                        &base,
+                        "GET",
+                        &format!("/projects/repo/operations/{id}"),
+                        Some(&secret),
+                        None,
+                    );
+                    now["operation"]["status"] != "running"
+                },
+            );
+            let (_, done) = http(
+                &base,
+                "GET",
+                &format!("/projects/repo/operations/{id}"),
+                Some(&secret),
+                None,
+            );
+            assert_eq!(done["operation"]["status"], "finished", "{done}");
+        }
+        made += 1;
+    }
+    let listed = env.json(&["branch", "list"]);
+    let branches = listed.as_array().expect("array");
+    let mut ports: Vec<u64> = branches.iter().filter_map(|b| b["port"].as_u64()).collect();
+    let count = ports.len();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), count, "no two branches share a port: {listed}");
+    assert_eq!(
+        count,
+        made + 1,
+        "every accepted create made one branch (plus main)"
+    );
+    // The range holds the root, the work tree's follow-HEAD port and the new branches:
+    // what was refused was refused for want of a port, and only then.
+    assert!(made >= 17, "{made} made");
+    for (status, body) in results.iter().filter(|(s, _)| !(200..300).contains(s)) {
+        assert_eq!(
+            (*status, body["code"].as_str()),
+            (422, Some("NO_PORTS")),
+            "{body}"
+        );
+    }
+    report(&format!(
+        "api parallel creates: {made}/20 made, {} refused cleanly (port range full)",
+        20 - made
+    ));
+    for b in branches {
+        let name = b["name"].as_str().expect("name");
+        assert_eq!(psql_ok(&env.url(name), "SELECT 1"), "1", "{name}");
+    }
+}

@@ -23,6 +23,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             expires_at,
             protected,
             idle_timeout,
+            no_wait,
             json,
         } => {
             let suspend_timeout_seconds = idle_timeout
@@ -57,11 +58,36 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             git_branch: None,
                             suspend_timeout_seconds,
                             pgfork_rotate_passwords: policy.rotate_passwords,
+                            // An absolute time is what every Neon-v2 server understands.
+                            pgfork_ttl_seconds: None,
                         },
                         endpoints: vec![serde_json::json!({"type": "read_write"})],
                     },
                 )
                 .await?;
+            if no_wait {
+                if json {
+                    print_json(&resp)?;
+                } else {
+                    let running: Vec<&str> = resp
+                        .operations
+                        .iter()
+                        .filter(|o| o.is_running())
+                        .map(|o| o.id.as_str())
+                        .collect();
+                    println!(
+                        "requested branch {:?} ({}){}",
+                        resp.branch.name,
+                        resp.branch.id,
+                        if running.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; still building: operation {}", running.join(", "))
+                        }
+                    );
+                }
+                return Ok(0);
+            }
             wait_ops(&c, &p, &resp.operations).await?;
             let b = if resp.operations.iter().any(|o| o.is_running()) {
                 c.get_branch(&p, &resp.branch.id, false).await?.branch

@@ -415,7 +415,7 @@ impl Engine {
         req: api::BranchCreateRequest,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
-        let spec = req.branch;
+        let mut spec = req.branch;
         let name = spec
             .name
             .clone()
@@ -443,13 +443,9 @@ impl Engine {
                 "suspend_timeout_seconds is seconds, 0 for the default or -1 for never",
             ));
         }
-        if let Some(t) = spec.expires_at {
-            if t <= Utc::now() {
-                return Err(ApiError::bad_request(
-                    "expires_at is in the past: give a future time or a --ttl",
-                ));
-            }
-        }
+        spec.expires_at =
+            pgfork_core::requested_expiry(spec.expires_at, spec.pgfork_ttl_seconds, Utc::now())
+                .map_err(ApiError::bad_request)?;
         let rotate = match spec.pgfork_rotate_passwords.as_deref() {
             None | Some("protected") => parent.protected,
             Some("always") => true,

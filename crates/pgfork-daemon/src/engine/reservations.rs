@@ -64,7 +64,8 @@ impl Engine {
             used.remove(&t.port);
         }
         Err(ApiError::new(
-            503,
+            // A limit the caller can act on, as Neon answers its branch limits: a 4xx.
+            422,
             "NO_PORTS",
             format!(
                 "all ports of {}-{} are taken by live branches and by branches deleted less than {} ago: purge the trash (`pgfork trash empty`), delete branches, or widen the range with PGFORK_PORTS=FIRST-LAST",

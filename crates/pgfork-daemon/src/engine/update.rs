@@ -52,15 +52,14 @@ impl Engine {
             }
             b.after_create = Some(a);
         }
-        if let Some(exp) = u.expires_at {
-            if let Some(t) = exp {
-                if t <= Utc::now() {
-                    return Err(ApiError::bad_request(
-                        "expires_at is in the past: give a future time or a duration",
-                    ));
-                }
+        match (u.expires_at, u.pgfork_ttl_seconds) {
+            // `expires_at: null` removes the expiry.
+            (Some(None), None) => b.expires_at = None,
+            (None, None) => {}
+            (at, ttl) => {
+                b.expires_at = pgfork_core::requested_expiry(at.flatten(), ttl, Utc::now())
+                    .map_err(ApiError::bad_request)?;
             }
-            b.expires_at = exp;
         }
         b.updated_at = Utc::now();
         crate::failpoints::crash("update-before-write");
