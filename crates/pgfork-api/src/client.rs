@@ -291,6 +291,22 @@ impl Client {
         .await
     }
 
+    pub async fn create_webhook(
+        &self,
+        project: &str,
+        req: &WebhookCreate,
+    ) -> Result<WebhookCreated, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "/api/v2/projects/{}/pgfork/webhook",
+                encode_segment(project)
+            ),
+            Some(req),
+        )
+        .await
+    }
+
     pub async fn list_projects(&self) -> Result<ProjectsResponse, ClientError> {
         self.call(Method::GET, "/api/v2/projects", None::<&()>)
             .await

@@ -157,6 +157,20 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ConnectionUriResponse, ApiError>> + Send;
     /// The caller (`/users/me`, `/auth`), and the one organization a pgfork server has.
     fn me(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
+    /// pgfork: a project's webhook secret for pull-request branches (owner only).
+    fn create_webhook(
+        &self,
+        project: String,
+        req: WebhookCreate,
+    ) -> impl Future<Output = Result<WebhookCreated, ApiError>> + Send;
+    /// pgfork: a webhook delivery, authenticated by its signature (not an API key).
+    fn webhook(
+        &self,
+        provider: String,
+        project: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<WebhookOutcome, ApiError>> + Send;
     /// pgfork: the follow-HEAD endpoint of a work tree (made on first request).
     fn follow(
         &self,
@@ -205,15 +219,48 @@ pub fn endpoint_to_branch(endpoint: &str) -> String {
 }
 
 /// The API for the network: every request needs an API key, and the owner's routes
-/// are absent (see [`crate::auth`]).
+/// are absent (see [`crate::auth`]) — except webhook deliveries, which GitHub, GitLab
+/// and Gitea authenticate by signing them with the project's secret.
 pub fn network_router<B: Backend>(backend: Arc<B>) -> Router {
-    router(backend.clone()).layer(axum::middleware::from_fn_with_state(
-        backend,
-        crate::auth::require_key::<B>,
-    ))
+    routes(backend.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            backend.clone(),
+            crate::auth::require_key::<B>,
+        ))
+        .merge(deliveries(backend))
 }
 
+/// The API on the owner's unix socket: everything.
 pub fn router<B: Backend>(backend: Arc<B>) -> Router {
+    routes(backend.clone()).merge(deliveries(backend))
+}
+
+fn deliveries<B: Backend>(backend: Arc<B>) -> Router {
+    Router::new()
+        .route(
+            "/api/v2/pgfork/webhooks/{provider}/{project}",
+            post(
+                |State(b): State<Arc<B>>,
+                 Path((provider, p)): Path<(String, String)>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    let headers = headers
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                        })
+                        .collect();
+                    b.webhook(provider, p, headers, body.to_vec())
+                        .await
+                        .map(Json)
+                },
+            ),
+        )
+        .layer(axum::middleware::map_response(errors_as_json))
+        .with_state(backend)
+}
+
+fn routes<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
         .route("/api/v2/pgfork/status", get(|State(b): State<Arc<B>>| async move { b.status().await.map(Json) }))
         .route("/api/v2/pgfork/doctor", get(|State(b): State<Arc<B>>| async move { b.doctor().await.map(Json) }))
@@ -315,6 +362,12 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/branches/{branch}/roles/{role}/reveal_password",
             get(|State(b): State<Arc<B>>, Path((p, br, r)): Path<(String, String, String)>| async move {
                 b.reveal_password(p, br, r).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/pgfork/webhook",
+            post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<WebhookCreate>| async move {
+                b.create_webhook(p, req).await.map(Json)
             }),
         )
         .route(

@@ -568,3 +568,27 @@ pub struct ApiKeyRevokeResponse {
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_from_addr: String,
 }
+
+/// `POST /api/v2/projects/{p}/pgfork/webhook`: a new webhook secret (shown once).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct WebhookCreate {
+    /// TTL of the branches pull requests get; none: until the pull request closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookCreated {
+    pub secret: String,
+    /// Where each provider delivers, on the server's network API.
+    pub paths: Vec<String>,
+    pub ttl_seconds: Option<u64>,
+}
+
+/// What a webhook delivery did: `created`, `exists`, `deleted`, `absent` or `ignored`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookOutcome {
+    pub result: String,
+    pub branch: Option<String>,
+    pub detail: String,
+}

@@ -139,6 +139,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Pull-request branches by webhook (team server): GitHub, GitLab and Gitea tell
+    /// pgfork when a pull request opens (branch `pr-N` from its base) and closes (to the
+    /// trash).
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// Servers this CLI (and the git hooks) can drive instead of the local daemon: a
     /// pgfork team server, or anything speaking Neon's API v2.
     Remote {
@@ -228,6 +235,20 @@ pub enum BranchCommand {
     Unprotect { name: String },
     /// Run the repository's after-create command (.pgfork.toml) on a branch again.
     Migrate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Make (or replace) the project's webhook secret and print it with the URLs to
+    /// give your forge; the secret is shown only now.
+    Create {
+        /// Pull-request branches expire after this long even if the pull request stays
+        /// open (e.g. 7d).
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,10 +9,7 @@ use sha2::Digest;
 
 /// The stored form of a key's secret.
 pub fn hash_key(secret: &str) -> String {
-    sha2::Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }
 
 /// Why a known key allows nothing now, if it does not.

@@ -21,6 +21,7 @@ pub mod layout;
 mod ops;
 mod reconcile;
 pub mod server;
+mod webhooks;
 
 pub use config::Config;
 pub use layout::Layout;

@@ -660,6 +660,26 @@ impl Backend for Api {
     ) -> Result<api::ConnectionUriResponse, ApiError> {
         self.0.connection_uri_for(&project, q)
     }
+    async fn create_webhook(
+        &self,
+        project: String,
+        req: api::WebhookCreate,
+    ) -> Result<api::WebhookCreated, ApiError> {
+        self.0.create_webhook(&project, req.ttl_seconds)
+    }
+
+    async fn webhook(
+        &self,
+        provider: String,
+        project: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<api::WebhookOutcome, ApiError> {
+        self.0
+            .handle_webhook(&provider, &project, headers, &body)
+            .await
+    }
+
     async fn me(&self) -> Result<serde_json::Value, ApiError> {
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };

@@ -93,7 +93,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -169,6 +169,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // API keys for the network API (hashes only).
     (8, tokens::TABLE),
+    // Webhook secrets per project (plain: HMAC needs the secret itself).
+    (
+        9,
+        "CREATE TABLE webhooks (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, secret TEXT NOT NULL, ttl_seconds INTEGER, created_at TEXT NOT NULL);",
+    ),
 ];
 
 /// A follow-HEAD endpoint of a work tree.
@@ -608,6 +613,35 @@ impl Store {
             )
             .optional()?
             .is_some())
+    }
+
+    /// Sets (or replaces) a project's webhook secret and the TTL of the branches its
+    /// pull requests get.
+    pub fn set_webhook(
+        &self,
+        project_id: &str,
+        secret: &str,
+        ttl_seconds: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO webhooks (project_id, secret, ttl_seconds, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (project_id) DO UPDATE SET secret = excluded.secret, ttl_seconds = excluded.ttl_seconds, created_at = excluded.created_at",
+            params![project_id, secret, ttl_seconds.map(|t| t as i64), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// A project's webhook secret and pull-request TTL.
+    pub fn webhook(&self, project_id: &str) -> Result<Option<(String, Option<u64>)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT secret, ttl_seconds FROM webhooks WHERE project_id = ?1",
+                params![project_id],
+                |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|t| t as u64))),
+            )
+            .optional()?)
     }
 
     /// The passwords pgfork set for the roles of a branch.

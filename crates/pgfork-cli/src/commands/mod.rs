@@ -4,7 +4,7 @@
 
 use crate::cli::{
     BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs,
-    RemoteCommand, TokenCommand, TrashCommand,
+    RemoteCommand, TokenCommand, TrashCommand, WebhookCommand,
 };
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
@@ -27,6 +27,7 @@ mod remote;
 mod status;
 mod token;
 mod trash;
+mod webhook;
 
 use branch::branch;
 use daemon::daemon;
@@ -39,6 +40,7 @@ use remote::remote;
 use status::status;
 use token::token;
 use trash::trash;
+use webhook::webhook;
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let explicit = cli.project.as_deref();
@@ -107,6 +109,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trash { command } => trash(command, explicit).await,
         Command::Token { command } => token(command).await,
         Command::Remote { command } => remote(command).await,
+        Command::Webhook { command } => webhook(command, explicit).await,
         Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }
