@@ -13,6 +13,7 @@
 
 pub mod auth;
 mod client;
+pub mod openapi;
 mod router;
 pub mod runtime;
 pub mod serve;

@@ -235,8 +235,13 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
     routes(backend.clone()).merge(deliveries(backend))
 }
 
+/// Routes that need no API key: webhook deliveries (signed) and the API's description.
 fn deliveries<B: Backend>(backend: Arc<B>) -> Router {
     Router::new()
+        .route(
+            "/api/v2/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route(
             "/api/v2/pgfork/webhooks/{provider}/{project}",
             post(

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// `{code, message}`, Neon's error body. `code` is a stable machine-readable string.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct ApiErrorBody {
     pub code: String,
     pub message: String,
@@ -52,7 +52,7 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// Where a project's root branch comes from (pgfork extension of project creation).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RootSource {
     Empty,
@@ -62,7 +62,7 @@ pub enum RootSource {
     Dir { path: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct ProjectCreate {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,12 +74,12 @@ pub struct ProjectCreate {
     pub pgfork_source: Option<RootSource>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectCreateRequest {
     pub project: ProjectCreate,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Project {
     pub id: String,
     pub name: String,
@@ -90,7 +90,7 @@ pub struct Project {
     pub role_name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectResponse {
     pub project: Project,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,18 +103,18 @@ pub struct ProjectResponse {
     pub connection_uris: Vec<ConnectionUri>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectsResponse {
     pub projects: Vec<Project>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct ConnectionUri {
     pub connection_uri: String,
 }
 
 /// A branch, with Neon's fields and pgfork's (`state`, `port`, sizes, `clone_method`...).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Branch {
     pub id: String,
     pub project_id: String,
@@ -166,7 +166,7 @@ pub struct Branch {
 }
 
 /// Neon's endpoint: the compute serving a branch. In pgfork, the branch's Postgres.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Endpoint {
     pub id: String,
     pub project_id: String,
@@ -184,14 +184,14 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq, Default)]
 pub struct OperationProgress {
     pub phase: String,
     pub done: u64,
     pub total: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Operation {
     pub id: String,
     pub project_id: String,
@@ -222,12 +222,12 @@ impl Operation {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationResponse {
     pub operation: Operation,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct BranchCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -260,19 +260,19 @@ pub struct BranchCreate {
 }
 
 /// Neon's `reveal_password` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolePasswordResponse {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct BranchCreateRequest {
     pub branch: BranchCreate,
     #[serde(default)]
     pub endpoints: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BranchResponse {
     pub branch: Branch,
     #[serde(default)]
@@ -281,7 +281,7 @@ pub struct BranchResponse {
     pub operations: Vec<Operation>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BranchesResponse {
     pub branches: Vec<Branch>,
     /// Neon: annotations by branch id (pgfork has none yet; always present, as
@@ -291,7 +291,7 @@ pub struct BranchesResponse {
 }
 
 /// A role of a branch (Neon's shape).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Role {
     pub branch_id: String,
     pub name: String,
@@ -300,18 +300,18 @@ pub struct Role {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RolesResponse {
     pub roles: Vec<Role>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoleResponse {
     pub role: Role,
 }
 
 /// A database of a branch (Neon's shape; `id` is its OID).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Database {
     pub id: i64,
     pub branch_id: String,
@@ -321,38 +321,38 @@ pub struct Database {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatabasesResponse {
     pub databases: Vec<Database>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DatabaseResponse {
     pub database: Database,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndpointsResponse {
     pub endpoints: Vec<Endpoint>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndpointResponse {
     pub endpoint: Endpoint,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationsResponse {
     pub operations: Vec<Operation>,
 }
 
 /// Neon's `GET …/schema`: the database's schema as SQL (`pg_dump --schema-only`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BranchSchemaResponse {
     pub sql: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct SchemaQuery {
     pub db_name: Option<String>,
     pub lsn: Option<String>,
@@ -360,7 +360,7 @@ pub struct SchemaQuery {
 }
 
 /// Neon's `GET /projects/{id}/connection_uri` query.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct ConnectionUriQuery {
     pub branch_id: Option<String>,
     pub endpoint_id: Option<String>,
@@ -370,13 +370,13 @@ pub struct ConnectionUriQuery {
     pub pooled: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConnectionUriResponse {
     pub uri: String,
 }
 
 /// PATCH body. `expires_at: null` clears the TTL, absent leaves it.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct BranchUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -410,13 +410,13 @@ pub struct BranchUpdate {
     pub suspend_timeout_seconds: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct BranchUpdateRequest {
     pub branch: BranchUpdate,
 }
 
 /// Neon's `restore` body; pgfork's reset is a restore from the parent's head.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct BranchRestoreRequest {
     pub source_branch_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,7 +429,7 @@ pub struct BranchRestoreRequest {
 }
 
 /// Query of DELETE: `?purge=true` removes for good instead of trashing.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct DeleteQuery {
     #[serde(default)]
     pub purge: bool,
@@ -439,7 +439,7 @@ pub struct DeleteQuery {
     pub pgfork_gc_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct ListQuery {
     /// Neon: only branches whose name or id contains this.
     #[serde(default)]
@@ -453,7 +453,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v2/pgfork/status`: the daemon and its store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct DaemonStatus {
     pub version: String,
     pub pid: u32,
@@ -471,7 +471,7 @@ pub struct DaemonStatus {
 }
 
 /// One line of `pgfork doctor`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct Check {
     pub name: String,
     /// `ok`, `warn`, `fail`.
@@ -481,7 +481,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DoctorResponse {
     pub checks: Vec<Check>,
 }
@@ -507,20 +507,20 @@ mod double_option {
 }
 
 /// pgfork: `POST /api/v2/projects/{id}/pgfork/repos`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepoRegistration {
     pub path: String,
 }
 
 /// pgfork: `POST /api/v2/projects/{id}/pgfork/follow` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FollowResponse {
     pub port: u16,
     pub connection_uri: String,
 }
 
 /// Neon's `POST /api_keys` body, with pgfork's limits (`pgfork_*`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct ApiKeyCreateRequest {
     pub key_name: String,
     /// Limit the key to one project (id or name).
@@ -534,7 +534,7 @@ pub struct ApiKeyCreateRequest {
 }
 
 /// A key as listed (never its secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: i64,
     pub name: String,
@@ -552,7 +552,7 @@ pub struct ApiKeyInfo {
 }
 
 /// Neon's answer to a create: the only time the secret is shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyCreateResponse {
     pub id: i64,
     pub key: String,
@@ -560,7 +560,7 @@ pub struct ApiKeyCreateResponse {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyRevokeResponse {
     pub id: i64,
     pub name: String,
@@ -570,14 +570,14 @@ pub struct ApiKeyRevokeResponse {
 }
 
 /// `POST /api/v2/projects/{p}/pgfork/webhook`: a new webhook secret (shown once).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
 pub struct WebhookCreate {
     /// TTL of the branches pull requests get; none: until the pull request closes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookCreated {
     pub secret: String,
     /// Where each provider delivers, on the server's network API.
@@ -586,7 +586,7 @@ pub struct WebhookCreated {
 }
 
 /// What a webhook delivery did: `created`, `exists`, `deleted`, `absent` or `ignored`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookOutcome {
     pub result: String,
     pub branch: Option<String>,
