@@ -821,3 +821,131 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(program))
         .find(|p| p.is_file())
 }
+
+/// The requests Neon's GitHub Actions make (create-branch v6 and schema-diff call the
+/// API client directly; delete-branch and reset-branch run neonctl 2.x with analytics
+/// on), replayed in their order and shapes against pgfork.
+#[test]
+fn the_requests_of_neons_github_actions_succeed() {
+    let Some(mut env) = Env::new("gh-actions", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let k = key(&env, &["github-actions"]);
+    let get = |path: &str| http(&base, "GET", path, Some(&k), None);
+    let p = "/projects/repo";
+
+    // create-branch-action: look the branch and its parent up by search, create, then
+    // read endpoint, database, role and password to build the URL itself.
+    let (s, found) = get(&format!("{p}/branches?search=ci-42&limit=10000"));
+    assert_eq!(s, 200);
+    assert!(
+        found["branches"].as_array().expect("branches").is_empty(),
+        "{found}"
+    );
+    let (_, parents) = get(&format!("{p}/branches?search=main&limit=10000"));
+    let parent = parents["branches"]
+        .as_array()
+        .expect("branches")
+        .iter()
+        .find(|b| b["name"] == "main" || b["id"] == "main")
+        .expect("the parent by name")
+        .clone();
+    let body = serde_json::json!({
+        "endpoints": [{"type": "read_write", "suspend_timeout_seconds": 0}],
+        "branch": {"name": "ci-42", "parent_id": parent["id"]},
+        "annotation_value": {"github-repo": "acme/web", "github-pr-number": "42"},
+    })
+    .to_string();
+    let (s, made) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches"),
+        Some(&k),
+        Some(&body),
+    );
+    assert_eq!(s, 201, "{made}");
+    let id = made["branch"]["id"].as_str().expect("id").to_string();
+    for op in made["operations"].as_array().into_iter().flatten() {
+        let op_id = op["id"].as_str().expect("op id");
+        wait_until("the create", std::time::Duration::from_secs(120), || {
+            get(&format!("{p}/operations/{op_id}")).1["operation"]["status"] != "running"
+        });
+    }
+    let (s, eps) = get(&format!("{p}/branches/{id}/endpoints"));
+    assert_eq!(s, 200);
+    let ep = eps["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["type"] == "read_write")
+        .expect("a read_write endpoint")
+        .clone();
+    assert_eq!(get(&format!("{p}/branches/{id}/databases/postgres")).0, 200);
+    assert_eq!(get(&format!("{p}/branches/{id}/roles/postgres")).0, 200);
+    let (s, pw) = get(&format!("{p}/branches/{id}/roles/postgres/reveal_password"));
+    assert_eq!(s, 200);
+    // Optional lookups the action tolerates as 404.
+    assert_eq!(get(&format!("{p}/branches/{id}/auth")).0, 404);
+    let url = format!(
+        "postgresql://postgres:{}@{}/postgres?sslmode=require",
+        pw["password"].as_str().expect("password"),
+        ep["host"].as_str().expect("host")
+    );
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
+    psql_ok(&url, "CREATE TABLE added_by_ci (x int)");
+
+    // schema-diff-action: list, then the schema of both branches.
+    let (s, all) = get(&format!("{p}/branches"));
+    assert_eq!(s, 200);
+    let base_id = all["branches"]
+        .as_array()
+        .expect("branches")
+        .iter()
+        .find(|b| b["id"] == made["branch"]["parent_id"])
+        .and_then(|b| b["id"].as_str())
+        .expect("base by the compare branch's parent_id")
+        .to_string();
+    let (s, compare) = get(&format!("{p}/branches/{id}/schema?db_name=postgres"));
+    assert_eq!(s, 200);
+    let (s, parent_schema) = get(&format!("{p}/branches/{base_id}/schema?db_name=postgres"));
+    assert_eq!(s, 200);
+    assert!(compare["sql"]
+        .as_str()
+        .is_some_and(|s| s.contains("added_by_ci")));
+    assert!(parent_schema["sql"]
+        .as_str()
+        .is_some_and(|s| !s.contains("added_by_ci")));
+
+    // delete-branch-action (neonctl 2.x, analytics on): auth, users/me, list, delete.
+    let (s, auth) = get("/auth");
+    assert_eq!(s, 200);
+    assert!(auth["auth_method"].is_string(), "{auth}");
+    assert!(get("/users/me").1["id"].is_string());
+    let (_, all) = get(&format!("{p}/branches"));
+    let target = all["branches"]
+        .as_array()
+        .expect("branches")
+        .iter()
+        .find(|b| b["name"] == "ci-42")
+        .and_then(|b| b["id"].as_str())
+        .expect("by name")
+        .to_string();
+    let (s, gone) = http(
+        &base,
+        "DELETE",
+        &format!("{p}/branches/{target}"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 200, "{gone}");
+    assert_eq!(gone["branch"]["id"], target.as_str());
+    assert!(
+        psql(&url, "SELECT 1").is_err(),
+        "the deleted branch no longer answers"
+    );
+}
