@@ -398,6 +398,9 @@ fn components() -> utoipa::openapi::Components {
         BranchUpdate,
         BranchUpdateRequest,
         BranchRestoreRequest,
+        NeonProjectFacts,
+        NeonEndpointFacts,
+        ConnectionParameters,
     );
     b.security_scheme(
         "api_key",

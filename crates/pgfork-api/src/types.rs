@@ -88,6 +88,37 @@ pub struct Project {
     /// pgfork: the default database and role of connection URLs.
     pub database_name: String,
     pub role_name: String,
+    /// Neon's placement, limits and metering, which clients generated from Neon's
+    /// schema require: pgfork has one place, no limits and meters nothing.
+    #[serde(flatten, default)]
+    pub neon: NeonProjectFacts,
+}
+
+/// The fields Neon requires of a project that describe Neon's service rather than the
+/// data (see [`Project::neon`]).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+#[serde(default)]
+pub struct NeonProjectFacts {
+    pub platform_id: String,
+    pub region_id: String,
+    pub proxy_host: String,
+    pub provisioner: String,
+    pub owner_id: String,
+    pub creation_source: String,
+    pub updated_at: DateTime<Utc>,
+    pub store_passwords: bool,
+    pub branch_logical_size_limit: i64,
+    pub branch_logical_size_limit_bytes: i64,
+    pub history_retention_seconds: i64,
+    pub active_time: i64,
+    pub active_time_seconds: i64,
+    pub compute_time_seconds: i64,
+    pub cpu_used_sec: i64,
+    pub written_data_bytes: i64,
+    pub data_transfer_bytes: i64,
+    pub data_storage_bytes_hour: i64,
+    pub consumption_period_start: DateTime<Utc>,
+    pub consumption_period_end: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -106,14 +137,33 @@ pub struct ProjectResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectsResponse {
     pub projects: Vec<Project>,
+    /// Neon: installed applications and integrations by project (none on pgfork).
+    #[serde(default)]
+    pub applications: std::collections::BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    pub integrations: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
 pub struct ConnectionUri {
     pub connection_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_parameters: Option<ConnectionParameters>,
+}
+
+/// Neon's parts of a connection URI.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq)]
+pub struct ConnectionParameters {
+    pub database: String,
+    pub password: String,
+    pub role: String,
+    pub host: String,
+    pub pooler_host: String,
 }
 
 /// A branch, with Neon's fields and pgfork's (`state`, `port`, sizes, `clone_method`...).
+/// Absent values are left out rather than `null`: Neon's schema has no nullable fields.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Branch {
     pub id: String,
@@ -130,6 +180,27 @@ pub struct Branch {
     pub default: bool,
     /// Neon: logical size in bytes.
     pub logical_size: Option<u64>,
+    /// Neon: when `current_state` last changed.
+    #[serde(default)]
+    pub state_changed_at: DateTime<Utc>,
+    /// Neon: who made it (`pgfork`).
+    #[serde(default)]
+    pub creation_source: String,
+    /// Neon: the root branch.
+    #[serde(default)]
+    pub primary: bool,
+    /// Neon's metering, which pgfork does not do; `written_data_bytes` is the branch's
+    /// unique bytes when sizes were asked for.
+    #[serde(default)]
+    pub cpu_used_sec: i64,
+    #[serde(default)]
+    pub active_time_seconds: i64,
+    #[serde(default)]
+    pub compute_time_seconds: i64,
+    #[serde(default)]
+    pub written_data_bytes: i64,
+    #[serde(default)]
+    pub data_transfer_bytes: i64,
     // ---- pgfork ----
     pub parent_name: Option<String>,
     /// `creating`, `running`, `suspended`, `deleted`, `failed`.
@@ -168,6 +239,10 @@ pub struct Branch {
 /// Neon's endpoint: the compute serving a branch. In pgfork, the branch's Postgres.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Endpoint {
+    /// Neon's placement and compute settings, fixed on pgfork (no autoscaling, no
+    /// pooler, one region).
+    #[serde(flatten, default)]
+    pub neon: NeonEndpointFacts,
     pub id: String,
     pub project_id: String,
     pub branch_id: String,
@@ -184,6 +259,23 @@ pub struct Endpoint {
     pub updated_at: DateTime<Utc>,
 }
 
+/// See [`Endpoint::neon`].
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+#[serde(default)]
+pub struct NeonEndpointFacts {
+    pub region_id: String,
+    pub autoscaling_limit_min_cu: f64,
+    pub autoscaling_limit_max_cu: f64,
+    pub pooler_enabled: bool,
+    pub pooler_mode: String,
+    pub disabled: bool,
+    pub passwordless_access: bool,
+    pub creation_source: String,
+    pub settings: serde_json::Value,
+    pub proxy_host: String,
+    pub provisioner: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Eq, Default)]
 pub struct OperationProgress {
     pub phase: String,
@@ -191,14 +283,22 @@ pub struct OperationProgress {
     pub total: u64,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct Operation {
     pub id: String,
     pub project_id: String,
     pub branch_id: Option<String>,
     pub endpoint_id: Option<String>,
-    /// e.g. `create_branch`, `create_timeline`, `reset_branch`, `delete_timeline`.
+    /// Neon's action: `create_branch`, `create_timeline` (a reset), `delete_timeline`,
+    /// `timeline_unarchive` (a recover), `import_data`.
     pub action: String,
+    /// pgfork's own name for it: `create_branch`, `reset_branch`, `recover_branch`…
+    #[serde(default)]
+    pub pgfork_action: String,
+    /// Neon: how many times it failed (0 or 1: pgfork does not retry).
+    #[serde(default)]
+    pub failures_count: i64,
     /// `running`, `finished`, `failed`.
     pub status: String,
     pub error: Option<String>,
@@ -279,6 +379,15 @@ pub struct BranchResponse {
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
     pub operations: Vec<Operation>,
+    /// Neon: the branch's roles and databases (on create) and its annotation.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub databases: Vec<Database>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_uris: Vec<ConnectionUri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotation: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -42,7 +42,9 @@ impl Ops {
             project_id: project_id.to_string(),
             branch_id: branch_id.map(str::to_string),
             endpoint_id: branch_id.map(endpoint_id),
-            action: action.to_string(),
+            action: neon_action(action).to_string(),
+            pgfork_action: action.to_string(),
+            failures_count: 0,
             status: "running".to_string(),
             error: None,
             error_code: None,
@@ -84,6 +86,7 @@ impl Ops {
             Ok(()) => op.status = "finished".to_string(),
             Err(e) => {
                 op.status = "failed".to_string();
+                op.failures_count = 1;
                 op.error = Some(e.message.clone());
                 op.error_code = Some(e.code.clone());
             }
@@ -134,10 +137,34 @@ impl Ops {
     }
 }
 
+/// Neon's name for a pgfork operation (its schema enumerates the actions it has).
+pub fn neon_action(pgfork: &str) -> &'static str {
+    match pgfork {
+        "create_branch" => "create_branch",
+        // A reset gives the branch a new timeline from its parent's head.
+        "reset_branch" => "create_timeline",
+        "delete_timeline" => "delete_timeline",
+        "recover_branch" => "timeline_unarchive",
+        "import" | "create_project" => "import_data",
+        _ => "apply_config",
+    }
+}
+
 /// Each branch has one endpoint whose id mirrors the branch id.
 pub fn endpoint_id(branch_id: &str) -> String {
     match branch_id.strip_prefix("br-") {
         Some(rest) => format!("ep-{rest}"),
         None => format!("ep-{branch_id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn actions_map_to_neons_names() {
+        assert_eq!(super::neon_action("reset_branch"), "create_timeline");
+        assert_eq!(super::neon_action("create_branch"), "create_branch");
+        assert_eq!(super::neon_action("recover_branch"), "timeline_unarchive");
+        assert_eq!(super::neon_action("something_new"), "apply_config");
     }
 }

@@ -402,6 +402,8 @@ impl Backend for Api {
             .map_err(crate::engine::store_err)?;
         Ok(api::ProjectsResponse {
             projects: projects.iter().map(|p| self.0.api_project(p)).collect(),
+            applications: Default::default(),
+            integrations: Default::default(),
         })
     }
 
@@ -420,9 +422,7 @@ impl Backend for Api {
             branch: Some(self.0.view(&p, &root, false)),
             endpoints: vec![self.0.endpoint(&root)],
             operations: vec![],
-            connection_uris: vec![api::ConnectionUri {
-                connection_uri: self.0.connection_uri(&p, &root),
-            }],
+            connection_uris: vec![self.0.connection_uri_entry(&p, &root)],
         })
     }
 
@@ -483,8 +483,7 @@ impl Backend for Api {
             };
             Ok(api::BranchResponse {
                 branch: e.view(&p, &b, sizes),
-                endpoints: vec![e.endpoint(&b)],
-                operations: vec![],
+                ..e.branch_response(&p, &b, None)
             })
         })
         .await
@@ -685,11 +684,12 @@ impl Backend for Api {
         let uid = unsafe { libc::geteuid() };
         let login = std::env::var("USER").unwrap_or_else(|_| format!("uid{uid}"));
         Ok(serde_json::json!({
-            "id": format!("pgfork-{uid}"),
+            "id": self.0.owner_id(),
             "login": login,
             "name": login,
             "last_name": "",
-            "email": "",
+            // Neon requires an address; `.invalid` says there is no mailbox behind it.
+            "email": format!("{login}@pgfork.invalid"),
             "image": "",
             "auth_accounts": [],
             "active_seconds_limit": 0,

@@ -529,7 +529,7 @@ fn neonctl_drives_pgfork_through_the_neon_api() {
         .as_array()
         .expect("array")
         .iter()
-        .filter_map(|o| o["action"].as_str())
+        .filter_map(|o| o["pgfork_action"].as_str())
         .collect();
     assert!(
         actions.contains(&"reset_branch") && actions.contains(&"create_branch"),
@@ -947,5 +947,222 @@ fn the_requests_of_neons_github_actions_succeed() {
     assert!(
         psql(&url, "SELECT 1").is_err(),
         "the deleted branch no longer answers"
+    );
+}
+
+fn neon_spec() -> Option<std::path::PathBuf> {
+    let dir =
+        std::env::var("PGFORK_TEST_NODE_DIR").unwrap_or_else(|_| "/tmp/pgfork-drivers/node".into());
+    let spec = std::path::Path::new(&dir)
+        .join("node_modules/@neondatabase/api-client/public-v2-for-users.gen.yaml");
+    spec.exists().then_some(spec)
+}
+
+/// Every response of the Neon subset validates against Neon's published schemas (the
+/// OpenAPI document shipped in the npm package `@neondatabase/api-client`), so clients
+/// generated from it parse what pgfork sends.
+#[test]
+fn responses_validate_against_neons_published_schemas() {
+    let Some(spec) = neon_spec() else {
+        not_run("Neon schema conformance (npm install --prefix /tmp/pgfork-drivers/node @neondatabase/api-client)");
+        return;
+    };
+    let Some(mut env) = Env::new("neon-schemas", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let k = key(&env, &["conformance"]);
+    let mut cases = Vec::new();
+    let mut call = |method: &str,
+                    path: &str,
+                    neon_path: &str,
+                    body: Option<&str>|
+     -> serde_json::Value {
+        let (status, json) = http(&base, method, path, Some(&k), body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        cases.push(serde_json::json!({
+            "method": method.to_ascii_lowercase(), "path": neon_path, "status": status, "body": json,
+        }));
+        json
+    };
+    let projects = call("GET", "/projects", "/projects", None);
+    let p = projects["projects"][0]["id"]
+        .as_str()
+        .expect("project id")
+        .to_string();
+    call(
+        "GET",
+        &format!("/projects/{p}"),
+        "/projects/{project_id}",
+        None,
+    );
+    let made = call(
+        "POST",
+        &format!("/projects/{p}/branches"),
+        "/projects/{project_id}/branches",
+        Some(r#"{"branch":{"name":"conf"},"endpoints":[{"type":"read_write"}]}"#),
+    );
+    let b = made["branch"]["id"]
+        .as_str()
+        .expect("branch id")
+        .to_string();
+    for op in made["operations"].as_array().into_iter().flatten() {
+        let id = op["id"].as_str().expect("op id").to_string();
+        wait_until("the create", std::time::Duration::from_secs(120), || {
+            http(
+                &base,
+                "GET",
+                &format!("/projects/{p}/operations/{id}"),
+                Some(&k),
+                None,
+            )
+            .1["operation"]["status"]
+                != "running"
+        });
+        call(
+            "GET",
+            &format!("/projects/{p}/operations/{id}"),
+            "/projects/{project_id}/operations/{operation_id}",
+            None,
+        );
+    }
+    call(
+        "GET",
+        &format!("/projects/{p}/branches"),
+        "/projects/{project_id}/branches",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}"),
+        "/projects/{project_id}/branches/{branch_id}",
+        None,
+    );
+    call(
+        "PATCH",
+        &format!("/projects/{p}/branches/{b}"),
+        "/projects/{project_id}/branches/{branch_id}",
+        Some(r#"{"branch":{"name":"conf2","expires_at":"2030-01-01T00:00:00Z"}}"#),
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/endpoints"),
+        "/projects/{project_id}/branches/{branch_id}/endpoints",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/roles"),
+        "/projects/{project_id}/branches/{branch_id}/roles",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/roles/postgres"),
+        "/projects/{project_id}/branches/{branch_id}/roles/{role_name}",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/roles/postgres/reveal_password"),
+        "/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/databases"),
+        "/projects/{project_id}/branches/{branch_id}/databases",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/databases/postgres"),
+        "/projects/{project_id}/branches/{branch_id}/databases/{database_name}",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/branches/{b}/schema?db_name=postgres"),
+        "/projects/{project_id}/branches/{branch_id}/schema",
+        None,
+    );
+    let eps = call(
+        "GET",
+        &format!("/projects/{p}/endpoints"),
+        "/projects/{project_id}/endpoints",
+        None,
+    );
+    let ep = eps["endpoints"][0]["id"]
+        .as_str()
+        .expect("endpoint")
+        .to_string();
+    call(
+        "GET",
+        &format!("/projects/{p}/endpoints/{ep}"),
+        "/projects/{project_id}/endpoints/{endpoint_id}",
+        None,
+    );
+    call(
+        "GET",
+        &format!("/projects/{p}/operations"),
+        "/projects/{project_id}/operations",
+        None,
+    );
+    call(
+        "GET",
+        &format!(
+            "/projects/{p}/connection_uri?branch_id={b}&database_name=postgres&role_name=postgres"
+        ),
+        "/projects/{project_id}/connection_uri",
+        None,
+    );
+    call(
+        "POST",
+        &format!("/projects/{p}/branches/{b}/restore"),
+        "/projects/{project_id}/branches/{branch_id}/restore",
+        Some(&format!(
+            r#"{{"source_branch_id":"{}"}}"#,
+            made["branch"]["parent_id"].as_str().expect("parent")
+        )),
+    );
+    call("GET", "/users/me", "/users/me", None);
+    call(
+        "GET",
+        "/users/me/organizations",
+        "/users/me/organizations",
+        None,
+    );
+    call("GET", "/auth", "/auth", None);
+    call(
+        "DELETE",
+        &format!("/projects/{p}/branches/{b}"),
+        "/projects/{project_id}/branches/{branch_id}",
+        None,
+    );
+
+    let file = env.home.join("neon-cases.json");
+    std::fs::write(&file, serde_json::to_string(&cases).expect("json")).expect("write cases");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/neon_conformance.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&spec)
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    report(&format!(
+        "neon schemas: {} responses checked, {} ok",
+        cases.len(),
+        stdout.lines().filter(|l| l.starts_with("ok")).count()
+    ));
+    assert!(
+        out.status.success(),
+        "responses that break Neon's schemas:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

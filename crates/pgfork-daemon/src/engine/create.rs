@@ -79,9 +79,7 @@ impl Engine {
             branch: Some(self.view(&project, &root, false)),
             endpoints: vec![self.endpoint(&root)],
             operations: self.op_list(&op_id),
-            connection_uris: vec![api::ConnectionUri {
-                connection_uri: self.connection_uri(&project, &root),
-            }],
+            connection_uris: vec![self.connection_uri_entry(&project, &root)],
         })
     }
 

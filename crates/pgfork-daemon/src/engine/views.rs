@@ -5,12 +5,31 @@
 use super::*;
 pub use pgfork_core::human_bytes;
 
+/// The one region of a pgfork server, in Neon's `region_id` fields.
+const NEON_REGION: &str = "pgfork-local";
+
 impl Engine {
     pub fn connection_uri(&self, project: &Project, b: &Branch) -> String {
         format!(
             "postgresql://{}:{}@{}:{}/{}",
             project.role_name, b.password, self.cfg.public_host, b.port, project.db_name
         )
+    }
+
+    /// A connection URI with Neon's parts of it.
+    pub fn connection_uri_entry(&self, project: &Project, b: &Branch) -> api::ConnectionUri {
+        let host = format!("{}:{}", self.cfg.public_host, b.port);
+        api::ConnectionUri {
+            connection_uri: self.connection_uri(project, b),
+            connection_parameters: Some(api::ConnectionParameters {
+                database: project.db_name.clone(),
+                password: b.password.clone(),
+                role: project.role_name.clone(),
+                // No pooler: the pooled host is the branch's own.
+                pooler_host: host.clone(),
+                host,
+            }),
+        }
     }
 
     /// The API view of a branch. `sizes` walks its files (FIEMAP), so it is opt-in.
@@ -48,6 +67,14 @@ impl Engine {
             protected: b.protected,
             default: b.parent_id.is_none(),
             logical_size: logical,
+            state_changed_at: b.updated_at,
+            creation_source: "pgfork".to_string(),
+            primary: b.parent_id.is_none(),
+            cpu_used_sec: 0,
+            active_time_seconds: 0,
+            compute_time_seconds: 0,
+            written_data_bytes: unique.map_or(0, |u| u as i64),
+            data_transfer_bytes: 0,
             parent_name,
             state: b.state.to_string(),
             port: b.port,
@@ -76,6 +103,19 @@ impl Engine {
 
     pub fn endpoint(&self, b: &Branch) -> api::Endpoint {
         api::Endpoint {
+            neon: api::NeonEndpointFacts {
+                region_id: NEON_REGION.to_string(),
+                autoscaling_limit_min_cu: 0.25,
+                autoscaling_limit_max_cu: 0.25,
+                pooler_enabled: false,
+                pooler_mode: "transaction".to_string(),
+                disabled: false,
+                passwordless_access: false,
+                creation_source: "pgfork".to_string(),
+                settings: serde_json::json!({}),
+                proxy_host: self.cfg.public_host.clone(),
+                provisioner: "k8s-pod".to_string(),
+            },
             id: endpoint_id(&b.id),
             project_id: b.project_id.clone(),
             branch_id: b.id.clone(),
@@ -97,6 +137,19 @@ impl Engine {
 
     pub fn api_project(&self, p: &Project) -> api::Project {
         api::Project {
+            neon: api::NeonProjectFacts {
+                platform_id: "pgfork".to_string(),
+                region_id: NEON_REGION.to_string(),
+                proxy_host: self.cfg.public_host.clone(),
+                provisioner: "k8s-pod".to_string(),
+                owner_id: self.owner_id(),
+                creation_source: "pgfork".to_string(),
+                updated_at: p.created_at,
+                store_passwords: true,
+                consumption_period_start: p.created_at,
+                consumption_period_end: Utc::now(),
+                ..Default::default()
+            },
             id: p.id.clone(),
             name: p.name.clone(),
             pg_version: p.pg_major,
@@ -120,6 +173,35 @@ impl Engine {
             branch: self.view(project, b, false),
             endpoints: vec![self.endpoint(b)],
             operations: op_id.map(|id| self.op_list(id)).unwrap_or_default(),
+            // What pgfork makes every branch with, without reading the branch (which may
+            // still be building): the admin role and the default database.
+            roles: vec![api::Role {
+                branch_id: b.id.clone(),
+                name: project.role_name.clone(),
+                protected: true,
+                created_at: b.created_at,
+                updated_at: b.updated_at,
+            }],
+            databases: vec![api::Database {
+                // The OID is known only once read from the branch (`…/databases`).
+                id: 0,
+                branch_id: b.id.clone(),
+                name: project.db_name.clone(),
+                owner_name: project.role_name.clone(),
+                created_at: b.created_at,
+                updated_at: b.updated_at,
+            }],
+            connection_uris: vec![self.connection_uri_entry(project, b)],
+            annotation: Some(serde_json::json!({
+                "object": {"type": "console/branch", "id": b.id},
+                "value": {},
+            })),
         }
+    }
+
+    /// Who owns the server's projects, in Neon's terms: the OS user running pgfork.
+    pub fn owner_id(&self) -> String {
+        // SAFETY: geteuid has no preconditions.
+        format!("pgfork-{}", unsafe { libc::geteuid() })
     }
 }
