@@ -307,6 +307,54 @@ impl Client {
         .await
     }
 
+    /// Neon's `connection_uri` for a role and database of a branch.
+    pub async fn connection_uri(
+        &self,
+        project: &str,
+        branch_id: &str,
+        database: &str,
+        role: &str,
+    ) -> Result<ConnectionUriResponse, ClientError> {
+        self.call(
+            Method::GET,
+            &format!(
+                "/api/v2/projects/{}/connection_uri?branch_id={}&database_name={}&role_name={}",
+                encode_segment(project),
+                encode_segment(branch_id),
+                encode_segment(database),
+                encode_segment(role)
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn branch_databases(
+        &self,
+        project: &str,
+        branch: &str,
+    ) -> Result<DatabasesResponse, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("{}/databases", Self::branch_path(project, branch)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn branch_roles(
+        &self,
+        project: &str,
+        branch: &str,
+    ) -> Result<RolesResponse, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("{}/roles", Self::branch_path(project, branch)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn list_projects(&self) -> Result<ProjectsResponse, ClientError> {
         self.call(Method::GET, "/api/v2/projects", None::<&()>)
             .await

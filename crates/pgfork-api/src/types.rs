@@ -85,8 +85,11 @@ pub struct Project {
     pub name: String,
     pub pg_version: u32,
     pub created_at: DateTime<Utc>,
-    /// pgfork: the default database and role of connection URLs.
+    /// pgfork: the default database and role of connection URLs (absent from Neon's
+    /// answers, hence the defaults: a client reads both servers).
+    #[serde(default)]
     pub database_name: String,
+    #[serde(default)]
     pub role_name: String,
     /// Neon's placement, limits and metering, which clients generated from Neon's
     /// schema require: pgfork has one place, no limits and meters nothing.
@@ -204,13 +207,18 @@ pub struct Branch {
     // ---- pgfork ----
     pub parent_name: Option<String>,
     /// `creating`, `running`, `suspended`, `deleted`, `failed`.
+    #[serde(default)]
     pub state: String,
+    #[serde(default)]
     pub port: u16,
     pub git_branch: Option<String>,
     pub logical_bytes: Option<u64>,
     pub unique_bytes: Option<u64>,
+    #[serde(default)]
     pub clone_method: String,
+    #[serde(default)]
     pub data_dir: String,
+    #[serde(default)]
     pub masked: bool,
     /// Outcome of the repository's after-create command (`ok`, `failed`), if run.
     #[serde(default)]
@@ -232,7 +240,9 @@ pub struct Branch {
     /// took it for them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pgfork_gc_spared: Vec<String>,
-    /// Connection URL including the branch's password.
+    /// Connection URL including the branch's password (pgfork; Neon's branches have
+    /// none: ask `connection_uri`).
+    #[serde(default)]
     pub connection_uri: String,
 }
 
@@ -247,6 +257,8 @@ pub struct Endpoint {
     pub project_id: String,
     pub branch_id: String,
     pub host: String,
+    /// pgfork: the branch's port (also in `host`).
+    #[serde(default)]
     pub port: u16,
     #[serde(rename = "type")]
     pub kind: String,
@@ -314,6 +326,17 @@ pub struct Operation {
     /// pgfork: one-line warnings for the user (e.g. "full copy: no reflinks here").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl Branch {
+    /// pgfork's state word, or Neon's `current_state` from a Neon server.
+    pub fn state_word(&self) -> &str {
+        if self.state.is_empty() {
+            &self.current_state
+        } else {
+            &self.state
+        }
+    }
 }
 
 impl Operation {

@@ -37,7 +37,7 @@ pub fn view(b: &Branch) -> BranchView<'_> {
         id: &b.id,
         name: &b.name,
         parent: b.parent_name.as_deref(),
-        state: &b.state,
+        state: b.state_word(),
         port: b.port,
         url: &b.connection_uri,
         created_at: b.created_at,

@@ -118,7 +118,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                         vec![
                             b.name.clone(),
                             b.parent_name.clone().unwrap_or_else(|| "-".into()),
-                            b.state.clone(),
+                            b.state_word().to_string(),
                             b.port.to_string(),
                             bytes(b.logical_bytes),
                             bytes(b.unique_bytes),

@@ -84,17 +84,22 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     .and_then(|path| project::read_config(&path).ok())
                     .and_then(|cfg| cfg.env.tls)
             };
-            let url = match role.as_deref() {
-                Some(r) => {
-                    let url = project::for_role(&b.connection_uri, r)?;
-                    // A password pgfork set (rotated on a branch of a protected one)
-                    // goes in the URL; otherwise the role brings its own.
-                    match c.reveal_password(&p, &b.id, r).await {
-                        Ok(found) => project::with_password(&url, &found.password),
-                        Err(_) => url,
+            let url = if b.connection_uri.is_empty() {
+                // A Neon server: its branches carry no URL; ask for one.
+                neon_url(&c, &p, &b.id, role.as_deref()).await?
+            } else {
+                match role.as_deref() {
+                    Some(r) => {
+                        let url = project::for_role(&b.connection_uri, r)?;
+                        // A password pgfork set (rotated on a branch of a protected one)
+                        // goes in the URL; otherwise the role brings its own.
+                        match c.reveal_password(&p, &b.id, r).await {
+                            Ok(found) => project::with_password(&url, &found.password),
+                            Err(_) => url,
+                        }
                     }
+                    None => b.connection_uri.clone(),
                 }
-                None => b.connection_uri.clone(),
             };
             println!("{}", project::with_tls(&url, tls));
             Ok(0)
@@ -113,6 +118,37 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
     }
+}
+
+/// A branch's URL from a server whose branches carry none (Neon): its only database
+/// and role unless a role is named, as Neon's own CLI picks them.
+async fn neon_url(c: &Client, project: &str, branch: &str, role: Option<&str>) -> Result<String> {
+    let dbs = c.branch_databases(project, branch).await?.databases;
+    let db = match dbs.as_slice() {
+        [] => bail!("branch {branch:?} has no database"),
+        [one] => one.name.clone(),
+        many => many
+            .iter()
+            .find(|d| d.name != "postgres")
+            .unwrap_or(&many[0])
+            .name
+            .clone(),
+    };
+    let role = match role {
+        Some(r) => r.to_string(),
+        None => {
+            let roles = c.branch_roles(project, branch).await?.roles;
+            match roles.as_slice() {
+                [] => bail!("branch {branch:?} has no login role"),
+                [one] => one.name.clone(),
+                _ => bail!(
+                    "branch {branch:?} has {} roles: name one with --role",
+                    roles.len()
+                ),
+            }
+        }
+    };
+    Ok(c.connection_uri(project, branch, &db, &role).await?.uri)
 }
 
 /// Waits for running operations, drawing progress, and fails if one failed.
