@@ -401,6 +401,7 @@ fn components() -> utoipa::openapi::Components {
         NeonProjectFacts,
         NeonEndpointFacts,
         ConnectionParameters,
+        BranchSchemaCompareResponse,
     );
     b.security_scheme(
         "api_key",

@@ -155,6 +155,17 @@ pub trait Backend: Send + Sync + 'static {
         project: String,
         q: ConnectionUriQuery,
     ) -> impl Future<Output = Result<ConnectionUriResponse, ApiError>> + Send;
+    fn compare_schema(
+        &self,
+        project: String,
+        branch: String,
+        q: CompareSchemaQuery,
+    ) -> impl Future<Output = Result<BranchSchemaCompareResponse, ApiError>> + Send;
+    fn restart(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
     /// The caller (`/users/me`, `/auth`), and the one organization a pgfork server has.
     fn me(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
     /// pgfork: a project's webhook secret for pull-request branches (owner only).
@@ -425,6 +436,28 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/branches/{branch}/schema",
             get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<SchemaQuery>| async move {
                 b.branch_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/compare_schema",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<CompareSchemaQuery>| async move {
+                b.compare_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/endpoints/{endpoint}/restart",
+            post(|State(b): State<Arc<B>>, Path((p, ep)): Path<(String, String)>| async move {
+                b.restart(p, endpoint_to_branch(&ep)).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/set_as_default",
+            post(|Path((_p, br)): Path<(String, String)>| async move {
+                Err::<Json<BranchResponse>, _>(ApiError::new(
+                    422,
+                    "UNPROCESSABLE_ENTITY",
+                    format!("pgfork's default branch is the project's root, which cannot change: {br:?} stays a branch of it"),
+                ))
             }),
         )
         .route(

@@ -357,6 +357,11 @@ pub struct BranchCreate {
     /// Parent branch id (or, as a pgfork extension, its name). Default: the root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// Neon: branch from the parent's past. pgfork keeps no history yet: a 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_lsn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_timestamp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -489,6 +494,22 @@ pub struct SchemaQuery {
     pub db_name: Option<String>,
     pub lsn: Option<String>,
     pub timestamp: Option<String>,
+}
+
+/// Neon's `GET …/compare_schema` query.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct CompareSchemaQuery {
+    pub base_branch_id: Option<String>,
+    pub db_name: Option<String>,
+    pub lsn: Option<String>,
+    pub timestamp: Option<String>,
+    pub base_lsn: Option<String>,
+    pub base_timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BranchSchemaCompareResponse {
+    pub diff: String,
 }
 
 /// Neon's `GET /projects/{id}/connection_uri` query.

@@ -649,6 +649,21 @@ impl Backend for Api {
     ) -> Result<api::BranchSchemaResponse, ApiError> {
         self.0.branch_schema(&project, &branch, q).await
     }
+    async fn compare_schema(
+        &self,
+        project: String,
+        branch: String,
+        q: api::CompareSchemaQuery,
+    ) -> Result<api::BranchSchemaCompareResponse, ApiError> {
+        self.0.compare_schema(&project, &branch, q).await
+    }
+    async fn restart(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.restart_branch(&project, &branch).await
+    }
     async fn list_operations(&self, project: String) -> Result<api::OperationsResponse, ApiError> {
         self.0.list_operations(&project)
     }

@@ -1166,3 +1166,103 @@ fn responses_validate_against_neons_published_schemas() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The rest of Neon's branch surface: compare_schema, endpoint restart, and the clear
+/// 4xx answers for what needs history or a movable default branch.
+#[test]
+fn compare_schema_restart_and_clear_refusals() {
+    let Some(mut env) = Env::new("neon-extras", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    env.ok(&["branch", "create", "feat"]);
+    psql_ok(&env.url("feat"), "CREATE TABLE only_here (x int)");
+    let k = key(&env, &["extras"]);
+    let p = "/projects/repo";
+    let (s, diff) = http(
+        &base,
+        "GET",
+        &format!("{p}/branches/feat/compare_schema?db_name=postgres"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 200, "{diff}");
+    let text = diff["diff"].as_str().expect("diff");
+    assert!(text.contains("+CREATE TABLE public.only_here"), "{text}");
+    assert!(text.starts_with("--- main"), "{text}");
+    let (s, body) = http(
+        &base,
+        "GET",
+        &format!("{p}/branches/main/compare_schema?db_name=postgres"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 400, "the root has no parent: {body}");
+
+    // Restart: a new postmaster, same URL, data intact.
+    let data_dir = env.branch("feat")["data_dir"]
+        .as_str()
+        .expect("dir")
+        .to_string();
+    let pid = |d: &str| {
+        std::fs::read_to_string(std::path::Path::new(d).join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_string))
+    };
+    let before = pid(&data_dir);
+    let ep = env.branch("feat")["id"]
+        .as_str()
+        .expect("id")
+        .replacen("br-", "ep-", 1);
+    let (s, body) = http(
+        &base,
+        "POST",
+        &format!("{p}/endpoints/{ep}/restart"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_ne!(pid(&data_dir), before, "a new postmaster");
+    assert_eq!(
+        psql_ok(&env.url("feat"), "SELECT count(*) FROM only_here"),
+        "0"
+    );
+
+    // History is not kept yet: said, not ignored.
+    let (s, body) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches"),
+        Some(&k),
+        Some(r#"{"branch":{"name":"past","parent_lsn":"0/1000000"}}"#),
+    );
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (422, Some("UNPROCESSABLE_ENTITY")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("history")),
+        "{body}"
+    );
+    let (s, _) = http(
+        &base,
+        "GET",
+        &format!("{p}/branches/feat/schema?db_name=postgres&lsn=0/1"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 422);
+    let (s, _) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches/feat/set_as_default"),
+        Some(&k),
+        None,
+    );
+    assert_eq!(s, 422);
+    assert!(!env.ok(&["branch", "list"]).contains("past"));
+}

@@ -60,6 +60,8 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             pgfork_rotate_passwords: policy.rotate_passwords,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
+                            parent_lsn: None,
+                            parent_timestamp: None,
                         },
                         endpoints: vec![serde_json::json!({"type": "read_write"})],
                     },

@@ -179,6 +179,53 @@ impl Engine {
         Ok(api::BranchSchemaResponse { sql })
     }
 
+    /// Neon's `compare_schema`: a unified diff from the base branch's schema (default:
+    /// the parent's) to this branch's, for one database.
+    pub async fn compare_schema(
+        &self,
+        project: &str,
+        branch: &str,
+        q: api::CompareSchemaQuery,
+    ) -> Result<api::BranchSchemaCompareResponse, ApiError> {
+        if q.lsn.is_some()
+            || q.timestamp.is_some()
+            || q.base_lsn.is_some()
+            || q.base_timestamp.is_some()
+        {
+            return Err(history_not_kept());
+        }
+        let p = self.project(project)?;
+        let b = self.branch(&p, branch)?;
+        let base = match q.base_branch_id.as_deref() {
+            Some(base) => self.branch(&p, base)?,
+            None => {
+                let parent = b.parent_id.as_deref().ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{:?} has no parent to compare with: give base_branch_id",
+                        b.name
+                    ))
+                })?;
+                self.branch(&p, parent)?
+            }
+        };
+        let query = || api::SchemaQuery {
+            db_name: q.db_name.clone(),
+            lsn: None,
+            timestamp: None,
+        };
+        let base_sql = self.branch_schema(project, &base.id, query()).await?.sql;
+        let this_sql = self.branch_schema(project, &b.id, query()).await?.sql;
+        let diff = similar::TextDiff::from_lines(&base_sql, &this_sql)
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &format!("{} ({})", base.name, base.id),
+                &format!("{} ({})", b.name, b.id),
+            )
+            .to_string();
+        Ok(api::BranchSchemaCompareResponse { diff })
+    }
+
     /// Waits for an operation to end; its error when it failed.
     pub async fn wait_for_operation(&self, id: &str) -> Result<(), ApiError> {
         loop {

@@ -414,6 +414,9 @@ impl Engine {
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
         let mut spec = req.branch;
+        if spec.parent_lsn.is_some() || spec.parent_timestamp.is_some() {
+            return Err(super::catalog::history_not_kept());
+        }
         let name = spec
             .name
             .clone()

@@ -96,6 +96,30 @@ impl Engine {
         Ok(self.branch_response(&project, &b, None))
     }
 
+    /// Neon's endpoint restart: stop and start under one hold of the branch's lock (a
+    /// client arriving meanwhile waits for the start instead of waking it twice).
+    pub async fn restart_branch(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let project = self.project(project_ref)?;
+        let _op = self.in_flight().await;
+        let found = self.branch(&project, branch_ref)?;
+        let _branch = self.lock_branch(&found.id).await;
+        let mut b = self.reread(&found)?;
+        if !b.state.is_live() {
+            return Err(ApiError::not_found(format!(
+                "branch {:?} was deleted meanwhile: see `pgfork branch list --all`",
+                b.name
+            )));
+        }
+        self.set_running_locked(&project, &mut b, false).await?;
+        self.set_running_locked(&project, &mut b, true).await?;
+        tracing::info!(branch = %b.name, "restarted");
+        Ok(self.branch_response(&project, &b, None))
+    }
+
     /// Starts or stops `b`; the caller holds its lock.
     pub(crate) async fn set_running_locked(
         &self,
