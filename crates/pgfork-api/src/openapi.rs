@@ -402,6 +402,8 @@ fn components() -> utoipa::openapi::Components {
         NeonEndpointFacts,
         ConnectionParameters,
         BranchSchemaCompareResponse,
+        ProjectUpdate,
+        ProjectUpdateRequest,
     );
     b.security_scheme(
         "api_key",

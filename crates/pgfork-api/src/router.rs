@@ -166,6 +166,11 @@ pub trait Backend: Send + Sync + 'static {
         project: String,
         branch: String,
     ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
+    fn update_project(
+        &self,
+        project: String,
+        req: ProjectUpdateRequest,
+    ) -> impl Future<Output = Result<ProjectResponse, ApiError>> + Send;
     /// The caller (`/users/me`, `/auth`), and the one organization a pgfork server has.
     fn me(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
     /// pgfork: a project's webhook secret for pull-request branches (owner only).
@@ -305,6 +310,9 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
         .route(
             "/api/v2/projects/{project}",
             get(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.get_project(p).await.map(Json) })
+                .patch(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<ProjectUpdateRequest>| async move {
+                    b.update_project(p, req).await.map(Json)
+                })
                 .delete(|State(b): State<Arc<B>>, Path(p): Path<String>| async move { b.delete_project(p).await.map(Json) }),
         )
         .route(

@@ -124,6 +124,18 @@ pub struct NeonProjectFacts {
     pub consumption_period_end: DateTime<Utc>,
 }
 
+/// Neon's `PATCH /projects/{id}` body: pgfork changes the name only.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct ProjectUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct ProjectUpdateRequest {
+    pub project: ProjectUpdate,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProjectResponse {
     pub project: Project,

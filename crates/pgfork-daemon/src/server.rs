@@ -694,6 +694,29 @@ impl Backend for Api {
             .await
     }
 
+    async fn update_project(
+        &self,
+        project: String,
+        req: api::ProjectUpdateRequest,
+    ) -> Result<api::ProjectResponse, ApiError> {
+        let p = self.0.project(&project)?;
+        if let Some(name) = req.project.name.filter(|n| *n != p.name) {
+            pgfork_core::validate_project_name(&name)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let id = p.id.clone();
+            self.0
+                .write_store(|s| s.rename_project(&id, &name))
+                .map_err(|e| match e {
+                    pgfork_store::StoreError::ProjectExists(n) => {
+                        ApiError::conflict(format!("a project named {n:?} already exists"))
+                    }
+                    other => crate::engine::store_err(other),
+                })?;
+            tracing::info!(from = %p.name, to = %name, "project renamed");
+        }
+        self.get_project(p.id).await
+    }
+
     async fn me(&self) -> Result<serde_json::Value, ApiError> {
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };

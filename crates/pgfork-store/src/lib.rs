@@ -389,6 +389,24 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Renames a project (its directories keep their names: every branch row records
+    /// its own paths).
+    pub fn rename_project(&self, id: &str, name: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE projects SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::ProjectExists(name.to_string())
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
     pub fn delete_project(&self, id: &str) -> Result<()> {
         self.conn
             .execute("DELETE FROM projects WHERE id = ?1", [id])?;

@@ -1265,4 +1265,146 @@ fn compare_schema_restart_and_clear_refusals() {
     );
     assert_eq!(s, 422);
     assert!(!env.ok(&["branch", "list"]).contains("past"));
+
+    // A project renamed keeps its branches; its old name can be used again.
+    let (s, body) = http(
+        &base,
+        "PATCH",
+        p,
+        Some(&k),
+        Some(r#"{"project":{"name":"web"}}"#),
+    );
+    assert_eq!(
+        (s, body["project"]["name"].as_str()),
+        (200, Some("web")),
+        "{body}"
+    );
+    assert_eq!(
+        psql_ok(
+            &env.ok(&["url", "feat", "--project", "web"])
+                .trim()
+                .to_string(),
+            "SELECT count(*) FROM only_here"
+        ),
+        "0"
+    );
+    let (s, body) = http(
+        &base,
+        "PATCH",
+        "/projects/web",
+        Some(&k),
+        Some(r#"{"project":{"name":"a/b"}}"#),
+    );
+    assert_eq!(s, 400, "{body}");
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "repo"]);
+    let listed = env.ok(&["branch", "list", "--project", "repo"]);
+    assert!(listed.contains("main"), "{listed}");
+}
+
+/// Relative TTLs on the server's clock, TTLs on a branch that has children (the child
+/// outlives its parent), and a restore that keeps the replaced state under a new name.
+#[test]
+fn relative_ttls_and_preserved_restores_through_the_api() {
+    let Some(mut env) = Env::new("api-ttl", Storage::Copy) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let k = key(&env, &["ttl"]);
+    let p = "/projects/repo";
+    let (s, made) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches"),
+        Some(&k),
+        Some(r#"{"branch":{"name":"short","pgfork:ttl_seconds":8}}"#),
+    );
+    assert_eq!(s, 201, "{made}");
+    let expires = made["branch"]["expires_at"]
+        .as_str()
+        .expect("expiry")
+        .to_string();
+    let left = chrono::DateTime::parse_from_rfc3339(&expires)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+        - chrono::Utc::now();
+    assert!((5..=8).contains(&left.num_seconds()), "{left}");
+    let (s, body) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches"),
+        Some(&k),
+        Some(
+            r#"{"branch":{"name":"both","pgfork:ttl_seconds":4,"expires_at":"2030-01-01T00:00:00Z"}}"#,
+        ),
+    );
+    assert_eq!(s, 400, "{body}");
+    // A child of the expiring branch, made before it expires.
+    wait_until("short to run", std::time::Duration::from_secs(60), || {
+        env.branch("short")["state"] == "running"
+    });
+    env.ok(&["branch", "create", "child", "--parent", "short"]);
+    psql_ok(&env.url("child"), "CREATE TABLE kept (x int)");
+    // (The child's PARENT column still names it: look at names only.)
+    wait_until(
+        "the TTL to trash short",
+        std::time::Duration::from_secs(30),
+        || {
+            !env.json(&["branch", "list"])
+                .as_array()
+                .is_some_and(|a| a.iter().any(|b| b["name"] == "short"))
+        },
+    );
+    assert!(
+        env.ok(&["trash", "list"]).contains("short"),
+        "expired into the trash, recoverable"
+    );
+    assert_eq!(
+        psql_ok(&env.url("child"), "SELECT count(*) FROM kept"),
+        "0",
+        "the child outlives its parent"
+    );
+
+    // restore with preserve_under_name: the replaced state lives on as a branch.
+    env.ok(&["branch", "create", "work"]);
+    psql_ok(
+        &env.url("work"),
+        "CREATE TABLE wip (x int); INSERT INTO wip VALUES (1)",
+    );
+    let main_id = env.branch("main")["id"].as_str().expect("id").to_string();
+    let (s, body) = http(
+        &base,
+        "POST",
+        &format!("{p}/branches/work/restore"),
+        Some(&k),
+        Some(&format!(
+            r#"{{"source_branch_id":"{main_id}","preserve_under_name":"work-before-reset"}}"#
+        )),
+    );
+    assert_eq!(s, 200, "{body}");
+    for op in body["operations"].as_array().into_iter().flatten() {
+        let id = op["id"].as_str().expect("op").to_string();
+        wait_until("the reset", std::time::Duration::from_secs(60), || {
+            http(
+                &base,
+                "GET",
+                &format!("{p}/operations/{id}"),
+                Some(&k),
+                None,
+            )
+            .1["operation"]["status"]
+                != "running"
+        });
+    }
+    assert!(
+        psql(&env.url("work"), "SELECT * FROM wip").is_err(),
+        "work was reset"
+    );
+    assert_eq!(
+        psql_ok(&env.url("work-before-reset"), "SELECT x FROM wip"),
+        "1",
+        "its old state was kept"
+    );
 }

@@ -95,11 +95,19 @@ impl Engine {
     /// The project and root branch rows a create will commit, decided up front.
     pub(crate) fn plan_project(&self, name: &str, root_name: &str, port: u16) -> (Project, Branch) {
         let now = Utc::now();
-        let home_dir = self
+        let id = new_id("prj");
+        let mut home_dir = self
             .layout
             .branch_dir(&safe_dir_name(name), &safe_dir_name(root_name));
+        if home_dir.exists() {
+            // A renamed project's root may still occupy this name's directory.
+            home_dir = self.layout.branch_dir(
+                &safe_dir_name(name),
+                &format!("{}~{id}", safe_dir_name(root_name)),
+            );
+        }
         let project = Project {
-            id: new_id("prj"),
+            id,
             name: name.to_string(),
             pg_major: 0,
             db_name: "postgres".to_string(),
