@@ -1281,9 +1281,7 @@ fn compare_schema_restart_and_clear_refusals() {
     );
     assert_eq!(
         psql_ok(
-            &env.ok(&["url", "feat", "--project", "web"])
-                .trim()
-                .to_string(),
+            env.ok(&["url", "feat", "--project", "web"]).trim(),
             "SELECT count(*) FROM only_here"
         ),
         "0"
