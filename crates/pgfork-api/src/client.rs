@@ -499,6 +499,40 @@ impl Client {
         .await
     }
 
+    /// Neon's restore with its options (`preserve_under_name`, a source branch).
+    pub async fn restore_branch_with(
+        &self,
+        project: &str,
+        branch: &str,
+        req: &BranchRestoreRequest,
+    ) -> Result<BranchResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{}/restore", Self::branch_path(project, branch)),
+            Some(req),
+        )
+        .await
+    }
+
+    /// Neon's `compare_schema`: a unified diff from `base` (default: the parent).
+    pub async fn compare_schema(
+        &self,
+        project: &str,
+        branch: &str,
+        base: Option<&str>,
+        database: &str,
+    ) -> Result<BranchSchemaCompareResponse, ClientError> {
+        let mut path = format!(
+            "{}/compare_schema?db_name={}",
+            Self::branch_path(project, branch),
+            encode_segment(database)
+        );
+        if let Some(b) = base {
+            path.push_str(&format!("&base_branch_id={}", encode_segment(b)));
+        }
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
     pub async fn recover_branch(
         &self,
         project: &str,

@@ -146,6 +146,9 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// An MCP server (stdio) that gives coding agents their own branches; `pgfork mcp
+    /// install --client claude|cursor|vscode` writes the client's configuration.
+    Mcp(McpArgs),
     /// Servers this CLI (and the git hooks) can drive instead of the local daemon: a
     /// pgfork team server, or anything speaking Neon's API v2.
     Remote {
@@ -235,6 +238,38 @@ pub enum BranchCommand {
     Unprotect { name: String },
     /// Run the repository's after-create command (.pgfork.toml) on a branch again.
     Migrate { name: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: Option<McpCommand>,
+    /// Offer only the tools that change nothing.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Let SQL write to the root and protected branches.
+    #[arg(long, global = true)]
+    pub allow_protected_writes: bool,
+    /// TTL of branches the agent makes without one (default 24h; "none" keeps them).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub default_ttl: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Write an MCP client's configuration for this repository (merged into what is
+    /// there): Claude Code `.mcp.json`, Cursor `.cursor/mcp.json`, VS Code `.vscode/mcp.json`.
+    Install {
+        #[arg(long, value_enum)]
+        client: McpClient,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum McpClient {
+    Claude,
+    Cursor,
+    Vscode,
 }
 
 #[derive(Debug, Subcommand)]

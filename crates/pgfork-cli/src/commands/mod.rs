@@ -3,8 +3,8 @@
 //! One function per command; each is a few API calls and some printing.
 
 use crate::cli::{
-    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs,
-    RemoteCommand, TokenCommand, TrashCommand, WebhookCommand,
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, McpArgs,
+    McpClient, McpCommand, RemoteCommand, TokenCommand, TrashCommand, WebhookCommand,
 };
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
@@ -22,6 +22,7 @@ mod doctor;
 mod gc;
 mod hooks;
 mod init;
+mod mcp;
 mod psql;
 mod remote;
 mod status;
@@ -35,6 +36,7 @@ use doctor::doctor;
 use gc::gc;
 use hooks::{hook, hooks};
 use init::init;
+use mcp::mcp;
 use psql::psql;
 use remote::remote;
 use status::status;
@@ -114,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trash { command } => trash(command, explicit).await,
         Command::Token { command } => token(command).await,
         Command::Remote { command } => remote(command).await,
+        Command::Mcp(args) => mcp(args, explicit).await,
         Command::Webhook { command } => webhook(command, explicit).await,
         Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,
