@@ -62,6 +62,8 @@ pub fn scope_of<'a>(method: &Method, path: &'a str) -> Scope<'a> {
     match path {
         "/api/v2/projects" if method == Method::GET => Scope::Open,
         p if p.starts_with("/api/v2/users/me") || p == "/api/v2/auth" => Scope::Open,
+        // The MCP endpoint confines a project key's tools to its project itself.
+        "/mcp" => Scope::Open,
         _ => Scope::ServerWide,
     }
 }
@@ -150,7 +152,9 @@ async fn check<B: Backend>(backend: &B, req: &RequestFacts) -> Result<Grant, Api
         .authenticate(key.to_string(), req.peer.clone())
         .await?;
     let method = &req.method;
-    if grant.read_only && !(method == Method::GET || method == Method::HEAD) {
+    // MCP speaks POST for reads too; it offers a read-only key the read-only tools.
+    let mcp = path == "/mcp";
+    if grant.read_only && !mcp && !(method == Method::GET || method == Method::HEAD) {
         return Err(ApiError::new(
             403,
             "FORBIDDEN",

@@ -20,5 +20,5 @@ pub mod serve;
 mod types;
 
 pub use client::{encode_segment, Client, ClientError};
-pub use router::{endpoint_to_branch, network_router, router, Backend};
+pub use router::{endpoint_to_branch, network_router, network_router_with, router, Backend};
 pub use types::*;

@@ -238,7 +238,13 @@ pub fn endpoint_to_branch(endpoint: &str) -> String {
 /// are absent (see [`crate::auth`]) — except webhook deliveries, which GitHub, GitLab
 /// and Gitea authenticate by signing them with the project's secret.
 pub fn network_router<B: Backend>(backend: Arc<B>) -> Router {
+    network_router_with(backend, Router::new())
+}
+
+/// [`network_router`] with more routes behind the same key gate (the daemon's `/mcp`).
+pub fn network_router_with<B: Backend>(backend: Arc<B>, extra: Router) -> Router {
     routes(backend.clone())
+        .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             backend.clone(),
             crate::auth::require_key::<B>,

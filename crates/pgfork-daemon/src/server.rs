@@ -286,7 +286,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         tokio::spawn(api::serve::serve_tcp(
             tcp,
             tls,
-            api::network_router(backend.clone()),
+            network_routes(backend.clone(), &layout.socket, &cfg.public_host),
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
@@ -331,6 +331,18 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&layout.socket);
     tracing::info!("pgfork daemon stopped");
     Ok(())
+}
+
+/// The network API: `/api/v2`, and `/mcp` (agents over streamable HTTP), both behind
+/// the key gate; the MCP tools reach the API through the daemon's own socket, limited
+/// by the caller's key (see `pgfork_mcp::http`).
+fn network_routes(backend: Arc<Api>, socket: &Path, public_host: &str) -> axum::Router {
+    let mcp = pgfork_mcp::http::service(
+        api::Client::unix(socket),
+        pgfork_mcp::Options::default(),
+        vec![public_host.to_string()],
+    );
+    api::network_router_with(backend, axum::Router::new().route_service("/mcp", mcp))
 }
 
 /// The API backend: the engine, adapted to the router's trait.

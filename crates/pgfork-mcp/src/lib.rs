@@ -10,6 +10,7 @@
 //! that would write to the root or a protected branch is refused unless the server was
 //! started with `--allow-protected-writes`.
 
+pub mod http;
 mod server;
 mod sql;
 

@@ -42,7 +42,7 @@ pub const WRITE_TOOLS: &[&str] = &[
 
 /// A migration tried on a temporary branch, waiting to be applied or discarded.
 #[derive(Debug, Clone)]
-struct Migration {
+pub(crate) struct Migration {
     project: String,
     target: String,
     temporary: String,
@@ -233,6 +233,15 @@ fn branch_summary(b: &api::Branch) -> Value {
 
 impl PgforkMcp {
     pub fn new(client: Client, options: Options) -> PgforkMcp {
+        Self::with_migrations(client, options, Arc::new(Mutex::new(HashMap::new())))
+    }
+
+    /// A server sharing prepared migrations with others (one per HTTP request).
+    pub(crate) fn with_migrations(
+        client: Client,
+        options: Options,
+        migrations: Arc<Mutex<HashMap<String, Migration>>>,
+    ) -> PgforkMcp {
         let mut router = Self::tool_router();
         if options.read_only {
             for name in WRITE_TOOLS {
@@ -242,7 +251,7 @@ impl PgforkMcp {
         PgforkMcp {
             client,
             options,
-            migrations: Arc::new(Mutex::new(HashMap::new())),
+            migrations,
             tool_router: router,
         }
     }

@@ -561,3 +561,62 @@ fn mcp_install_writes_each_clients_configuration_and_keeps_others() {
         "{ not json"
     );
 }
+
+/// On a team server, agents reach `/mcp` over streamable HTTP with an API key, and the
+/// key's limits are the tools' limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reach_a_team_server_over_http_with_their_key() {
+    let Some(mut env) = Env::new("mcp-http", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.init_sample(1);
+    let full = env.ok(&["token", "create", "agent"]).trim().to_string();
+    let reader = env
+        .ok(&["token", "create", "viewer", "--read-only"])
+        .trim()
+        .to_string();
+    let mcp_url = base.replace("/api/v2", "/mcp");
+    let connect = |key: Option<String>| {
+        let url = mcp_url.clone();
+        async move {
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::ServiceExt;
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+            if let Some(k) = key {
+                config = config.auth_header(k);
+            }
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+        }
+    };
+    // No key: the gate answers before any MCP session exists.
+    assert!(connect(None).await.is_err(), "a session without a key");
+    let s = Session {
+        client: connect(Some(full)).await.expect("session with a key"),
+    };
+    let names = s.tools().await;
+    assert!(names.contains(&"create_branch".to_string()), "{names:?}");
+    let (ok, made) = s
+        .call("create_branch", serde_json::json!({"name": "remote-task"}))
+        .await;
+    assert!(ok, "{made}");
+    let url = made["connection_string"].as_str().expect("url").to_string();
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
+        "100000"
+    );
+    let _ = s.client.cancel().await;
+    // A read-only key gets the read-only tools.
+    let ro = Session {
+        client: connect(Some(reader)).await.expect("read-only session"),
+    };
+    let names = ro.tools().await;
+    assert!(
+        !names.contains(&"create_branch".to_string())
+            && names.contains(&"list_branches".to_string()),
+        "{names:?}"
+    );
+    let _ = ro.client.cancel().await;
+}
