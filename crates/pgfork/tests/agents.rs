@@ -620,3 +620,88 @@ async fn agents_reach_a_team_server_over_http_with_their_key() {
     );
     let _ = ro.client.cancel().await;
 }
+
+/// The rest of the tool set through the SDK: transactions are all or nothing, plans,
+/// TTLs, trash and recovery, table descriptions, and a server confined to one project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tool_does_what_it_says() {
+    let Some(env) = Env::new("mcp-tools", Storage::Copy) else {
+        return;
+    };
+    env.init_sample(1);
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "other"]);
+    let s = Session::start(&env, &["--project", "repo"]).await;
+    let (ok, projects) = s.call("list_projects", serde_json::json!({})).await;
+    assert!(
+        ok && projects.as_array().map(Vec::len) == Some(1),
+        "{projects}"
+    );
+    let (ok, r) = s
+        .call("list_branches", serde_json::json!({"project": "other"}))
+        .await;
+    assert!(!ok && r.to_string().contains("serves project"), "{r}");
+
+    let (ok, _) = s
+        .call(
+            "create_branch",
+            serde_json::json!({"name": "t", "ttl": "none"}),
+        )
+        .await;
+    assert!(ok);
+    let (ok, r) = s
+        .call(
+            "run_sql_transaction",
+            serde_json::json!({"branch": "t", "statements": ["CREATE TABLE a (x int)", "INSERT INTO missing VALUES (1)"]}),
+        )
+        .await;
+    assert!(!ok && r.to_string().contains("missing"), "{r}");
+    let (ok, tables) = s
+        .call("get_database_tables", serde_json::json!({"branch": "t"}))
+        .await;
+    assert!(
+        ok && !tables.to_string().contains("\"a\""),
+        "all or nothing: {tables}"
+    );
+    let (ok, d) = s
+        .call(
+            "describe_table_schema",
+            serde_json::json!({"branch": "t", "table": "pgbench_accounts"}),
+        )
+        .await;
+    assert!(
+        ok && d["columns"].as_array().is_some_and(|c| c.len() == 4),
+        "{d}"
+    );
+    assert!(d["constraints"].to_string().contains("PRIMARY KEY"), "{d}");
+    let (ok, plan) = s
+        .call(
+            "explain_sql_statement",
+            serde_json::json!({"branch": "t", "sql": "DELETE FROM pgbench_history", "analyze": true}),
+        )
+        .await;
+    assert!(ok && plan[0]["Plan"].is_object(), "{plan}");
+    let (ok, r) = s
+        .call(
+            "set_branch_ttl",
+            serde_json::json!({"branch": "t", "ttl": "3h"}),
+        )
+        .await;
+    assert!(ok && r["expires_at"].is_string(), "{r}");
+    let (ok, r) = s
+        .call("delete_branch", serde_json::json!({"branch": "main"}))
+        .await;
+    assert!(!ok && r.to_string().contains("root"), "{r}");
+    let (ok, _) = s
+        .call("delete_branch", serde_json::json!({"branch": "t"}))
+        .await;
+    assert!(ok);
+    let (ok, r) = s
+        .call("recover_branch", serde_json::json!({"branch": "t"}))
+        .await;
+    assert!(ok, "{r}");
+    let (ok, b) = s
+        .call("describe_branch", serde_json::json!({"branch": "t"}))
+        .await;
+    assert!(ok && b["state"] == "running", "{b}");
+    let _ = s.client.cancel().await;
+}
