@@ -8,6 +8,14 @@ for d in /usr/lib/postgresql/*/bin; do
     [ -x "$d/postgres" ] && need_pg=0
 done
 command -v pg_config >/dev/null && need_pg=0
+# As root the demo puts its store on a small XFS loop image (copy-on-write branches):
+# that needs mkfs.xfs.
+need_xfs=0
+if [ "$(id -u)" = 0 ] && ! command -v mkfs.xfs >/dev/null; then need_xfs=1; fi
+if [ "$need_xfs" = 1 ] && command -v apt-get >/dev/null; then
+    echo "installing xfsprogs (for the copy-on-write part of the demo)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null
+fi
 if [ "$need_pg" = 1 ]; then
     echo "PostgreSQL is not installed; installing it with apt-get (Debian/Ubuntu)."
     sudo=""

@@ -376,6 +376,15 @@ impl Client {
         .await
     }
 
+    pub async fn delete_project(&self, project: &str) -> Result<ProjectResponse, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v2/projects/{}", encode_segment(project)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn list_branches(
         &self,
         project: &str,

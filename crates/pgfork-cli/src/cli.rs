@@ -155,6 +155,16 @@ pub enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
+    /// Projects: list, show, delete (with every branch).
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+    /// Print a shell completion script: `pgfork completions bash > ~/.local/share/bash-completion/completions/pgfork`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// A self-contained walkthrough in a temporary repository.
     Demo {
         /// Sample scale for the demo's root branch.
@@ -270,6 +280,30 @@ pub enum McpClient {
     Claude,
     Cursor,
     Vscode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Every project: name, id, Postgres version, branches.
+    #[command(visible_alias = "ls")]
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One project.
+    Get {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a project and every branch in it, for good (asks for --yes).
+    #[command(visible_alias = "rm")]
+    Delete {
+        name: String,
+        /// Confirm: all of the project's branches are removed, not trashed.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -352,19 +352,116 @@ pub async fn run_after_create(ctx: &Ctx, b: &api::Branch) -> bool {
 }
 
 /// reference-transaction: deletions of local branches are settled after git exits.
+/// What a reference transaction did to local branches: each deleted branch, and the
+/// branch it was renamed to when the same transaction created one at the same commit.
+pub fn deleted_branches(stdin: &str) -> Vec<(String, Option<String>)> {
+    let zero = |s: &str| s.chars().all(|c| c == '0');
+    let changes: Vec<(&str, &str, &str)> = stdin
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?, parts.next()?, parts.next()?))
+        })
+        .collect();
+    changes
+        .iter()
+        .filter(|(_, new, _)| zero(new))
+        .filter_map(|(old, _, name)| {
+            let branch = name.strip_prefix("refs/heads/")?;
+            let renamed_to = changes
+                .iter()
+                .find(|(o, n, other)| zero(o) && n == old && other != name)
+                .and_then(|(_, _, other)| other.strip_prefix("refs/heads/"))
+                .map(str::to_string);
+            Some((branch.to_string(), renamed_to))
+        })
+        .collect()
+}
+
+/// One line per database a git deletion or rename affects, in the terminal where git
+/// ran, with the command that undoes it. Asks a daemon that already runs (never starts
+/// one: `git branch -D` must stay fast); the detached settle step does the work.
+pub async fn announce_deletions(changes: &[(String, Option<String>)]) {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let Ok(repo) = Repo::discover(&cwd) else {
+        return;
+    };
+    let Ok(cfg) = project::read_config(&repo.root.join(project::CONFIG_FILE)) else {
+        return;
+    };
+    let Ok(client) = connect::client() else {
+        return;
+    };
+    let client = client.with_timeout(std::time::Duration::from_millis(500));
+    let Ok(branches) = client.list_branches(&cfg.project.name, false, false).await else {
+        return;
+    };
+    // git renames a branch in two transactions (delete, then create): this one cannot
+    // see the new name, but git's own command line can.
+    let moving = grandparent_pid().and_then(git_branch_move);
+    for (git, renamed) in changes {
+        let renamed = renamed
+            .clone()
+            .or_else(|| moving.clone().map(Option::unwrap_or_default));
+        let Some(b) = paired(&branches.branches, git) else {
+            continue;
+        };
+        if b.default || b.protected {
+            continue;
+        }
+        match renamed.as_deref() {
+            Some("") => eprintln!(
+                "pgfork: database branch {:?} follows the rename of git branch {git} (same URL)",
+                b.name
+            ),
+            Some(to) => eprintln!(
+                "pgfork: database branch {:?} follows git branch {git} to {to} (same URL)",
+                b.name
+            ),
+            None => eprintln!(
+                "pgfork: git branch {git} was deleted: database branch {:?} goes to the trash; `pgfork branch recover {}` brings it back",
+                b.name, b.id
+            ),
+        }
+    }
+}
+
+/// Whether git process `pid` is renaming a branch (`git branch -m|-M|--move [old] new`),
+/// and to what when its arguments say.
+fn git_branch_move(pid: i32) -> Option<Option<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    branch_move_target(&args)
+}
+
+/// `git … branch -m [old] new` → `Some(Some(new))`; a move without a readable target →
+/// `Some(None)`; anything else → `None`.
+pub fn branch_move_target(args: &[String]) -> Option<Option<String>> {
+    let at = args.iter().position(|a| a == "branch")?;
+    let rest = &args[at + 1..];
+    let moving = rest
+        .iter()
+        .any(|a| matches!(a.as_str(), "-m" | "-M") || a.starts_with("--move"));
+    if !moving {
+        return None;
+    }
+    let names: Vec<&String> = rest.iter().filter(|a| !a.starts_with('-')).collect();
+    Some(names.last().map(|n| n.to_string()))
+}
+
 pub fn on_reference_transaction(state: &str, stdin: &str) {
     if state != "committed" {
         return;
     }
-    let deleted: Vec<&str> = stdin
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            let (_old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
-            (new.chars().all(|c| c == '0'))
-                .then_some(name)?
-                .strip_prefix("refs/heads/")
-        })
+    let deleted: Vec<String> = deleted_branches(stdin)
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
     if deleted.is_empty() {
         return;
@@ -565,4 +662,41 @@ pub async fn gc_apply(ctx: &Ctx, plan: &[GcAction]) -> Result<()> {
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deleted_branches;
+
+    #[test]
+    fn deletions_and_renames_are_told_apart() {
+        let z = "0000000000000000000000000000000000000000";
+        let a = "1111111111111111111111111111111111111111";
+        let deleted = format!("{a} {z} refs/heads/gone\n");
+        assert_eq!(deleted_branches(&deleted), vec![("gone".to_string(), None)]);
+        let renamed = format!("{a} {z} refs/heads/old\n{z} {a} refs/heads/new\n");
+        assert_eq!(
+            deleted_branches(&renamed),
+            vec![("old".to_string(), Some("new".to_string()))]
+        );
+        let tag = format!("{a} {z} refs/tags/v1\n");
+        assert!(deleted_branches(&tag).is_empty());
+        assert!(deleted_branches(&format!("{z} {a} refs/heads/new\n")).is_empty());
+    }
+
+    #[test]
+    fn git_renames_are_read_from_its_arguments() {
+        use super::branch_move_target;
+        let v = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            branch_move_target(&v("git branch -m a b")),
+            Some(Some("b".into()))
+        );
+        assert_eq!(
+            branch_move_target(&v("git branch -M b")),
+            Some(Some("b".into()))
+        );
+        assert_eq!(branch_move_target(&v("git branch -D a")), None);
+        assert_eq!(branch_move_target(&v("git checkout -b x")), None);
+    }
 }

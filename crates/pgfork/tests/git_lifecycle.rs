@@ -242,8 +242,24 @@ fn deletions_prunes_ttls_and_gc() {
     env.git(&["add", "u.txt"]);
     env.git(&["commit", "-q", "-m", "u"]);
     env.git(&["checkout", "-q", "main"]);
-    env.git(&["branch", "-D", "unmerged"]);
+    // The terminal where git ran says what happens to the database, and how to undo it.
+    let out = env.git_output(&env.repo, &["branch", "-D", "unmerged"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("database branch \"unmerged\" goes to the trash")
+            && said.contains("pgfork branch recover"),
+        "{said}"
+    );
     wait_state(&env, "unmerged", "deleted");
+    // A rename says the database follows.
+    env.git(&["checkout", "-q", "-b", "old-name"]);
+    env.git(&["checkout", "-q", "main"]);
+    let out = env.git_output(&env.repo, &["branch", "-m", "old-name", "new-name"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("follows git branch old-name to new-name"),
+        "{said}"
+    );
 
     // A branch whose remote counterpart was deleted and pruned.
     let remote = env.repo.with_file_name("remote.git");

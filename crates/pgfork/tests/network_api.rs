@@ -1297,6 +1297,18 @@ fn compare_schema_restart_and_clear_refusals() {
     env.ok(&["init", "--empty", "--no-hooks", "--project", "repo"]);
     let listed = env.ok(&["branch", "list", "--project", "repo"]);
     assert!(listed.contains("main"), "{listed}");
+    // Two projects now share the old name's directory: deleting the new one removes
+    // only its own branches, not the renamed project's that live beside them.
+    let (s, body) = http(&base, "DELETE", "/projects/repo", Some(&k), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        psql_ok(
+            env.ok(&["url", "feat", "--project", "web"]).trim(),
+            "SELECT count(*) FROM only_here"
+        ),
+        "0",
+        "the renamed project's data survived"
+    );
 }
 
 /// Relative TTLs on the server's clock, TTLs on a branch that has children (the child

@@ -75,10 +75,14 @@ pub(super) async fn hook(name: &str, args: &[String]) -> i32 {
                 let mut stdin = String::new();
                 use std::io::Read;
                 let _ = std::io::stdin().read_to_string(&mut stdin);
-                pairing::on_reference_transaction(
-                    args.first().map(String::as_str).unwrap_or(""),
-                    &stdin,
-                );
+                let state = args.first().map(String::as_str).unwrap_or("");
+                pairing::on_reference_transaction(state, &stdin);
+                if state == "committed" {
+                    let changes = pairing::deleted_branches(&stdin);
+                    if !changes.is_empty() {
+                        pairing::announce_deletions(&changes).await;
+                    }
+                }
                 Ok(())
             }
             "post-merge" => {

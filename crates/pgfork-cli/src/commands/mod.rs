@@ -4,7 +4,8 @@
 
 use crate::cli::{
     BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, McpArgs,
-    McpClient, McpCommand, RemoteCommand, TokenCommand, TrashCommand, WebhookCommand,
+    McpClient, McpCommand, ProjectCommand, RemoteCommand, TokenCommand, TrashCommand,
+    WebhookCommand,
 };
 use crate::connect::{client, ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
@@ -23,6 +24,7 @@ mod gc;
 mod hooks;
 mod init;
 mod mcp;
+mod project_cmd;
 mod psql;
 mod remote;
 mod status;
@@ -37,6 +39,7 @@ use gc::gc;
 use hooks::{hook, hooks};
 use init::init;
 use mcp::mcp;
+use project_cmd::project_cmd;
 use psql::psql;
 use remote::remote;
 use status::status;
@@ -117,6 +120,12 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Token { command } => token(command).await,
         Command::Remote { command } => remote(command).await,
         Command::Mcp(args) => mcp(args, explicit).await,
+        Command::Project { command } => project_cmd(command).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "pgfork", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Webhook { command } => webhook(command, explicit).await,
         Command::Allow => allow::allow(),
         Command::Demo { scale, keep } => crate::demo::run(scale, keep).await,

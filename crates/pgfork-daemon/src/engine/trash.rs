@@ -333,8 +333,15 @@ impl Engine {
         self.store()
             .delete_project(&project.id)
             .map_err(store_err)?;
-        remove_tree(&self.layout.branches.join(safe_dir_name(&project.name)));
-        remove_tree(&self.layout.trash.join(safe_dir_name(&project.name)));
+        // Each branch's own directory went with its purge. The project's directory goes
+        // only if nothing else is in it: after a rename, another project (a new one with
+        // the old name, or the renamed one) may keep its branches there.
+        for dir in [
+            self.layout.branches.join(safe_dir_name(&project.name)),
+            self.layout.trash.join(safe_dir_name(&project.name)),
+        ] {
+            let _ = std::fs::remove_dir(&dir);
+        }
         Ok(api::ProjectResponse {
             project: self.api_project(&project),
             branch: None,

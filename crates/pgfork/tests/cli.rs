@@ -1,0 +1,56 @@
+//! The command line itself: completions, project commands and their confirmations.
+
+mod common;
+use common::*;
+
+#[test]
+fn completions_for_each_shell_name_the_commands() {
+    let Some(env) = Env::new("completions", Storage::Copy) else {
+        return;
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = env.ok(&["completions", shell]);
+        for word in ["branch", "remote", "token", "mcp", "project"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let err = env.fails(&["completions", "tcsh"]);
+    assert!(err.contains("tcsh"), "{err}");
+}
+
+#[test]
+fn projects_are_listed_and_deleted_only_when_confirmed() {
+    let Some(env) = Env::new("projects", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "keep"]);
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "drop"]);
+    let listed = env.json(&["project", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{listed}");
+    assert!(env.ok(&["project", "get", "keep"]).contains("keep"));
+    let err = env.fails(&["project", "delete", "drop"]);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(
+        env.json(&["project", "ls"]).as_array().map(Vec::len),
+        Some(2),
+        "nothing deleted"
+    );
+    env.ok(&["project", "rm", "drop", "--yes"]);
+    let left = env.json(&["project", "list"]);
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+    assert_eq!(
+        psql_ok(
+            env.ok(&["url", "main", "--project", "keep"]).trim(),
+            "SELECT 1"
+        ),
+        "1"
+    );
+    let err = env.fails(&["project", "get", "drop"]);
+    assert!(err.contains("drop"), "{err}");
+}
