@@ -57,6 +57,22 @@ pub fn view(b: &Branch) -> BranchView<'_> {
     }
 }
 
+/// A URL with its password replaced by `****`, for output that is not about the URL
+/// (status lines, init, recover): terminals are shared, scrolled back and pasted into
+/// issues. `pgfork url` prints the real one, as that is its job.
+pub fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let Some(at) = url[scheme_end..].find('@').map(|i| i + scheme_end) else {
+        return url.to_string();
+    };
+    match url[scheme_end..at].split_once(':') {
+        Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end], &url[at..]),
+        None => url.to_string(),
+    }
+}
+
 pub fn bytes(n: Option<u64>) -> String {
     match n {
         Some(n) => pgfork_core::human_bytes(n),
@@ -110,6 +126,18 @@ pub fn error_sentence(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_leave_printed_urls() {
+        assert_eq!(
+            super::redacted("postgresql://postgres:s3cret@127.0.0.1:5432/db"),
+            "postgresql://postgres:****@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            super::redacted("postgresql://app@h/db"),
+            "postgresql://app@h/db"
+        );
+    }
 
     #[test]
     fn tables_align() {

@@ -54,3 +54,37 @@ fn projects_are_listed_and_deleted_only_when_confirmed() {
     let err = env.fails(&["project", "get", "drop"]);
     assert!(err.contains("drop"), "{err}");
 }
+
+#[test]
+fn passwords_are_printed_only_by_the_commands_that_are_about_them() {
+    let Some(env) = Env::new("secrets", Storage::Copy) else {
+        return;
+    };
+    let init = env.ok(&["init", "--empty", "--no-hooks"]);
+    let url = env.url("main");
+    let password = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split_once('@'))
+        .and_then(|(up, _)| up.split_once(':'))
+        .map(|(_, p)| p.to_string())
+        .expect("a password in `pgfork url`");
+    assert!(
+        !init.contains(&password) && init.contains("postgres:****@"),
+        "{init}"
+    );
+    env.ok(&["branch", "create", "x"]);
+    env.ok(&["branch", "delete", "x"]);
+    let recovered = env.ok(&["branch", "recover", "x"]);
+    let x_password = env.url("x");
+    let x_password = x_password
+        .rsplit_once('@')
+        .map(|(l, _)| l.rsplit(':').next().unwrap_or(""))
+        .unwrap_or("");
+    assert!(
+        !x_password.is_empty() && !recovered.contains(x_password),
+        "{recovered}"
+    );
+    let status = env.ok(&["status"]);
+    assert!(!status.contains(&password), "{status}");
+}

@@ -182,7 +182,12 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 eprintln!("note: {w}");
             }
             let b = resp.branch;
-            println!("recovered branch {:?}\n{}", b.name, b.connection_uri);
+            println!(
+                "recovered branch {:?}: {} (`pgfork url {}` prints it with the password)",
+                b.name,
+                output::redacted(&b.connection_uri),
+                b.name
+            );
         }
         BranchCommand::Reset { name } => {
             let started = Instant::now();

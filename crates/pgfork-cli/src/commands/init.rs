@@ -88,7 +88,10 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
             root.name,
             started.elapsed().as_secs_f64()
         );
-        println!("  url:     {}", root.connection_uri);
+        println!(
+            "  url:     {} (`pgfork url` prints it with the password)",
+            output::redacted(&root.connection_uri)
+        );
         println!("  config:  {}", config_path.display());
         for line in git_setup {
             println!("  {line}");
@@ -160,7 +163,7 @@ pub(super) async fn setup_git(
         let f = c.follow(project, &repo.root.display().to_string()).await?;
         lines.push(format!(
             "follow:  {} (always the current HEAD's database)",
-            f.connection_uri
+            output::redacted(&f.connection_uri)
         ));
     }
     let env = std::path::Path::new(&ctx.cfg.env.file);

@@ -70,7 +70,10 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
     match &paired {
         Some(b) => println!(
             "branch:   {} ({}, port {})\n          {}",
-            b.name, b.state, b.port, b.connection_uri
+            b.name,
+            b.state,
+            b.port,
+            crate::output::redacted(&b.connection_uri)
         ),
         None => println!("branch:   (no database branch paired with HEAD)"),
     }
