@@ -14,7 +14,7 @@ pub enum PgError {
     NotADataDir { path: PathBuf },
     #[error("the OS user {0:?} that should run PostgreSQL does not exist: create it (useradd --system {0}) or set PGFORK_PG_USER to an existing unprivileged user")]
     NoSuchUser(String),
-    #[error("{what} failed (exit {code:?}): {stderr}")]
+    #[error("{what} failed ({}): {stderr}", exit_words(*code))]
     Command {
         what: String,
         code: Option<i32>,
@@ -67,5 +67,13 @@ impl PgError {
             }
             _ => false,
         }
+    }
+}
+
+/// How a command ended, in words (`exit 1`, or killed by a signal).
+fn exit_words(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit {c}"),
+        None => "killed by a signal".to_string(),
     }
 }

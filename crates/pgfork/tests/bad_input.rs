@@ -45,6 +45,11 @@ fn invalid_and_unknown_names_are_refused_with_one_sentence() {
             "{args:?}: {err}"
         );
     }
+    let err = env.fails(&["branch", "create", "x", "--parent", "nope"]);
+    assert!(
+        err.contains("no branch \"nope\" to branch from"),
+        "one plain sentence: {err}"
+    );
     env.ok(&["branch", "create", "dup"]);
     let err = env.fails(&["branch", "create", "dup"]);
     assert!(err.contains("already exists"), "{err}");

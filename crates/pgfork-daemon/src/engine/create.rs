@@ -431,10 +431,10 @@ impl Engine {
             .ok_or_else(|| ApiError::bad_request("a branch needs a name"))?;
         validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let parent = match &spec.parent_id {
-            Some(p) => self.branch(&project, p).map_err(|e| {
+            Some(p) => self.branch(&project, p).map_err(|_| {
                 ApiError::not_found(format!(
-                    "parent {}",
-                    e.message.trim_start_matches("no branch ")
+                    "there is no branch {p:?} to branch from in project {:?}: see `pgfork branch list`",
+                    project.name
                 ))
             })?,
             None => self.root_branch(&project)?,
