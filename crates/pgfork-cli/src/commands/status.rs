@@ -10,7 +10,14 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         .ok()
         .and_then(|d| pgfork_git::Repo::discover(&d).ok());
     let head = repo.as_ref().and_then(|r| r.current_branch());
-    let proj = project::resolve(&c, explicit).await.ok();
+    let resolved = project::resolve(&c, explicit).await;
+    // Why no project applies here (none yet, or several and none chosen), in words.
+    let no_project = resolved
+        .as_ref()
+        .err()
+        .map(output::error_sentence)
+        .unwrap_or_default();
+    let proj = resolved.ok();
     let paired = match (&proj, &head) {
         (Some(p), Some(h)) => paired_with_head(&c, p, h).await,
         _ => None,
@@ -65,7 +72,7 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
     println!(
         "project:  {}",
         proj.clone()
-            .unwrap_or_else(|| "(none: run `pgfork init`)".into())
+            .unwrap_or_else(|| format!("(none: {no_project})"))
     );
     match &paired {
         Some(b) => println!(
