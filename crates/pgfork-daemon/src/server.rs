@@ -884,8 +884,13 @@ pub fn doctor_checks(e: &Engine) -> Vec<api::Check> {
         CloneMethod::Copy => out.push(check(
             "clone method",
             "warn",
-            format!("full copy: {} has no reflinks", e.probe.filesystem),
-            Some(e.probe.warning().unwrap_or_default()),
+            format!(
+                "full copy: {} at {} has no reflinks, so every branch copies all its data",
+                e.probe.filesystem,
+                e.layout.home.display()
+            ),
+            // The action only: the problem is the line above.
+            Some("put PGFORK_HOME on XFS (mkfs.xfs -m reflink=1) or btrfs, e.g. a loop image as in the README".into()),
         )),
     }
     match pgfork_cow::available_bytes(&e.layout.home) {

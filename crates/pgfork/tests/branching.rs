@@ -232,4 +232,10 @@ fn the_copy_fallback_is_used_and_announced_on_a_plain_disk() {
     assert_eq!(env.branch("c")["clone_method"], "copy");
     let doctor = env.ok(&["doctor"]);
     assert!(doctor.contains("full copy"), "{doctor}");
+    // The fix says what to do, not the problem again.
+    let fix = doctor
+        .lines()
+        .find(|l| l.contains("fix:") && l.contains("XFS"))
+        .unwrap_or_else(|| panic!("a fix line: {doctor}"));
+    assert!(!fix.contains("no reflinks"), "{fix}");
 }

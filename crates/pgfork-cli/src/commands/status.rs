@@ -19,7 +19,16 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         .unwrap_or_default();
     let proj = resolved.ok();
     let paired = match (&proj, &head) {
-        (Some(p), Some(h)) => paired_with_head(&c, p, h).await,
+        (Some(p), Some(h)) => match paired_with_head(&c, p, h).await {
+            // With its sizes (one branch: walking its files is cheap enough here).
+            Some(b) => Some(
+                c.get_branch(p, &b.id, true)
+                    .await
+                    .map(|r| r.branch)
+                    .unwrap_or(b),
+            ),
+            None => None,
+        },
         _ => None,
     };
     let hooks = repo
