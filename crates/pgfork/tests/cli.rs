@@ -88,3 +88,27 @@ fn passwords_are_printed_only_by_the_commands_that_are_about_them() {
     let status = env.ok(&["status"]);
     assert!(!status.contains(&password), "{status}");
 }
+
+#[test]
+fn a_copy_store_is_announced_once_at_init_and_noted_by_status() {
+    let Some(env) = Env::new("copy-note", Storage::Copy) else {
+        return;
+    };
+    let out = env.run(&["init", "--empty", "--no-hooks"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.matches("no reflinks").count(),
+        1,
+        "once, at init: {said}"
+    );
+    assert!(said.contains("XFS"), "with the fix: {said}");
+    let status = env.run(&["status"]);
+    let err = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        !err.contains("no reflinks"),
+        "status does not repeat it: {err}"
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("pgfork doctor"), "{text}");
+}

@@ -97,6 +97,10 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
             println!("  {line}");
         }
     }
+    // Said once, where the user starts: branches here will be full copies.
+    if let Ok(Some(w)) = c.status().await.map(|st| st.store_warning) {
+        eprintln!("warning: {w}");
+    }
     Ok(0)
 }
 

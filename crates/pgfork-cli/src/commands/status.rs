@@ -113,12 +113,15 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         st.started_at.format("%Y-%m-%d %H:%M UTC"),
         st.running_branches
     );
+    // The full warning is said once, at init and by doctor; status only notes it.
+    let note = if st.store_warning.is_some() {
+        ": no reflinks, every branch is a full copy (`pgfork doctor` says how to fix it)"
+    } else {
+        ""
+    };
     println!(
-        "store:    {} on {} ({})",
+        "store:    {} on {} ({}{note})",
         st.home, st.filesystem, st.clone_method
     );
-    if let Some(w) = st.store_warning {
-        eprintln!("warning: {w}");
-    }
     Ok(0)
 }
