@@ -233,7 +233,11 @@ impl Client {
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let started = std::time::Instant::now();
+        let shown = method.to_string();
         let (status, bytes) = self.send(method, path, body).await?;
+        // `pgfork -vv` shows every round trip: where time goes, what the server said.
+        tracing::debug!(target: "pgfork::api", "{shown} {path} -> {status} in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
         if !(200..300).contains(&status) {
             return Err(ClientError::Api(api_error(status, &bytes)));
         }

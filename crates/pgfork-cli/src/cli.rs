@@ -14,6 +14,9 @@ pub struct Cli {
     /// Project to act on (default: from .pgfork.toml, or the only project).
     #[arg(long, global = true, env = "PGFORK_PROJECT")]
     pub project: Option<String>,
+    /// More detail on stderr: -v what pgfork does, -vv everything (same as PGFORK_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -61,13 +64,22 @@ pub struct InitArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the project and its root branch; writes .pgfork.toml.
+    #[command(
+        after_help = "Examples:\n  pgfork init --sample              # generated data, hooks, .env\n  pgfork init --from-env PROD_URL   # import a database (pg_dump/pg_restore)\n  pgfork init --from-dir /var/lib/postgresql/15/main --method physical"
+    )]
     Init(InitArgs),
     /// Create, list and manage branches.
+    #[command(
+        after_help = "Examples:\n  pgfork branch create ci-42 --ttl 2h   # a running, isolated copy of the root\n  pgfork branch list\n  pgfork branch reset ci-42             # back to its parent's current state\n  pgfork branch delete ci-42            # to the trash; `branch recover ci-42` undoes it"
+    )]
     Branch {
         #[command(subcommand)]
         command: BranchCommand,
     },
     /// Print a branch's connection URL (default: the branch of the current git HEAD, else the root).
+    #[command(
+        after_help = "Examples:\n  psql \"$(pgfork url)\"            # HEAD's database\n  pgfork url feature-x --secure    # verify-full TLS and channel binding\n  pgfork url main --role app       # another role's URL"
+    )]
     Url {
         branch: Option<String>,
         /// The work tree's follow-HEAD URL: every new connection reaches the database
@@ -135,6 +147,9 @@ pub enum Command {
     },
     /// API keys for the network API (`--api`, `PGFORK_API_LISTEN`): shown once, kept
     /// hashed. Managed on the server's machine only.
+    #[command(
+        after_help = "Examples:\n  pgfork token create ci --project web --expires-in 90d\n  pgfork token create dashboard --read-only\n  pgfork token list\n  pgfork token revoke ci"
+    )]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -148,9 +163,15 @@ pub enum Command {
     },
     /// An MCP server (stdio) that gives coding agents their own branches; `pgfork mcp
     /// install --client claude|cursor|vscode` writes the client's configuration.
+    #[command(
+        after_help = "Examples:\n  pgfork mcp install --client claude   # writes .mcp.json for this repository\n  pgfork mcp --read-only               # what the client starts (stdio)"
+    )]
     Mcp(McpArgs),
     /// Servers this CLI (and the git hooks) can drive instead of the local daemon: a
     /// pgfork team server, or anything speaking Neon's API v2.
+    #[command(
+        after_help = "Examples:\n  pgfork remote add team https://db.example.com:4480/api/v2 --key-stdin --ca ca.crt --use < key.txt\n  pgfork remote use local"
+    )]
     Remote {
         #[command(subcommand)]
         command: RemoteCommand,

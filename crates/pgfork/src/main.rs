@@ -13,13 +13,19 @@ fn main() {
         quiet_on_closed_stdout();
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGFORK_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if is_daemon { "info" } else { "warn" })
+        tracing_subscriber::EnvFilter::new(match (is_daemon, args.verbose) {
+            (true, _) => "info",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, _) => "debug",
+        })
     });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        // Colour on a terminal only, and never when NO_COLOR is set (no-color.org).
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

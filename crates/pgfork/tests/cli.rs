@@ -112,3 +112,27 @@ fn a_copy_store_is_announced_once_at_init_and_noted_by_status() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("pgfork doctor"), "{text}");
 }
+
+#[test]
+fn help_shows_examples_and_verbose_shows_what_pgfork_does() {
+    let Some(env) = Env::new("help", Storage::Copy) else {
+        return;
+    };
+    for cmd in ["init", "branch", "url", "token", "remote", "mcp"] {
+        let help = env.ok(&[cmd, "--help"]);
+        assert!(
+            help.contains("Examples:") && help.contains("pgfork "),
+            "{cmd}: {help}"
+        );
+    }
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let quiet = env.run(&["branch", "list"]);
+    let loud = env.run(&["-vv", "branch", "list"]);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    assert!(!loud.stderr.is_empty(), "-vv logs to stderr");
+    assert_eq!(quiet.stdout, loud.stdout, "logs never reach stdout");
+}
