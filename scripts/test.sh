@@ -57,6 +57,9 @@ fi
 # One closing line for the whole run (cargo prints one per test binary).
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { printf "%d passed, %d failed", p, f }' "$log")
 rm -f "$log"
+if [ -s "$report" ] && grep -q "NOT RUN" "$report"; then
+    echo "  some checks did not run: each line above says how to enable it; as root, \`bash .ci/run\` installs everything and runs them all"
+fi
 echo
 echo "tests: $summary"
 exit $status

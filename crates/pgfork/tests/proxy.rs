@@ -30,8 +30,8 @@ fn run_driver(name: &str, cmd: &mut Command) -> Option<String> {
                 || stderr.contains("could not find or load")
             {
                 not_run(&format!(
-                    "driver {name} (not installed: {})",
-                    stderr.lines().next().unwrap_or("")
+                    "driver {name}: not installed; {}",
+                    how_to_install(name)
                 ));
                 None
             } else {
@@ -42,9 +42,26 @@ fn run_driver(name: &str, cmd: &mut Command) -> Option<String> {
             }
         }
         Err(e) => {
-            not_run(&format!("driver {name} ({e})"));
+            not_run(&format!(
+                "driver {name}: its runtime cannot start ({e}); {}",
+                how_to_install(name)
+            ));
             None
         }
+    }
+}
+
+/// One readable line saying how to get a driver (what `.ci/run` does).
+fn how_to_install(driver: &str) -> &'static str {
+    match driver {
+        "node-postgres" => {
+            "install it with `npm install --prefix /tmp/pgfork-drivers/node pg` (needs Node.js)"
+        }
+        "psycopg" => "install it with `python3 -m pip install 'psycopg[binary]'`",
+        "pgjdbc" => {
+            "install it with `apt-get install default-jdk-headless libpostgresql-jdbc-java`"
+        }
+        _ => "`.ci/run` installs every driver the tests use",
     }
 }
 
