@@ -109,6 +109,16 @@ pub fn with_password(url: &str, password: &str) -> String {
     }
 }
 
+/// The CA that signs the branch ports' certificates: a remote server's (the CA given
+/// for its API, as one pgfork CA signs both), else the local store's.
+fn server_ca() -> std::path::PathBuf {
+    let home = crate::connect::home();
+    match crate::remote::active(&home) {
+        Ok(Some(remote)) => remote.ca.unwrap_or_else(|| home.join("tls").join("ca.crt")),
+        _ => home.join("tls").join("ca.crt"),
+    }
+}
+
 /// `url` with the TLS parameters `tls` asks for (the CA is the local store's).
 pub fn with_tls(url: &str, tls: Option<Tls>) -> String {
     let params = match tls {
@@ -116,7 +126,7 @@ pub fn with_tls(url: &str, tls: Option<Tls>) -> String {
         Some(Tls::Require) => "sslmode=require".to_string(),
         Some(Tls::VerifyFull) => format!(
             "sslmode=verify-full&sslrootcert={}&channel_binding=require",
-            crate::connect::home().join("tls").join("ca.crt").display()
+            server_ca().display()
         ),
     };
     let sep = if url.contains('?') { '&' } else { '?' };

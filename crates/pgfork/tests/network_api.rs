@@ -626,6 +626,19 @@ fn a_team_server_serves_its_public_host_over_tls_only() {
         psql_ok(&url, "SELECT count(*) FROM pgbench_accounts"),
         "100000"
     );
+    // `url --secure` on the laptop trusts the server's CA (the one given for its API).
+    let secure = laptop
+        .ok(&["url", "alice-feature", "--project", "repo", "--secure"])
+        .trim()
+        .to_string();
+    assert!(
+        secure.contains(&format!(
+            "sslrootcert={}",
+            server.home.join("tls/ca.crt").display()
+        )),
+        "{secure}"
+    );
+    assert_eq!(psql_ok(&secure, "SELECT 1"), "1");
     // The branch port's certificate names the public host: verify-full passes.
     let ca = server.home.join("tls/ca.crt");
     let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
