@@ -82,6 +82,12 @@ pub fn client() -> Result<Client> {
     if let Some(remote) = crate::remote::active(&home())? {
         return crate::remote::client(&remote);
     }
+    local_client()
+}
+
+/// The local daemon's client, whatever remote is in use: `pgfork daemon …` is about
+/// this machine's daemon (stopping a team server is not a client's job).
+pub fn local_client() -> Result<Client> {
     let socket = layout()?.socket;
     // The socket's directory must be ours, a real directory, not writable by others:
     // a planted one would answer our requests (and receive them) as the daemon.
@@ -99,7 +105,15 @@ pub fn client() -> Result<Client> {
 
 /// A client whose daemon is known to answer; starts the local daemon when needed.
 pub async fn ensure_daemon() -> Result<Client> {
-    let client = client()?;
+    ensure(client()?).await
+}
+
+/// The local daemon, started when needed, whatever remote is in use.
+pub async fn ensure_local_daemon() -> Result<Client> {
+    ensure(local_client()?).await
+}
+
+async fn ensure(client: Client) -> Result<Client> {
     // An explicit command is the user asking for pgfork again: hooks may use it too.
     let _ = std::fs::remove_file(home().join("daemon.stopped"));
     // A remote server is not ours to start; its first answer (or silence) says enough.

@@ -646,7 +646,7 @@ fn a_team_server_serves_its_public_host_over_tls_only() {
     server.ok(&["daemon", "stop"]);
 }
 
-/// Twenty creates at once through the network API, with ports for only seventeen: each
+/// Twenty creates at once through the network API, with ports for only eighteen: each
 /// succeeds or is refused with a clean 4xx, no two branches share a port, and every
 /// one made accepts connections.
 #[test]
@@ -654,7 +654,7 @@ fn twenty_parallel_creates_through_the_api_never_collide() {
     let Some(mut env) = Env::new("api-parallel", Storage::Copy) else {
         return;
     };
-    // 19 branch ports: the root, the follow-HEAD endpoint and 17 more.
+    // 20 branch ports: the root, the follow-HEAD endpoint and 18 more.
     let base = env.serve_api(false);
     env.init_sample(1);
     let secret = key(&env, &["ci"]);

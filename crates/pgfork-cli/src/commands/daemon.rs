@@ -9,13 +9,13 @@ pub(super) async fn daemon(cmd: DaemonCommand) -> Result<i32> {
             bail!("`pgfork daemon run` is served by the pgfork binary itself, not the CLI library")
         }
         DaemonCommand::Start => {
-            let c = ensure_daemon().await?;
+            let c = crate::connect::ensure_local_daemon().await?;
             let st = c.status().await?;
             println!("pgfork daemon running (pid {}, home {})", st.pid, st.home);
             Ok(0)
         }
         DaemonCommand::Stop => {
-            let c = client()?.with_timeout(Duration::from_secs(10));
+            let c = crate::connect::local_client()?.with_timeout(Duration::from_secs(10));
             let layout = crate::connect::layout()?;
             // Hooks will not bring back a daemon the user stopped on purpose.
             let _ = std::fs::write(pairing::stopped_marker(), "");
@@ -60,7 +60,7 @@ pub(super) async fn daemon(cmd: DaemonCommand) -> Result<i32> {
             Ok(0)
         }
         DaemonCommand::Status { json } => {
-            let c = client()?;
+            let c = crate::connect::local_client()?;
             match c.status().await {
                 Ok(st) => {
                     if json {

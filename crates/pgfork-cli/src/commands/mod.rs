@@ -7,7 +7,7 @@ use crate::cli::{
     McpClient, McpCommand, ProjectCommand, RemoteCommand, TokenCommand, TrashCommand,
     WebhookCommand,
 };
-use crate::connect::{client, ensure_daemon, home};
+use crate::connect::{ensure_daemon, home};
 use crate::output::{self, bytes, print_json, table, view};
 use crate::pairing::{self, Ctx};
 use crate::project;

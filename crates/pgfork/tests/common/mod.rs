@@ -185,27 +185,19 @@ impl Env {
         Some(env)
     }
 
-    /// Serves the network API from this env's daemon (the last port of its range, taken
-    /// out of the branch ports); returns the base URL clients use.
+    /// Serves the network API from this env's daemon, on a port the kernel picks (from
+    /// the ephemeral range, apart from every env's branch ports); returns the base URL.
     pub fn serve_api(&mut self, tls: bool) -> String {
-        let (first, last) = self
-            .ports
-            .split_once('-')
-            .map(|(a, b)| {
-                (
-                    a.parse::<u16>().expect("port"),
-                    b.parse::<u16>().expect("port"),
-                )
-            })
-            .expect("a port range");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port for the API");
         let scheme = if tls { "https" } else { "http" };
-        self.extra_env
-            .push(("PGFORK_PORTS".into(), format!("{first}-{}", last - 1)));
         self.extra_env.push((
             "PGFORK_API_LISTEN".into(),
-            format!("{scheme}://127.0.0.1:{last}"),
+            format!("{scheme}://127.0.0.1:{port}"),
         ));
-        format!("{scheme}://127.0.0.1:{last}/api/v2")
+        format!("{scheme}://127.0.0.1:{port}/api/v2")
     }
 
     pub fn git(&self, args: &[&str]) -> String {
