@@ -739,10 +739,13 @@ impl PgforkMcp {
         &self,
         Parameters(a): Parameters<ExplainArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        let analyze = a.analyze.unwrap_or(false);
+        if analyze && self.options.read_only {
+            // ANALYZE runs the statement (rolled back, but its side effects are real).
+            return refuse("this server is read-only: explain without analyze");
+        }
         let (client, _) = tri!(self.sql_client(a.project, &a.branch).await);
-        answer(tri!(
-            sql::explain(&client, &a.sql, a.analyze.unwrap_or(false)).await
-        ))
+        answer(tri!(sql::explain(&client, &a.sql, analyze).await))
     }
 
     #[tool(
