@@ -802,12 +802,15 @@ impl Backend for Api {
 
     async fn get_operation(
         &self,
-        _project: String,
+        project: String,
         operation: String,
     ) -> Result<api::OperationResponse, ApiError> {
+        let p = self.0.project(&project)?;
         self.0
             .ops
             .get(&operation)
+            // Another project's operation does not exist for this one.
+            .filter(|op| op.project_id == p.id)
             .map(|operation| api::OperationResponse { operation })
             .ok_or_else(|| ApiError::not_found(format!("no operation {operation:?} (operations are kept in memory until the daemon restarts)")))
     }

@@ -848,6 +848,18 @@ impl PgforkMcp {
                 a.migration_id
             ));
         };
+        // Prepared by this server's project (an HTTP server serves many keys).
+        if self
+            .options
+            .project
+            .as_ref()
+            .is_some_and(|own| *own != m.project)
+        {
+            return refuse(format!(
+                "no prepared migration {:?} in this project",
+                a.migration_id
+            ));
+        }
         let target = tri!(self.branch(&m.project, &m.target).await);
         if a.apply && self.guarded(&target) {
             return refuse(format!(

@@ -125,6 +125,48 @@ pub async fn run(client: &Client, sql: &str) -> Result<Value, SqlError> {
     })
 }
 
+/// Whether `sql` can run inside a transaction without leaving it: exactly one statement
+/// (Postgres's own parser decides: the extended protocol refuses more than one), and
+/// not one that ends the transaction or changes what later ones may do. A READ ONLY
+/// transaction is only a guard if nothing inside it can close it.
+pub async fn confined(client: &Client, sql: &str) -> Result<(), SqlError> {
+    client.prepare(sql).await.map_err(|e| {
+        let text = pg(e).to_string();
+        if text.contains("multiple commands") {
+            SqlError::Postgres("give one statement per call here (several were given)".into())
+        } else {
+            SqlError::Postgres(text)
+        }
+    })?;
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if matches!(
+        first.as_str(),
+        "COMMIT"
+            | "END"
+            | "ROLLBACK"
+            | "ABORT"
+            | "BEGIN"
+            | "START"
+            | "SET"
+            | "RESET"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "PREPARE"
+            | "DISCARD"
+            | "CHECKPOINT"
+    ) {
+        return Err(SqlError::Postgres(format!(
+            "{first} is not allowed here: it would end or change the read-only transaction"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs statements in one transaction: all or nothing.
 pub async fn run_transaction(
     client: &Client,
@@ -136,6 +178,11 @@ pub async fn run_transaction(
     } else {
         "BEGIN"
     };
+    if read_only {
+        for s in statements {
+            confined(client, s).await?;
+        }
+    }
     client.batch_execute(begin).await.map_err(pg)?;
     let mut out = Vec::new();
     for s in statements {
@@ -224,8 +271,12 @@ pub async fn explain(client: &Client, sql: &str, analyze: bool) -> Result<Value,
     } else {
         "EXPLAIN (FORMAT JSON) "
     };
+    // One statement only: `SELECT 1; COMMIT; …` must not escape the transaction that
+    // is rolled back.
+    let statement = format!("{prefix}{sql}");
+    confined(client, &statement).await?;
     client.batch_execute("BEGIN").await.map_err(pg)?;
-    let result = client.simple_query(&format!("{prefix}{sql}")).await;
+    let result = client.simple_query(&statement).await;
     let _ = client.batch_execute("ROLLBACK").await;
     let messages = result.map_err(pg)?;
     for m in messages {

@@ -680,6 +680,38 @@ async fn every_tool_does_what_it_says() {
         )
         .await;
     assert!(ok && plan[0]["Plan"].is_object(), "{plan}");
+    // The read-only guard cannot be escaped by ending its transaction.
+    for sql in [
+        "COMMIT; CREATE TABLE escaped_1 (x int)",
+        "SELECT 1; COMMIT; CREATE TABLE escaped_2 (x int)",
+    ] {
+        let (ok, r) = s
+            .call("run_sql", serde_json::json!({"branch": "main", "sql": sql}))
+            .await;
+        assert!(!ok, "{sql}: {r}");
+        let (ok, r) = s
+            .call(
+                "explain_sql_statement",
+                serde_json::json!({"branch": "t", "sql": sql}),
+            )
+            .await;
+        assert!(!ok, "{sql}: {r}");
+    }
+    let (ok, r) = s
+        .call(
+            "run_sql_transaction",
+            serde_json::json!({"branch": "main", "statements": ["COMMIT", "CREATE TABLE escaped_3 (x int)"]}),
+        )
+        .await;
+    assert!(!ok, "{r}");
+    for branch in ["main", "t"] {
+        let url = env.ok(&["url", branch, "--project", "repo"]);
+        let found = psql_ok(
+            url.trim(),
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'escaped%'",
+        );
+        assert_eq!(found, "0", "nothing escaped on {branch}");
+    }
     let (ok, r) = s
         .call(
             "set_branch_ttl",
