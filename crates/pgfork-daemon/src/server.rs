@@ -805,12 +805,17 @@ impl Backend for Api {
         project: String,
         operation: String,
     ) -> Result<api::OperationResponse, ApiError> {
-        let p = self.0.project(&project)?;
+        // A project being created is not in the store until its operation finishes, and
+        // clients poll that very operation: then the path's id is the only id to match.
+        let project_id = match self.0.project(&project) {
+            Ok(p) => p.id,
+            Err(_) => project,
+        };
         self.0
             .ops
             .get(&operation)
             // Another project's operation does not exist for this one.
-            .filter(|op| op.project_id == p.id)
+            .filter(|op| op.project_id == project_id)
             .map(|operation| api::OperationResponse { operation })
             .ok_or_else(|| ApiError::not_found(format!("no operation {operation:?} (operations are kept in memory until the daemon restarts)")))
     }
