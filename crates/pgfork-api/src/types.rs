@@ -91,6 +91,10 @@ pub struct Project {
     pub database_name: String,
     #[serde(default)]
     pub role_name: String,
+    /// pgfork: the superuser, which has no password and logs in only through the
+    /// branch's private socket on the server's machine (`pgfork psql --superuser`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_superuser: Option<String>,
     /// Neon's placement, limits and metering, which clients generated from Neon's
     /// schema require: pgfork has one place, no limits and meters nothing.
     #[serde(flatten, default)]

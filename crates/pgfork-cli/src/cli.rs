@@ -98,6 +98,10 @@ pub enum Command {
     /// Open psql on a branch.
     Psql {
         branch: Option<String>,
+        /// Connect as the superuser through the branch's private socket (this machine's
+        /// daemon only: the superuser has no password, so no URL reaches it).
+        #[arg(long)]
+        superuser: bool,
         /// Extra arguments for psql (after --).
         #[arg(last = true)]
         args: Vec<String>,

@@ -10,6 +10,7 @@
 //!   clone of a *running* cluster without stopping or pausing it.
 //! - [`import`]: root branch sources (sample data, pg_dump/pg_restore, pg_basebackup,
 //!   adopting a stopped data directory).
+//! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
 
 pub mod catalog;
 pub mod clone;
@@ -18,6 +19,7 @@ mod error;
 pub mod import;
 pub mod install;
 pub mod instance;
+pub mod roles;
 pub mod sql;
 pub mod user;
 

@@ -60,11 +60,12 @@ pub async fn role_secrets(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Login roles other than `admin` and Postgres's own (`pg_*`).
+/// Login roles other than `admin`, the superusers (which keep no password: see
+/// [`crate::roles`]) and Postgres's own (`pg_*`).
 pub async fn login_roles(client: &Client, admin: &str) -> Result<Vec<String>, PgError> {
     let rows = client
         .query(
-            "SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND rolname <> $1 AND rolname NOT LIKE 'pg\\_%' ORDER BY 1",
+            "SELECT rolname::text FROM pg_authid WHERE rolcanlogin AND NOT rolsuper AND rolname <> $1 AND rolname NOT LIKE 'pg\\_%' ORDER BY 1",
             &[&admin],
         )
         .await

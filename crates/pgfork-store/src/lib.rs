@@ -58,8 +58,12 @@ pub struct Project {
     pub pg_major: u32,
     /// The database users connect to by default (`postgres` unless an import named another).
     pub db_name: String,
-    /// The role in connection URLs.
+    /// The role in connection URLs (the owner role; a superuser in projects made
+    /// before pgfork had one, see `superuser`).
     pub role_name: String,
+    /// The superuser pgfork connects as over the private socket. Equal to `role_name`
+    /// only in projects made before the owner role, whose URLs still carry it.
+    pub superuser: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -93,7 +97,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -173,6 +177,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         "CREATE TABLE webhooks (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, secret TEXT NOT NULL, ttl_seconds INTEGER, created_at TEXT NOT NULL);",
+    ),
+    // The superuser apart from the role in URLs; older projects used one for both.
+    (
+        10,
+        "ALTER TABLE projects ADD COLUMN superuser TEXT; UPDATE projects SET superuser = role_name;",
     ),
 ];
 
@@ -265,6 +274,9 @@ fn project_from_row(row: &Row<'_>) -> rusqlite::Result<Project> {
         db_name: row.get(3)?,
         role_name: row.get(4)?,
         created_at: parse_ts(&row.get::<_, String>(5)?)?,
+        superuser: row
+            .get::<_, Option<String>>(6)?
+            .unwrap_or_else(|| row.get(4).unwrap_or_default()),
     })
 }
 
@@ -352,7 +364,7 @@ impl Store {
 
     pub fn projects(&self) -> Result<Vec<Project>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, name, pg_major, db_name, role_name, created_at FROM projects ORDER BY created_at",
+            "SELECT id, name, pg_major, db_name, role_name, created_at, superuser FROM projects ORDER BY created_at",
         )?;
         let rows = stmt.query_map([], project_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -363,7 +375,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name, pg_major, db_name, role_name, created_at FROM projects WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+                "SELECT id, name, pg_major, db_name, role_name, created_at, superuser FROM projects WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
                 [id_or_name],
                 project_from_row,
             )
@@ -780,8 +792,8 @@ impl BorrowedStore<'_> {
     fn insert_project(&self, p: &Project) -> Result<()> {
         self.conn
             .execute(
-                "INSERT INTO projects (id, name, pg_major, db_name, role_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![p.id, p.name, p.pg_major, p.db_name, p.role_name, ts(p.created_at)],
+                "INSERT INTO projects (id, name, pg_major, db_name, role_name, created_at, superuser) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p.id, p.name, p.pg_major, p.db_name, p.role_name, ts(p.created_at), p.superuser],
             )
             .map_err(|e| {
                 if is_unique_violation(&e) {

@@ -6,7 +6,8 @@ fn project() -> Project {
         name: "shop".into(),
         pg_major: 15,
         db_name: "postgres".into(),
-        role_name: "postgres".into(),
+        role_name: "pgfork_owner".into(),
+        superuser: "postgres".into(),
         created_at: Utc::now(),
     }
 }

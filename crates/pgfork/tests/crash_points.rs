@@ -159,7 +159,7 @@ fn every_step_of_every_operation_survives_a_crash() {
         Some("main"),
         "the root never changed"
     );
-    assert_eq!(consistency_violation_free(&main), None);
+    assert_eq!(consistency_violation_free(&env.superuser_url("main")), None);
 }
 
 /// Whether the root's catalog indexes are sound (amcheck).

@@ -256,7 +256,7 @@ fn a_crash_in_the_middle_of_a_create_leaves_no_half_branch() {
         psql_ok(&main, "SELECT count(*) FROM pgbench_accounts"),
         before
     );
-    assert_eq!(consistency_violation(&main), None);
+    assert_eq!(consistency_violation(&env.superuser_url("main")), None);
     assert_eq!(env.postmasters().len(), 1, "only main runs");
     // And the name is usable.
     env.ok(&["branch", "create", "half"]);

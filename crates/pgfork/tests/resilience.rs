@@ -517,6 +517,6 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
     assert!(!out.status.success(), "the clone must not succeed");
     assert!(stderr.contains("tablespace"), "{stderr}");
     assert!(!env.states().contains_key("half"));
-    assert_eq!(consistency_violation(&main), None);
+    assert_eq!(consistency_violation(&env.superuser_url("main")), None);
     psql_ok(&main, "DROP TABLESPACE late");
 }

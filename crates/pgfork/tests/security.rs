@@ -348,7 +348,10 @@ fn each_role_logs_in_with_its_own_password_only() {
     };
     env.init_sample(1);
     let admin = env.url("main");
-    psql_ok(&admin, "CREATE ROLE app LOGIN PASSWORD 'app-secret'");
+    psql_ok(
+        &env.superuser_url("main"),
+        "CREATE ROLE app LOGIN PASSWORD 'app-secret'",
+    );
     env.ok(&["branch", "create", "child"]);
     let role_url = env
         .ok(&["url", "child", "--role", "app"])
@@ -426,7 +429,7 @@ fn branches_of_a_protected_branch_get_their_own_role_passwords() {
     };
     env.init_sample(1);
     psql_ok(
-        &env.url("main"),
+        &env.superuser_url("main"),
         "CREATE ROLE app LOGIN PASSWORD 'prod-secret'",
     );
     let role_url = |branch: &str| env.ok(&["url", branch, "--role", "app"]).trim().to_string();

@@ -109,7 +109,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("{}", project::with_tls(&url, tls));
             Ok(0)
         }
-        Command::Psql { branch, args } => psql(explicit, branch, args).await,
+        Command::Psql {
+            branch,
+            superuser,
+            args,
+        } => psql(explicit, branch, superuser, args).await,
         Command::Status { json } => status(explicit, json).await,
         Command::Doctor { json } => doctor(json).await,
         Command::Daemon { command } => daemon(command).await,

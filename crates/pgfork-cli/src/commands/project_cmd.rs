@@ -45,6 +45,9 @@ pub(super) async fn project_cmd(cmd: ProjectCommand) -> Result<i32> {
                     "database: {} (role {})",
                     p.project.database_name, p.project.role_name
                 );
+                if let Some(su) = &p.project.pgfork_superuser {
+                    println!("superuser: {su} (no password: pgfork psql --superuser)");
+                }
                 if let Some(root) = &p.branch {
                     println!("root:     {} ({})", root.name, root.state_word());
                 }

@@ -6,6 +6,7 @@ use super::*;
 pub(super) async fn psql(
     explicit: Option<&str>,
     branch: Option<String>,
+    superuser: bool,
     args: Vec<String>,
 ) -> Result<i32> {
     let c = ensure_daemon().await?;
@@ -13,12 +14,34 @@ pub(super) async fn psql(
     let b = resolve_default_branch(&c, &p, branch).await?;
     let psql = crate::pgbin::psql();
     use std::os::unix::process::CommandExt;
-    // The password goes through the environment, not argv, where `ps` would show it.
-    let (url, password) = split_password(&b.connection_uri);
     let mut cmd = std::process::Command::new(&psql);
-    cmd.arg(url).args(&args);
-    if let Some(pw) = password {
-        cmd.env("PGPASSWORD", pw);
+    if superuser {
+        if c.is_remote() {
+            bail!("--superuser works only on the daemon's own machine (the superuser has no password): run it there, without PGFORK_API");
+        }
+        let project = c.get_project(&p).await?.project;
+        let Some(name) = project.pgfork_superuser else {
+            bail!("the server did not say which role is the superuser: upgrade the daemon (pgfork daemon stop, then run this again)");
+        };
+        // The branch must run for its socket to exist.
+        let b = c.set_running(&p, &b.id, true).await?.branch;
+        let socket = crate::connect::layout()?.socket_dir(&b.id);
+        cmd.arg("-h")
+            .arg(&socket)
+            .arg("-p")
+            .arg(b.port.to_string())
+            .arg("-U")
+            .arg(&name)
+            .arg("-d")
+            .arg(&project.database_name)
+            .args(&args);
+    } else {
+        // The password goes through the environment, not argv, where `ps` would show it.
+        let (url, password) = split_password(&b.connection_uri);
+        cmd.arg(url).args(&args);
+        if let Some(pw) = password {
+            cmd.env("PGPASSWORD", pw);
+        }
     }
     let err = cmd.exec();
     bail!("could not run {}: {err}: install the PostgreSQL client (apt-get install postgresql-client)", psql.display())

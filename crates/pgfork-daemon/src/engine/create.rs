@@ -111,7 +111,8 @@ impl Engine {
             name: name.to_string(),
             pg_major: 0,
             db_name: "postgres".to_string(),
-            role_name: "postgres".to_string(),
+            role_name: pgfork_pg::roles::OWNER_ROLE.to_string(),
+            superuser: "postgres".to_string(),
             created_at: now,
         };
         let root = Branch {
@@ -271,14 +272,31 @@ impl Engine {
             }
         };
         project.pg_major = install_used.major;
-        project.role_name = inst.superuser.clone();
+        project.superuser = inst.superuser.clone();
         self.start_build(inst, &install_used).await?;
+        // Whatever the sample or a dump creates is the owner's: it is loaded by a
+        // transient superuser whose objects are then handed over in one statement.
+        let loads = matches!(
+            source,
+            api::RootSource::Sample { .. } | api::RootSource::Logical { .. } | api::RootSource::Empty
+        );
+        {
+            let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;
+            roles::ensure_owner(&client, project.pg_major, &root.password)
+                .await
+                .map_err(pg_err)?;
+            if loads {
+                roles::create_import_role(&client).await.map_err(pg_err)?;
+            }
+        }
+        let mut loader = inst.clone();
+        loader.superuser = roles::IMPORT_ROLE.to_string();
         match source {
             api::RootSource::Sample { scale } => {
                 let (i, u, b, p, scale) = (
                     install_used.clone(),
                     user.clone(),
-                    inst.clone(),
+                    loader.clone(),
                     progress.clone(),
                     *scale,
                 );
@@ -307,13 +325,13 @@ impl Engine {
                     import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err)
                 })
                 .await?;
-                import::create_database(inst, &info.dbname)
+                import::create_database(&loader, &info.dbname)
                     .await
                     .map_err(pg_err)?;
                 let (i, u, b, d, p, db) = (
                     install_used.clone(),
                     user.clone(),
-                    inst.clone(),
+                    loader.clone(),
                     dump.clone(),
                     progress.clone(),
                     info.dbname.clone(),
@@ -326,6 +344,20 @@ impl Engine {
                 project.db_name = info.dbname;
             }
             _ => {}
+        }
+        if loads {
+            let mut databases = vec!["postgres".to_string()];
+            if project.db_name != "postgres" {
+                databases.push(project.db_name.clone());
+            }
+            for db in &databases {
+                let client = sql::connect(inst, db).await.map_err(pg_err)?;
+                roles::hand_over_database(&client, db)
+                    .await
+                    .map_err(pg_err)?;
+            }
+            let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;
+            roles::drop_import_role(&client).await.map_err(pg_err)?;
         }
         progress.phase("finishing", 0);
         self.stop_instance(inst.clone()).await?;

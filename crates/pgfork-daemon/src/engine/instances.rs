@@ -28,9 +28,17 @@ impl Engine {
         .await?;
         if set_password {
             let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
-            sql::set_password(&client, &project.role_name, &b.password)
-                .await
-                .map_err(pg_err)?;
+            if project.role_name == project.superuser {
+                // A project made before the owner role: its URLs keep the superuser.
+                sql::set_password(&client, &project.role_name, &b.password)
+                    .await
+                    .map_err(pg_err)?;
+            } else {
+                roles::ensure_owner(&client, project.pg_major, &b.password)
+                    .await
+                    .map_err(pg_err)?;
+                roles::lock_superusers(&client).await.map_err(pg_err)?;
+            }
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ use pgfork_core::{
 use pgfork_cow::{CloneMethod, Probe};
 use pgfork_git::gc::{Candidate, Reason};
 use pgfork_pg::{
-    clone, import, instance, sql, Instance, PgError, PgInstall, PgInstalls, ServerUser,
+    clone, import, instance, roles, sql, Instance, PgError, PgInstall, PgInstalls, ServerUser,
 };
 use pgfork_store::{Branch, Project, Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -404,7 +404,7 @@ impl Engine {
             socket_dir: self.layout.socket_dir(&b.id),
             port: b.port,
             log_file: self.layout.branch_log(&b.id),
-            superuser: project.role_name.clone(),
+            superuser: project.superuser.clone(),
         }
     }
 

@@ -156,6 +156,7 @@ impl Engine {
             created_at: p.created_at,
             database_name: p.db_name.clone(),
             role_name: p.role_name.clone(),
+            pgfork_superuser: Some(p.superuser.clone()),
         }
     }
 

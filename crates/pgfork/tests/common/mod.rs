@@ -344,6 +344,25 @@ impl Env {
         self.ok(&["url", branch]).trim().to_string()
     }
 
+    /// The superuser's URL on a branch: through its private socket (the superuser has
+    /// no password, so no TCP URL reaches it). Starts the branch.
+    pub fn superuser_url(&self, branch: &str) -> String {
+        self.ok(&["branch", "start", branch]);
+        let b = self.branch(branch);
+        let project = self.json(&["project", "get", b["project_id"].as_str().expect("project")]);
+        let user = project["pgfork_superuser"]
+            .as_str()
+            .expect("the project names its superuser")
+            .to_string();
+        let layout = pgfork_api::runtime::layout(&self.home).expect("layout");
+        let socket = layout.socket_dir(b["id"].as_str().expect("id"));
+        format!(
+            "postgresql:///postgres?host={}&port={}&user={user}",
+            socket.display(),
+            b["port"]
+        )
+    }
+
     pub fn init_sample(&self, scale: u32) {
         self.ok(&[
             "init",
