@@ -9,7 +9,8 @@
 //! - the **owner** ([`OWNER_ROLE`]), whose password is the branch's and whose name is in
 //!   every URL pgfork hands out: it owns the database and what the sample data or a dump
 //!   created, reads and writes every table (`pg_read_all_data`, `pg_write_all_data`),
-//!   sees and signals the branch's sessions and may checkpoint,
+//!   sees and signals the branch's sessions, may checkpoint and replicate (so a
+//!   branch's URL can seed another project, physically or logically),
 //!   may create databases, and acts as each ordinary role of an imported cluster
 //!   (membership), so migrations run on branches as they would for the app;
 //! - the **superusers**, which keep no password at all: pgfork reaches them only
@@ -33,15 +34,16 @@ pub const OWNER_ROLE: &str = "pgfork_owner";
 pub const IMPORT_ROLE: &str = "pgfork_import";
 
 /// Predefined roles whose members act as the server's OS user.
-const OS_ROLES: &str = "'pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'";
+const OS_ROLES: &str =
+    "'pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'";
 
 /// The attributes the owner has on `pg_major` (`CREATEROLE` only where it cannot be
 /// turned into membership in [`OS_ROLES`]).
 pub fn owner_attributes(pg_major: u32) -> &'static str {
     if pg_major >= 16 {
-        "LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
+        "LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION NOBYPASSRLS INHERIT"
     } else {
-        "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
+        "LOGIN NOSUPERUSER CREATEDB NOCREATEROLE REPLICATION NOBYPASSRLS INHERIT"
     }
 }
 

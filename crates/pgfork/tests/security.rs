@@ -379,7 +379,10 @@ fn each_role_logs_in_with_its_own_password_only() {
     env.ok(&["branch", "stop", "child"]);
     assert_eq!(psql_ok(&app, "SELECT current_user"), "app");
     // A password changed inside the branch counts at once.
-    psql_ok(&env.url("child"), "ALTER ROLE app PASSWORD 'rotated'");
+    psql_ok(
+        &env.superuser_url("child"),
+        "ALTER ROLE app PASSWORD 'rotated'",
+    );
     assert!(
         psql(&app, "SELECT 1").is_err(),
         "the old password no longer works"
@@ -497,4 +500,194 @@ fn branches_of_a_protected_branch_get_their_own_role_passwords() {
         psql_ok(&with_password(&kept, "prod-secret"), "SELECT current_user"),
         "app"
     );
+}
+
+/// The role in every URL pgfork hands out (and so in every API answer, to any key that
+/// may read the project) must not act as the OS user Postgres runs as: on a team
+/// server that user owns every project's data.
+#[test]
+fn the_url_role_owns_the_data_but_cannot_reach_the_server_os_user() {
+    let Some(env) = Env::new("owner", Storage::Copy) else {
+        return;
+    };
+    env.init_sample(1);
+    let url = env.url("main");
+    assert!(url.starts_with("postgresql://pgfork_owner:"), "{url}");
+    assert_eq!(
+        psql_ok(
+            &url,
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ),
+        "f"
+    );
+    // It owns what the sample created and may do what an application's migrations do.
+    psql_ok(
+        &url,
+        "ALTER TABLE pgbench_accounts ADD COLUMN note text; CREATE TABLE t (i int); \
+         CREATE SCHEMA app; CHECKPOINT; SELECT count(*) FROM pg_stat_activity",
+    );
+    psql_ok(&url, "CREATE DATABASE other");
+    let marker = env.home.join("escaped");
+    let attempts = [
+        (
+            "COPY TO PROGRAM",
+            format!("COPY (SELECT 1) TO PROGRAM 'touch {}'", marker.display()),
+        ),
+        (
+            "pg_read_file",
+            "SELECT pg_read_file('/etc/hostname')".into(),
+        ),
+        ("pg_ls_dir", "SELECT pg_ls_dir('.')".into()),
+        (
+            "COPY from a server file",
+            "COPY t FROM '/etc/hostname'".into(),
+        ),
+        (
+            "lo_export",
+            format!("SELECT lo_export(lo_create(0), '{}')", marker.display()),
+        ),
+        (
+            "granting itself program execution",
+            "GRANT pg_execute_server_program TO pgfork_owner".into(),
+        ),
+        (
+            "becoming superuser",
+            "ALTER ROLE pgfork_owner SUPERUSER".into(),
+        ),
+        ("SET ROLE to the superuser", "SET ROLE postgres".into()),
+        (
+            "a C function",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'libc.so.6', 'getpid'".into(),
+        ),
+        (
+            "ALTER SYSTEM",
+            format!(
+                "ALTER SYSTEM SET archive_command = 'touch {}'",
+                marker.display()
+            ),
+        ),
+        ("creating a role", "CREATE ROLE sneaky SUPERUSER".into()),
+    ];
+    for (what, sql) in &attempts {
+        let err = psql(&url, sql).expect_err(what);
+        assert!(
+            err.contains("permission denied")
+                || err.contains("must be superuser")
+                || err.contains("must have")
+                || err.contains("only superusers"),
+            "{what}: refused for the wrong reason: {err}"
+        );
+    }
+    assert!(!marker.exists(), "a statement ran as the OS user");
+
+    // No superuser logs in over TCP, with any password pgfork knows.
+    let password = url
+        .trim_start_matches("postgresql://pgfork_owner:")
+        .split('@')
+        .next()
+        .expect("password")
+        .to_string();
+    let as_superuser = url.replacen("pgfork_owner:", "postgres:", 1);
+    let err = psql(&as_superuser, "SELECT 1").expect_err("the superuser has no password");
+    assert!(err.contains("password authentication failed"), "{err}");
+    env.ok(&["branch", "create", "child"]);
+    let child = env.url("child");
+    assert!(child.starts_with("postgresql://pgfork_owner:"), "{child}");
+    assert!(
+        !child.contains(&password),
+        "each branch has its own password"
+    );
+    let err = psql(&child.replacen("pgfork_owner:", "postgres:", 1), "SELECT 1")
+        .expect_err("not on a branch either");
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(
+        env.ok(&["url", "child", "--role", "postgres"])
+            .trim()
+            .starts_with("postgresql://postgres@"),
+        "no password is handed out for the superuser"
+    );
+    // The machine's owner still reaches the superuser, through the private socket.
+    assert_eq!(
+        env.ok(&[
+            "psql",
+            "--superuser",
+            "child",
+            "--",
+            "-Atc",
+            "SELECT current_setting('is_superuser')"
+        ])
+        .trim(),
+        "on"
+    );
+
+    // A cluster imported physically keeps its roles and owners: the owner acts as its
+    // ordinary roles, reads and writes what a superuser owns, and gains nothing that
+    // leads back to a superuser; the source's superusers lose their passwords.
+    psql_ok(
+        &env.superuser_url("main"),
+        "CREATE ROLE app LOGIN PASSWORD 'app-secret'; \
+         CREATE TABLE app_owned (i int); ALTER TABLE app_owned OWNER TO app; \
+         CREATE TABLE super_owned (i int); \
+         CREATE ROLE role_admin LOGIN CREATEROLE PASSWORD 'ra-secret'; \
+         CREATE ROLE runner LOGIN PASSWORD 'runner-secret'; GRANT pg_execute_server_program TO runner; \
+         CREATE ROLE boss LOGIN SUPERUSER PASSWORD 'boss-secret'",
+    );
+    let Some(dst) = Env::new("owner-import", Storage::Copy) else {
+        return;
+    };
+    let mut init = dst.command(&[
+        "init",
+        "--from-env",
+        "PGFORK_TEST_SOURCE_URL",
+        "--method",
+        "physical",
+        "--no-hooks",
+    ]);
+    let out = init
+        .env("PGFORK_TEST_SOURCE_URL", &url)
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = dst.url("main");
+    assert!(
+        imported.starts_with("postgresql://pgfork_owner:"),
+        "{imported}"
+    );
+    psql_ok(
+        &imported,
+        "ALTER TABLE app_owned ADD COLUMN j int; INSERT INTO super_owned VALUES (1); \
+         SELECT count(*) FROM super_owned",
+    );
+    let err = psql(&imported, "ALTER TABLE super_owned ADD COLUMN j int")
+        .expect_err("a superuser's table stays the superuser's");
+    assert!(err.contains("must be owner"), "{err}");
+    assert_eq!(
+        psql_ok(
+            &imported,
+            "SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY['app','role_admin','runner','boss']) r \
+             WHERE pg_has_role('pgfork_owner', r, 'MEMBER')"
+        ),
+        "app",
+        "only the ordinary role"
+    );
+    let boss = imported.replacen("pgfork_owner:", "boss:", 1).replacen(
+        imported
+            .trim_start_matches("postgresql://pgfork_owner:")
+            .split('@')
+            .next()
+            .expect("password"),
+        "boss-secret",
+        1,
+    );
+    let err = psql(&boss, "SELECT 1").expect_err("an imported superuser has no password");
+    assert!(err.contains("password authentication failed"), "{err}");
+    for (what, sql) in &attempts {
+        assert!(psql(&imported, sql).is_err(), "{what} on the import");
+    }
+    assert!(!marker.exists(), "a statement ran as the OS user");
+    report("owner: the URL role owns the data; 11 ways to the OS user refused on a sample and a physical import; superusers have no password");
 }

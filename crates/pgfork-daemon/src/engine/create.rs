@@ -278,7 +278,9 @@ impl Engine {
         // transient superuser whose objects are then handed over in one statement.
         let loads = matches!(
             source,
-            api::RootSource::Sample { .. } | api::RootSource::Logical { .. } | api::RootSource::Empty
+            api::RootSource::Sample { .. }
+                | api::RootSource::Logical { .. }
+                | api::RootSource::Empty
         );
         {
             let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;

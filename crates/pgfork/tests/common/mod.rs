@@ -349,7 +349,10 @@ impl Env {
     pub fn superuser_url(&self, branch: &str) -> String {
         self.ok(&["branch", "start", branch]);
         let b = self.branch(branch);
-        let project = self.json(&["project", "get", b["project_id"].as_str().expect("project")]);
+        let projects = self.json(&["project", "list"]);
+        let [project] = projects.as_array().expect("projects").as_slice() else {
+            panic!("superuser_url needs an env with one project: {projects}");
+        };
         let user = project["pgfork_superuser"]
             .as_str()
             .expect("the project names its superuser")
