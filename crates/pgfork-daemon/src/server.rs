@@ -763,6 +763,12 @@ impl Backend for Api {
                 password: b.password,
             });
         }
+        if role == p.superuser {
+            return Err(ApiError::not_found(format!(
+                "role {role:?} is the superuser, which has no password: connect as {:?}, or run `pgfork psql --superuser` on the server",
+                p.role_name
+            )));
+        }
         let stored = self
             .0
             .store()

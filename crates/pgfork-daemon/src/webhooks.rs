@@ -5,10 +5,65 @@
 //! Everything a delivery may cause is decided here from the verified payload, without
 //! IO ([`verify`], [`parse`]); the engine carries the decision out. Every action is
 //! idempotent — a replayed delivery finds the branch already made or already gone — and
-//! every deletion goes to the trash with its reason, so it can be undone.
+//! every deletion goes to the trash with its reason, so it can be undone. On top of
+//! that, a signed body already carried out is not carried out again ([`Replays`]): the
+//! signature covers the body only, so whoever captured one delivery could otherwise
+//! send it again later (say, a pull request's "closed" after it was reopened).
 
 use hmac::{KeyInit, Mac};
 use serde_json::Value;
+use sha2::Digest;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How long a carried-out delivery is remembered (GitHub and Gitea retry for less).
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How many deliveries are remembered at most (the oldest are forgotten first).
+pub const REPLAY_CAPACITY: usize = 10_000;
+
+/// Signed bodies carried out recently, per project. Only verified deliveries that
+/// were carried out are recorded, so an attacker without the secret cannot fill it and
+/// a delivery that failed can be redelivered.
+#[derive(Default)]
+pub struct Replays {
+    seen: HashMap<(String, [u8; 32]), Instant>,
+    order: VecDeque<((String, [u8; 32]), Instant)>,
+}
+
+impl Replays {
+    pub fn digest(body: &[u8]) -> [u8; 32] {
+        sha2::Sha256::digest(body).into()
+    }
+
+    /// Whether `project` already carried out this body within the window.
+    pub fn seen(&mut self, project: &str, digest: [u8; 32], now: Instant) -> bool {
+        self.forget_old(now);
+        self.seen.contains_key(&(project.to_string(), digest))
+    }
+
+    pub fn record(&mut self, project: &str, digest: [u8; 32], now: Instant) {
+        self.forget_old(now);
+        let key = (project.to_string(), digest);
+        if self.seen.insert(key.clone(), now).is_none() {
+            self.order.push_back((key, now));
+        }
+        while self.order.len() > REPLAY_CAPACITY {
+            if let Some((k, _)) = self.order.pop_front() {
+                self.seen.remove(&k);
+            }
+        }
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while let Some((k, at)) = self.order.front() {
+            if now.saturating_duration_since(*at) < REPLAY_WINDOW {
+                break;
+            }
+            self.seen.remove(k);
+            self.order.pop_front();
+        }
+    }
+}
 
 /// Who sent a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +253,31 @@ pub fn parse(provider: Provider, headers: &[(String, String)], body: &Value) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carried_out_body_is_not_carried_out_again_within_the_window() {
+        let mut r = Replays::default();
+        let t0 = Instant::now();
+        let a = Replays::digest(b"closed #7");
+        assert!(!r.seen("p1", a, t0));
+        r.record("p1", a, t0);
+        assert!(r.seen("p1", a, t0 + Duration::from_secs(60)));
+        assert!(!r.seen("p2", a, t0), "per project");
+        assert!(!r.seen("p1", Replays::digest(b"opened #7"), t0));
+        assert!(
+            !r.seen("p1", a, t0 + REPLAY_WINDOW),
+            "forgotten after the window"
+        );
+        for i in 0..REPLAY_CAPACITY + 5 {
+            r.record("p1", Replays::digest(i.to_string().as_bytes()), t0);
+        }
+        assert_eq!(r.seen.len(), REPLAY_CAPACITY);
+        assert!(
+            !r.seen("p1", Replays::digest(b"0"), t0),
+            "the oldest go first"
+        );
+        assert!(r.seen("p1", Replays::digest(b"9"), t0) || REPLAY_CAPACITY < 10);
+    }
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

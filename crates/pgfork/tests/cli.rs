@@ -70,7 +70,7 @@ fn passwords_are_printed_only_by_the_commands_that_are_about_them() {
         .map(|(_, p)| p.to_string())
         .expect("a password in `pgfork url`");
     assert!(
-        !init.contains(&password) && init.contains("postgres:****@"),
+        !init.contains(&password) && init.contains("pgfork_owner:****@"),
         "{init}"
     );
     env.ok(&["branch", "create", "x"]);

@@ -139,7 +139,7 @@ fn protection_rename_ttl_and_start_stop() {
     // A wrong password is refused without waking it; the right one wakes it.
     let wrong = url.replacen(
         &url[url.find("://").expect("url") + 3..url.find('@').expect("url")],
-        "postgres:wrong",
+        "pgfork_owner:wrong",
         1,
     );
     let err = psql(&wrong, "SELECT 1").expect_err("wrong password");

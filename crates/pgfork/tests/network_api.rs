@@ -481,7 +481,7 @@ fn neonctl_drives_pgfork_through_the_neon_api() {
             "connection-string",
             branch,
             "--role-name",
-            "postgres",
+            "pgfork_owner",
             "--database-name",
             "postgres",
         ])
@@ -794,7 +794,7 @@ fn the_openapi_document_is_served_and_schemathesis_finds_no_5xx() {
     let config = env.home.join("schemathesis.toml");
     std::fs::write(
         &config,
-        "[parameters]\n\"path.project\" = \"repo\"\n\"path.branch\" = \"main\"\n\"path.role\" = \"postgres\"\n\"path.database\" = \"postgres\"\n",
+        "[parameters]\n\"path.project\" = \"repo\"\n\"path.branch\" = \"main\"\n\"path.role\" = \"pgfork_owner\"\n\"path.database\" = \"postgres\"\n",
     )
     .expect("config");
     let out = std::process::Command::new(st)
@@ -896,13 +896,21 @@ fn the_requests_of_neons_github_actions_succeed() {
         .expect("a read_write endpoint")
         .clone();
     assert_eq!(get(&format!("{p}/branches/{id}/databases/postgres")).0, 200);
-    assert_eq!(get(&format!("{p}/branches/{id}/roles/postgres")).0, 200);
-    let (s, pw) = get(&format!("{p}/branches/{id}/roles/postgres/reveal_password"));
+    assert_eq!(get(&format!("{p}/branches/{id}/roles/pgfork_owner")).0, 200);
+    let (s, pw) = get(&format!(
+        "{p}/branches/{id}/roles/pgfork_owner/reveal_password"
+    ));
     assert_eq!(s, 200);
+    // The superuser has no password to reveal.
+    assert_error(
+        &get(&format!("{p}/branches/{id}/roles/postgres/reveal_password")),
+        404,
+        "superuser",
+    );
     // Optional lookups the action tolerates as 404.
     assert_eq!(get(&format!("{p}/branches/{id}/auth")).0, 404);
     let url = format!(
-        "postgresql://postgres:{}@{}/postgres?sslmode=require",
+        "postgresql://pgfork_owner:{}@{}/postgres?sslmode=require",
         pw["password"].as_str().expect("password"),
         ep["host"].as_str().expect("host")
     );
@@ -1075,13 +1083,13 @@ fn responses_validate_against_neons_published_schemas() {
     );
     call(
         "GET",
-        &format!("/projects/{p}/branches/{b}/roles/postgres"),
+        &format!("/projects/{p}/branches/{b}/roles/pgfork_owner"),
         "/projects/{project_id}/branches/{branch_id}/roles/{role_name}",
         None,
     );
     call(
         "GET",
-        &format!("/projects/{p}/branches/{b}/roles/postgres/reveal_password"),
+        &format!("/projects/{p}/branches/{b}/roles/pgfork_owner/reveal_password"),
         "/projects/{project_id}/branches/{branch_id}/roles/{role_name}/reveal_password",
         None,
     );
@@ -1430,4 +1438,75 @@ fn relative_ttls_and_preserved_restores_through_the_api() {
         "1",
         "its old state was kept"
     );
+}
+
+/// The webhook route answers before anyone is authenticated, so a client that sends a
+/// body slowly, or opens connection after connection, must not hold the API.
+#[test]
+fn slow_uploads_and_connection_floods_cannot_hold_the_api() {
+    let Some(mut env) = Env::new("api-limits", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.ok(&["init", "--empty", "--no-hooks", "--project", "web"]);
+    let full = key(&env, &["ci"]);
+    let authority = base
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .expect("authority")
+        .to_string();
+
+    // A body promised but never finished: answered 408 after the deadline, closed.
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(&authority).expect("connect");
+    slow.write_all(
+        format!(
+            "POST /api/v2/pgfork/webhooks/github/web HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"action\":"
+        )
+        .as_bytes(),
+    )
+    .expect("send the start of a body");
+    // Meanwhile everyone else is served at once.
+    let t = std::time::Instant::now();
+    assert_eq!(http(&base, "GET", "/projects", Some(&full), None).0, 200);
+    let others = t.elapsed();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within"), "{text}");
+    assert!(
+        (9..=20).contains(&waited.as_secs()),
+        "closed after the 10 s deadline, not {waited:?}"
+    );
+
+    // 64 connections from one address are all it may hold; the next is closed unread,
+    // while the local socket (the CLI) is not capped.
+    let flood: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(&authority).expect("connect"))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        http(&base, "GET", "/projects", Some(&full), None).0,
+        0,
+        "the 65th connection is closed without an answer"
+    );
+    assert!(env.ok(&["project", "list"]).contains("web"));
+    drop(flood);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(http(&base, "GET", "/projects", Some(&full), None).0, 200);
+    let log = std::fs::read_to_string(env.home.join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("connections from this address are open")
+            && log.contains("not received within"),
+        "both refusals are logged"
+    );
+    report(&format!(
+        "api limits: a stalled body answered 408 after {:.1} s while another request took {:.0} ms; the 65th connection from one address refused",
+        waited.as_secs_f64(),
+        others.as_secs_f64() * 1000.0
+    ));
 }

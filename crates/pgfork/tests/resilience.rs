@@ -489,6 +489,8 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
     assert!(start.status().expect("start").success());
     // The parent runs (a connection wakes it): the clone is an online one.
     psql_ok(&main, "SELECT 1");
+    // Only a superuser creates tablespaces (the URL role cannot).
+    let superuser = env.superuser_url("main");
     let mut create = env
         .command(&["branch", "create", "half"])
         .stdout(Stdio::piped())
@@ -505,7 +507,7 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
         .expect("chown")
         .success());
     psql_ok(
-        &main,
+        &superuser,
         &format!("CREATE TABLESPACE late LOCATION '{}'", ts.display()),
     );
     assert!(
@@ -517,6 +519,6 @@ fn a_tablespace_created_during_an_online_clone_aborts_it() {
     assert!(!out.status.success(), "the clone must not succeed");
     assert!(stderr.contains("tablespace"), "{stderr}");
     assert!(!env.states().contains_key("half"));
-    assert_eq!(consistency_violation(&env.superuser_url("main")), None);
-    psql_ok(&main, "DROP TABLESPACE late");
+    assert_eq!(consistency_violation(&superuser), None);
+    psql_ok(&superuser, "DROP TABLESPACE late");
 }

@@ -130,8 +130,27 @@ fn pull_requests_get_branches_from_signed_webhooks_only() {
     let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((70..=72).contains(&days), "about 3 days: {days} h");
 
-    // The same delivery again, or a reopen: nothing new.
+    // The same delivery again (a replay, or a redelivery): counted once.
     let (status, body) = gh("pull_request", "d-1", &opened, &secret);
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("ignored")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already carried out"),
+        "{body}"
+    );
+    // A reopen (another body) finds the branch there.
+    let (status, body) = gh(
+        "pull_request",
+        "d-1b",
+        &github_pr("reopened", 7, false),
+        &secret,
+    );
     assert_eq!(
         (status, body["result"].as_str()),
         (200, Some("exists")),
@@ -197,18 +216,17 @@ fn pull_requests_get_branches_from_signed_webhooks_only() {
     );
     env.ok(&["branch", "recover", "pr-7"]);
     assert!(names(&env).contains(&"pr-7".to_string()));
-    // Replaying the merge trashes it again (idempotent: the end state is the same).
-    let (status, body) = gh("pull_request", "d-2", &merged, &secret);
+    // A captured merge delivery sent again, even under another delivery id, does not
+    // take the recovered branch away.
+    let (status, body) = gh("pull_request", "d-2-replayed", &merged, &secret);
     assert_eq!(
         (status, body["result"].as_str()),
-        (200, Some("deleted")),
+        (200, Some("ignored")),
         "{body}"
     );
-    let (status, body) = gh("pull_request", "d-2", &merged, &secret);
-    assert_eq!(
-        (status, body["result"].as_str()),
-        (200, Some("absent")),
-        "{body}"
+    assert!(
+        names(&env).contains(&"pr-7".to_string()),
+        "the recovered branch stays"
     );
 
     // GitLab: the secret as X-Gitlab-Token, merge requests by iid.

@@ -81,6 +81,8 @@ pub struct Engine {
     /// daemon start.
     pub front: std::sync::OnceLock<Arc<pgfork_proxy::Proxy<crate::front::Front>>>,
     pub front_state: std::sync::OnceLock<Arc<crate::front::Front>>,
+    /// Webhook bodies already carried out (replay protection).
+    pub(crate) webhook_replays: Mutex<crate::webhooks::Replays>,
 }
 
 pub(crate) fn pg_err(e: PgError) -> ApiError {
@@ -185,6 +187,7 @@ impl Engine {
             shutdown: tokio::sync::Notify::new(),
             front: std::sync::OnceLock::new(),
             front_state: std::sync::OnceLock::new(),
+            webhook_replays: Mutex::new(crate::webhooks::Replays::default()),
         }
     }
 

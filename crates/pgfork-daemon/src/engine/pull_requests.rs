@@ -67,10 +67,27 @@ impl Engine {
             tracing::warn!(project = %p.name, %delivery, "webhook refused: bad signature");
             return Err(refused());
         }
+        let digest = webhooks::Replays::digest(body);
+        let replays = || {
+            self.webhook_replays
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if replays().seen(&p.id, digest, std::time::Instant::now()) {
+            tracing::warn!(project = %p.name, %delivery, "webhook ignored: this signed body was already carried out (a replay or a redelivery)");
+            return Ok(api::WebhookOutcome {
+                result: "ignored".into(),
+                branch: None,
+                detail:
+                    "this delivery was already carried out: a signed body counts once (within 24 h)"
+                        .into(),
+            });
+        }
         let payload: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the webhook body is not JSON: {e}")))?;
         let action = webhooks::parse(provider, &headers, &payload);
         let outcome = self.carry_out(&p, action, ttl).await?;
+        replays().record(&p.id, digest, std::time::Instant::now());
         tracing::info!(project = %p.name, %delivery, result = %outcome.result, branch = ?outcome.branch, detail = %outcome.detail, "webhook");
         Ok(outcome)
     }
