@@ -273,6 +273,16 @@ pub enum BranchCommand {
     Unprotect { name: String },
     /// Run the repository's after-create command (.pgfork.toml) on a branch again.
     Migrate { name: String },
+    /// The schema changes of a branch against its parent (or --against), as a unified diff.
+    Diff {
+        name: String,
+        /// Compare against this branch instead of the parent.
+        #[arg(long, value_name = "BRANCH")]
+        against: Option<String>,
+        /// The database to compare (default: the project's).
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]

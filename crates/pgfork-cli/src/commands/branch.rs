@@ -262,6 +262,33 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             }
             println!("after-create command succeeded on {:?}", b.name);
         }
+        BranchCommand::Diff {
+            name,
+            against,
+            database,
+        } => {
+            let database = match database {
+                Some(d) => d,
+                None => {
+                    let db = c.get_project(&p).await?.project.database_name;
+                    // Neon's projects do not name a default database.
+                    if db.is_empty() {
+                        "postgres".to_string()
+                    } else {
+                        db
+                    }
+                }
+            };
+            let diff = c
+                .compare_schema(&p, &name, against.as_deref(), &database)
+                .await?
+                .diff;
+            if diff.trim().is_empty() {
+                eprintln!("no schema differences");
+            } else {
+                print!("{diff}");
+            }
+        }
         BranchCommand::Protect { name } => set_protected(&c, &p, &name, true).await?,
         BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
     }
