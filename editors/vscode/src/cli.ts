@@ -4,6 +4,30 @@
 // team server the CLI is configured for.
 
 import { execFile } from "child_process";
+import * as path from "path";
+
+/**
+ * Where pgfork is. Editors started from a desktop often have a PATH without the user's
+ * additions (`~/.cargo/bin`), so after the setting and PATH come the binary the
+ * repository's git hooks run (pgfork wrote its path there) and the usual install places.
+ */
+export function findPgfork(configured: string, searchPath: string, home: string, hookText: string | null, isExecutable: (p: string) => boolean): string {
+  if (configured.includes("/")) {
+    return configured;
+  }
+  const candidates = searchPath
+    .split(path.delimiter)
+    .filter((d) => d !== "")
+    .map((d) => path.join(d, configured));
+  const fromHook = hookText ? /pgfork_bin='([^']+)'/.exec(hookText)?.[1] : undefined;
+  if (configured === "pgfork") {
+    if (fromHook) {
+      candidates.push(fromHook);
+    }
+    candidates.push(path.join(home, ".cargo", "bin", "pgfork"), "/usr/local/bin/pgfork", "/usr/bin/pgfork");
+  }
+  return candidates.find(isExecutable) ?? configured;
+}
 
 /** A failed pgfork command: its own one-sentence error, ready to show. */
 export class PgforkError extends Error {

@@ -2,9 +2,10 @@
 // follows HEAD. What to show and what to run is decided in `model` and `commands`.
 
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import * as vscode from "vscode";
-import { Cli, PgforkError, runJson } from "./cli";
+import { Cli, PgforkError, findPgfork, runJson } from "./cli";
 import { Commands, Context, Ui } from "./commands";
 import { BranchView, Status, announcements, statusBar } from "./model";
 import { BranchTree } from "./tree";
@@ -188,8 +189,22 @@ function safeRead(file: string): string | null {
   }
 }
 
+let workTree = "";
+
 function executable(): string {
-  return vscode.workspace.getConfiguration("pgfork").get<string>("path", "pgfork") || "pgfork";
+  const configured = vscode.workspace.getConfiguration("pgfork").get<string>("path", "pgfork") || "pgfork";
+  const head = workTree ? headFile(workTree) : null;
+  const hook = head ? safeRead(path.join(path.dirname(head), "hooks", "post-checkout")) ?? safeRead(path.join(workTree, ".git", "hooks", "post-checkout")) : null;
+  return findPgfork(configured, process.env.PATH ?? "", os.homedir(), hook, isExecutable);
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -201,6 +216,7 @@ export function activate(context: vscode.ExtensionContext): void {
     return;
   }
   const root = folder.uri.fsPath;
+  workTree = root;
   const cli = new Cli(executable, root, (l) => out.appendLine(l));
   const ext = new Extension(root, cli, out);
   context.subscriptions.push(ext.item);

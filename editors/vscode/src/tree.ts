@@ -49,7 +49,9 @@ export class BranchTree implements vscode.TreeDataProvider<Item> {
     const b = item.kind === "branch" ? item.node.branch : item.branch;
     const hasChildren = item.kind === "branch" && item.node.children.length > 0;
     const t = new vscode.TreeItem(b.name, hasChildren ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
-    t.id = b.id;
+    // The editor remembers a node's expansion by id: a branch that just got its first
+    // child must count as a new node to open expanded.
+    t.id = hasChildren ? `${b.id}/parent` : b.id;
     t.description = describe(b, now, this.head);
     t.tooltip = tooltip(b, now);
     t.contextValue = contextValue(b);

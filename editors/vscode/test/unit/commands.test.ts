@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { PgforkError, Runner, errorSentence } from "../../src/cli";
+import { PgforkError, Runner, errorSentence, findPgfork } from "../../src/cli";
 import { Commands, Context, Ui } from "../../src/commands";
 import { BranchView } from "../../src/model";
 import { branch } from "./fixtures";
@@ -147,6 +147,16 @@ describe("commands", () => {
     const pg = new FakePgfork();
     await new Commands(pg, new FakeUi({ pick: "gone" }), context([main, gone], "main")).recover();
     assert.deepStrictEqual(pg.calls, [["branch", "recover", "gone"]]);
+  });
+
+  it("finds pgfork where a desktop-started editor's PATH does not look", () => {
+    const exists = (set: string[]) => (p: string) => set.includes(p);
+    const hook = "pgfork_bin='/opt/pgfork/bin/pgfork'; [ -x \"$pgfork_bin\" ] || pgfork_bin=$(command -v pgfork)";
+    assert.strictEqual(findPgfork("pgfork", "/usr/bin:/bin", "/home/u", hook, exists(["/opt/pgfork/bin/pgfork"])), "/opt/pgfork/bin/pgfork");
+    assert.strictEqual(findPgfork("pgfork", "/a:/b", "/home/u", null, exists(["/b/pgfork", "/home/u/.cargo/bin/pgfork"])), "/b/pgfork", "PATH first");
+    assert.strictEqual(findPgfork("pgfork", "/a", "/home/u", null, exists(["/home/u/.cargo/bin/pgfork"])), "/home/u/.cargo/bin/pgfork");
+    assert.strictEqual(findPgfork("/x/pgfork", "/a", "/h", hook, exists([])), "/x/pgfork", "an explicit path is taken as is");
+    assert.strictEqual(findPgfork("pgfork", "", "/h", null, exists([])), "pgfork", "else the error names the setting");
   });
 
   it("errors are pgfork's last sentence, without its prefix", () => {
