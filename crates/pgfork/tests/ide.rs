@@ -236,6 +236,11 @@ fn the_extension_follows_head_and_resets_in_a_real_vs_code() {
         ),
         "0"
     );
+    assert_eq!(
+        env.branch("without-hooks")["git_branch"],
+        "without-hooks",
+        "paired by the extension, with no hook installed"
+    );
     assert!(
         std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0) > 10_000,
         "a screenshot was saved"
@@ -245,10 +250,11 @@ fn the_extension_follows_head_and_resets_in_a_real_vs_code() {
     }
     let timings: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
     report(&format!(
-        "ide: extension unit tests {passing}; code-server e2e in {:.1} s: status bar after load {} ms, checkout → status bar {} ms, reset → row gone {} ms",
+        "ide: extension unit tests {passing}; code-server e2e in {:.1} s: status bar after load {} ms, checkout → status bar {} ms, reset → row gone {} ms, checkout without hooks → paired {} ms",
         started.elapsed().as_secs_f64(),
         timings["status_bar_ms"],
         timings["checkout_to_status_bar_ms"],
-        timings["reset_ms"]
+        timings["reset_ms"],
+        timings["pair_without_hooks_ms"]
     ));
 }

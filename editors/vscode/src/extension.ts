@@ -190,12 +190,20 @@ function safeRead(file: string): string | null {
 }
 
 let workTree = "";
+/** The executable found last, kept while it exists: uninstalling the git hooks (one of
+ * the places it is found) must not make the extension lose pgfork. */
+let found: { configured: string; exe: string } | null = null;
 
 function executable(): string {
   const configured = vscode.workspace.getConfiguration("pgfork").get<string>("path", "pgfork") || "pgfork";
+  if (found && found.configured === configured && isExecutable(found.exe)) {
+    return found.exe;
+  }
   const head = workTree ? headFile(workTree) : null;
   const hook = head ? safeRead(path.join(path.dirname(head), "hooks", "post-checkout")) ?? safeRead(path.join(workTree, ".git", "hooks", "post-checkout")) : null;
-  return findPgfork(configured, process.env.PATH ?? "", os.homedir(), hook, isExecutable);
+  const exe = findPgfork(configured, process.env.PATH ?? "", os.homedir(), hook, isExecutable);
+  found = isExecutable(exe) ? { configured, exe } : null;
+  return exe;
 }
 
 function isExecutable(file: string): boolean {

@@ -56,7 +56,7 @@ async function command(page, title) {
     const statusItem = (text) => page.locator(".statusbar-item", { hasText: text }).first();
 
     // The status bar shows the branch paired with HEAD.
-    await statusItem("main (running").waitFor({ state: "visible", timeout: 120000 });
+    await statusItem("main (").waitFor({ state: "visible", timeout: 120000 });
     timings.status_bar_ms = Date.now() - t0;
 
     // The branch tree, in pgfork's own view.
@@ -98,6 +98,18 @@ async function command(page, title) {
       .first()
       .waitFor({ state: "visible", timeout: 30000 });
     await page.screenshot({ path: screenshot });
+
+    // Without pgfork's git hooks, the extension pairs HEAD itself (pgfork.pairOnHeadChange).
+    execFileSync("pgfork", ["hooks", "uninstall"], { cwd: repo });
+    await page.waitForTimeout(3000); // one refresh, so the extension knows the hooks are gone
+    await term.click();
+    const t3 = Date.now();
+    await page.keyboard.type("git checkout -b without-hooks\n", { delay: 15 });
+    await statusItem("without-hooks (").waitFor({ state: "visible", timeout: 60000 });
+    timings.pair_without_hooks_ms = Date.now() - t3;
+    if (sql("without-hooks", "SELECT count(*) FROM pgbench_accounts") !== "100000") {
+      throw new Error("the branch the extension paired has not got its parent's data");
+    }
     console.log(JSON.stringify(timings));
   } catch (e) {
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-failed.png") }).catch(() => undefined);
