@@ -401,6 +401,13 @@ pub struct BranchCreate {
     /// or `never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_rotate_passwords: Option<String>,
+    /// pgfork: create the branch masked by these rules (Neon's `MaskingRule` objects:
+    /// `database_name`, `schema_name`, `table_name`, `column_name`, and
+    /// `masking_function` or `masking_value`). No client reaches it before masking
+    /// has finished; a failing rule removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub pgfork_masking_rules: Option<Vec<serde_json::Value>>,
 }
 
 /// Neon's `reveal_password` answer.

@@ -225,6 +225,10 @@ pub enum BranchCommand {
         /// to accept connections (prints the operation to poll).
         #[arg(long)]
         no_wait: bool,
+        /// Mask personal data by these rules (TOML, or Neon's JSON) before anyone may
+        /// connect; without a file, the one `[masking] rules` in .pgfork.toml names.
+        #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "")]
+        mask: Option<String>,
         #[arg(long)]
         json: bool,
     },

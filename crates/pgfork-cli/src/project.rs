@@ -18,6 +18,22 @@ pub struct RepoConfig {
     pub env: EnvSection,
     #[serde(default)]
     pub hooks: HooksSection,
+    #[serde(default, skip_serializing_if = "MaskingSection::is_empty")]
+    pub masking: MaskingSection,
+}
+
+/// `[masking]`: the rules file masked branches use (`branch create --mask`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct MaskingSection {
+    /// Path of the rules file (TOML, or Neon's JSON), relative to `.pgfork.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<String>,
+}
+
+impl MaskingSection {
+    fn is_empty(&self) -> bool {
+        self.rules.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -72,6 +72,14 @@ pub(crate) fn run(user: &ServerUser, cmd: &mut Command, what: &str) -> Result<St
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Throws away a cleanly stopped cluster's WAL and starts a fresh one (`pg_resetwal`).
+/// Only for a cluster that was shut down cleanly: then nothing in the WAL is needed.
+pub fn reset_wal(install: &PgInstall, user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
+    let mut cmd = Command::new(install.bin("pg_resetwal"));
+    cmd.arg("-D").arg(pgdata);
+    run(user, &mut cmd, "pg_resetwal").map(|_| ())
+}
+
 /// Creates a new cluster at `pgdata` (which must not exist or be empty).
 pub fn initdb(
     install: &PgInstall,

@@ -97,7 +97,7 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -182,6 +182,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         "ALTER TABLE projects ADD COLUMN superuser TEXT; UPDATE projects SET superuser = role_name;",
+    ),
+    // Masking: the rules a branch was masked with (so a reset masks again), and each
+    // project's masking key (deterministic pseudonyms across branches and runs).
+    (
+        11,
+        "CREATE TABLE branch_masking (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, rules TEXT NOT NULL); \
+         CREATE TABLE project_mask_keys (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, mask_key TEXT NOT NULL);",
     ),
 ];
 
@@ -672,6 +679,46 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|t| t as u64))),
             )
             .optional()?)
+    }
+
+    /// Records the rules a branch was masked with (JSON, Neon's shape).
+    pub fn set_branch_masking(&self, branch_id: &str, rules_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO branch_masking (branch_id, rules) VALUES (?1, ?2) ON CONFLICT (branch_id) DO UPDATE SET rules = excluded.rules",
+            params![branch_id, rules_json],
+        )?;
+        Ok(())
+    }
+
+    /// The rules a branch was masked with, when it was masked itself (not by
+    /// inheriting a masked parent).
+    pub fn branch_masking(&self, branch_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT rules FROM branch_masking WHERE branch_id = ?1",
+                params![branch_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The project's masking key, made by `fresh` the first time.
+    pub fn project_mask_key(
+        &self,
+        project_id: &str,
+        fresh: impl FnOnce() -> String,
+    ) -> Result<String> {
+        let key = fresh();
+        self.conn.execute(
+            "INSERT INTO project_mask_keys (project_id, mask_key) VALUES (?1, ?2) ON CONFLICT (project_id) DO NOTHING",
+            params![project_id, key],
+        )?;
+        Ok(self.conn.query_row(
+            "SELECT mask_key FROM project_mask_keys WHERE project_id = ?1",
+            params![project_id],
+            |r| r.get(0),
+        )?)
     }
 
     /// The passwords pgfork set for the roles of a branch.

@@ -24,8 +24,13 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             protected,
             idle_timeout,
             no_wait,
+            mask,
             json,
         } => {
+            let masking_rules = match mask {
+                None => None,
+                Some(file) => Some(read_masking_rules(&file)?),
+            };
             let suspend_timeout_seconds = idle_timeout
                 .as_deref()
                 .map(parse_idle_timeout)
@@ -58,6 +63,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             git_branch: None,
                             suspend_timeout_seconds,
                             pgfork_rotate_passwords: policy.rotate_passwords,
+                            pgfork_masking_rules: masking_rules,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn: None,
@@ -346,4 +352,38 @@ pub(super) async fn set_protected(c: &Client, p: &str, name: &str, protected: bo
         }
     );
     Ok(())
+}
+
+/// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
+/// checked here so a typo is reported before anything is cloned.
+fn read_masking_rules(file: &str) -> Result<Vec<serde_json::Value>> {
+    let path = if file.is_empty() {
+        let config = project::find_config().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--mask without a file needs a .pgfork.toml with [masking] rules = \"FILE\""
+            )
+        })?;
+        let cfg = project::read_config(&config)?;
+        let rules = cfg.masking.rules.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} names no masking rules: add [masking] rules = \"masking.toml\", or give the file: --mask FILE",
+                config.display()
+            )
+        })?;
+        config
+            .parent()
+            .map(|d| d.join(&rules))
+            .unwrap_or_else(|| std::path::PathBuf::from(rules))
+    } else {
+        std::path::PathBuf::from(file)
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the masking rules {}: {e}", path.display()))?;
+    let rules = pgfork_mask::MaskingRules::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(rules
+        .masking_rules
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect())
 }

@@ -499,8 +499,31 @@ impl Engine {
                 )))
             }
         };
+        let mask = match spec.pgfork_masking_rules.take() {
+            None => None,
+            Some(list) => {
+                let rules = pgfork_mask::MaskingRules {
+                    masking_rules: list
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            serde_json::from_value(v).map_err(|e| {
+                                ApiError::bad_request(format!("masking rule {}: {e}", i + 1))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                rules
+                    .validate()
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Some(rules)
+            }
+        };
         let reservation = self.reserve(&project.name, &name)?;
-        let planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
+        let mut planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
+        if mask.is_some() {
+            planned.masked = true;
+        }
         let this = self.clone();
         let (p2, b2) = (project.clone(), planned.clone());
         let (op_id, result) = self
@@ -510,7 +533,9 @@ impl Engine {
                 "create_branch",
                 move |op_id, progress| async move {
                     let _op = this.in_flight().await;
-                    let r = this.build_branch(&p2, b2, op_id, progress, rotate).await;
+                    let r = this
+                        .build_branch(&p2, b2, op_id, progress, rotate, mask.as_ref())
+                        .await;
                     drop(reservation);
                     r
                 },
@@ -563,7 +588,8 @@ impl Engine {
             expires_at: spec.expires_at,
             protected: spec.protected.unwrap_or(false),
             git_branch: spec.git_branch,
-            masked: false,
+            // A child of a masked branch is a copy of masked data.
+            masked: parent.masked,
             deleted_at: None,
             parent_lsn: None,
             after_create: None,
@@ -578,6 +604,7 @@ impl Engine {
         op_id: String,
         progress: Arc<Progress>,
         rotate: bool,
+        mask: Option<&pgfork_mask::MaskingRules>,
     ) -> Result<Branch, ApiError> {
         // Re-check under the lock: the parent may have gone, the name been taken.
         if self
@@ -606,8 +633,18 @@ impl Engine {
                     .await?
             };
             b.parent_lsn = lsn;
+            if let Some(rules) = mask {
+                self.mask_staged(project, &b, &built, rules, &progress)
+                    .await?;
+            }
             self.commit_new_branch(project, &mut b, &built, None, rotate)
-                .await
+                .await?;
+            if let Some(rules) = mask {
+                let id = b.id.clone();
+                self.write_store(|s| s.set_branch_masking(&id, &rules.to_json()))
+                    .map_err(store_err)?;
+            }
+            Ok::<(), ApiError>(())
         }
         .await;
         if let Err(e) = &result {

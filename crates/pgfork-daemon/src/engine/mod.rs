@@ -39,6 +39,7 @@ mod catalog;
 mod create;
 mod housekeeping;
 mod instances;
+mod masking;
 mod pull_requests;
 mod reservations;
 mod reset;

@@ -1,0 +1,256 @@
+//! Masking a branch while it is still a staged directory: no client can reach it (it
+//! has no port and no row in the store until it is committed), so a branch is never
+//! seen half-masked, and a failure throws the whole directory away.
+//!
+//! The leak surfaces and how each is closed (DESIGN.md §11): the rows are rewritten by
+//! the rules, then `VACUUM FULL` rewrites each masked table with its indexes and TOAST
+//! (no dead tuple or old index entry survives; the old files are unlinked at the
+//! checkpoint), `ANALYZE` replaces the statistics' samples and the statistics catalogs
+//! are rewritten so the old samples are not left as dead tuples, replication slots
+//! (whose spill files hold decoded changes) are dropped, `pg_stat_statements` is reset,
+//! the cluster is shut down cleanly and its WAL — full of pre-mask page images and the
+//! parent's own changes — is discarded with `pg_resetwal`, and the server logs of the
+//! masking are deleted. Rule expressions come from a file in a repository, so they run
+//! as a transient role that is no superuser (it may only read and write data, and
+//! bypasses row security so that no row escapes masking).
+
+use super::*;
+use pgfork_mask::{plan_database, MaskingRules, UniqueColumn};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The role rule expressions run as.
+const MASKER: &str = "pgfork_masker";
+
+impl Engine {
+    /// Masks the cluster staged at `pgdata` (stopped) by `rules`; leaves it stopped,
+    /// with fresh WAL. The error names the rule that failed.
+    pub(crate) async fn mask_staged(
+        &self,
+        project: &Project,
+        b: &Branch,
+        pgdata: &Path,
+        rules: &MaskingRules,
+        progress: &Progress,
+    ) -> Result<(), ApiError> {
+        let install = self.install_for(pgdata)?;
+        let inst = Instance {
+            pgdata: pgdata.to_path_buf(),
+            socket_dir: self.layout.socket_dir(&b.id),
+            port: b.port,
+            log_file: self.layout.branch_log(&b.id),
+            superuser: project.superuser.clone(),
+        };
+        let key = self
+            .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
+            .map_err(store_err)?;
+        progress.phase("masking", rules.masking_rules.len() as u64);
+        // The staging directory is the daemon's; the server user must reach the copy.
+        if let Some(staging) = pgdata.parent() {
+            self.user.chown(staging).map_err(pg_err)?;
+        }
+        self.start_build(&inst, &install).await?;
+        let masked = self.mask_running(&inst, rules, &key, progress).await;
+        let stopped = self.stop_instance(inst.clone()).await;
+        masked?;
+        stopped?;
+        let (i, u, d) = (install.clone(), self.user.clone(), pgdata.to_path_buf());
+        blocking(move || instance::reset_wal(&i, &u, &d).map_err(pg_err)).await?;
+        // The masking's own server log (statements, errors quoting values).
+        for dir in ["log", "pg_log"] {
+            let logs = pgdata.join(dir);
+            if logs.is_dir() {
+                if let Ok(entries) = std::fs::read_dir(&logs) {
+                    for e in entries.flatten() {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&inst.log_file);
+        tracing::info!(branch = %b.name, rules = rules.masking_rules.len(), "masked");
+        Ok(())
+    }
+
+    async fn mask_running(
+        &self,
+        inst: &Instance,
+        rules: &MaskingRules,
+        key: &str,
+        progress: &Progress,
+    ) -> Result<(), ApiError> {
+        let failed = |what: String| {
+            ApiError::new(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                format!("{what}; the branch was not created"),
+            )
+        };
+        let admin = sql::connect(inst, "postgres").await.map_err(pg_err)?;
+        let databases: BTreeSet<String> = admin
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datallowconn",
+                &[],
+            )
+            .await
+            .map_err(|e| failed(format!("could not list the databases: {e}")))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (i, r) in rules.masking_rules.iter().enumerate() {
+            if !databases.contains(&r.database_name) {
+                return Err(failed(format!(
+                    "masking rule {} ({}): there is no database {:?}",
+                    i + 1,
+                    r.target(),
+                    r.database_name
+                )));
+            }
+        }
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {MASKER}; CREATE ROLE {MASKER} NOLOGIN NOSUPERUSER BYPASSRLS; \
+                 GRANT pg_read_all_data, pg_write_all_data TO {MASKER}"
+            ))
+            .await
+            .map_err(|e| failed(format!("could not create the masking role: {e}")))?;
+        let result = async {
+            for db in rules.databases() {
+                let of_db: Vec<(usize, &pgfork_mask::MaskingRule)> = rules
+                    .masking_rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.database_name == db)
+                    .map(|(i, r)| (i + 1, r))
+                    .collect();
+                let client = sql::connect(inst, &db).await.map_err(pg_err)?;
+                let (columns, unique) = catalog(&client)
+                    .await
+                    .map_err(|e| failed(format!("could not read the tables of {db:?}: {e}")))?;
+                let plan = plan_database(&of_db, &columns, &unique).map_err(failed)?;
+                client
+                    .batch_execute(pgfork_mask::functions::INSTALL_SQL)
+                    .await
+                    .map_err(|e| failed(format!("could not install the masking functions in {db:?}: {e}")))?;
+                client
+                    .batch_execute(&format!("GRANT USAGE ON SCHEMA pgfork_mask TO {MASKER}"))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                for s in &plan.before {
+                    client
+                        .batch_execute(s)
+                        .await
+                        .map_err(|e| failed(format!("{s}: {e}")))?;
+                }
+                client
+                    .batch_execute(&format!("SET ROLE {MASKER}; SET TimeZone = 'UTC'"))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                // A bound parameter: the key is never part of a statement's text.
+                client
+                    .execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                for m in &plan.mask {
+                    if let Err(e) = client.batch_execute(&m.sql).await {
+                        let names: Vec<String> = m
+                            .rules
+                            .iter()
+                            .map(|i| {
+                                format!(
+                                    "masking rule {i} ({})",
+                                    rules.masking_rules[i - 1].target()
+                                )
+                            })
+                            .collect();
+                        let reason = e
+                            .as_db_error()
+                            .map(|d| d.message().to_string())
+                            .unwrap_or_else(|| e.to_string());
+                        return Err(failed(format!("{} failed: {reason}", names.join(", "))));
+                    }
+                    progress.add(m.rules.len() as u64);
+                }
+                client
+                    .batch_execute("RESET ROLE; RESET pgfork.mask_key")
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                client
+                    .batch_execute("DROP SCHEMA pgfork_mask CASCADE")
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                for s in &plan.after {
+                    client
+                        .batch_execute(s)
+                        .await
+                        .map_err(|e| failed(format!("{s}: {e}")))?;
+                }
+                let has_pgss: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_stat_statements')",
+                        &[],
+                    )
+                    .await
+                    .map(|r| r.get(0))
+                    .unwrap_or(false);
+                if has_pgss {
+                    client
+                        .batch_execute("SELECT pg_stat_statements_reset()")
+                        .await
+                        .map_err(|e| failed(e.to_string()))?;
+                }
+            }
+            Ok::<(), ApiError>(())
+        }
+        .await;
+        result?;
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE {MASKER}; \
+                 SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active; \
+                 CHECKPOINT"
+            ))
+            .await
+            .map_err(|e| failed(format!("could not finish masking: {e}")))?;
+        Ok(())
+    }
+}
+
+type Columns = BTreeMap<(String, String), BTreeSet<String>>;
+
+/// The columns of every table, and those in unique indexes (primary keys included).
+async fn catalog(
+    client: &tokio_postgres::Client,
+) -> Result<(Columns, BTreeSet<UniqueColumn>), tokio_postgres::Error> {
+    let mut columns: Columns = BTreeMap::new();
+    for r in client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
+            &[],
+        )
+        .await?
+    {
+        columns
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .insert(r.get(2));
+    }
+    let unique = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text FROM pg_index i \
+             JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey) \
+             WHERE i.indisunique",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| UniqueColumn {
+            schema: r.get(0),
+            table: r.get(1),
+            column: r.get(2),
+        })
+        .collect();
+    Ok((columns, unique))
+}
