@@ -138,6 +138,22 @@ masking_function = "lorem"
         // A child of a masked branch is masked too.
         env.ok(&["branch", "create", "masked-child", "--parent", "masked"]);
         assert_eq!(env.branch("masked-child")["masked"], true);
+        // A reset brings the parent's new rows, masked again.
+        let bob = format!("bob.{t}@corp.example");
+        psql_ok(
+            &main,
+            &format!("INSERT INTO people VALUES (501, '{bob}', 'Bob', 'b')"),
+        );
+        env.ok(&["branch", "reset", "masked"]);
+        assert_eq!(
+            psql_ok(
+                &masked,
+                &format!(
+                    "SELECT count(*) || ',' || count(*) FILTER (WHERE email = '{bob}') FROM people"
+                )
+            ),
+            "501,0"
+        );
         env.ok(&["branch", "create", "plain"]);
 
         let scan = |branch: &str| -> Vec<String> {
@@ -149,7 +165,7 @@ masking_function = "lorem"
                 .join("logs")
                 .join(format!("{}.log", b["id"].as_str().expect("id")));
             let mut hits = Vec::new();
-            for needle in [&email, &name, &bio] {
+            for needle in [&email, &name, &bio, &bob] {
                 hits.extend(files_containing(Path::new(&dir), &[&log], needle));
             }
             hits
@@ -163,7 +179,7 @@ masking_function = "lorem"
         // The negative control: the same scan finds them in an unmasked branch.
         let found = scan("plain");
         assert!(
-            found.len() >= 3,
+            found.len() >= 4,
             "the scan must find the originals in an unmasked branch (heap, index, TOAST): {found:?}"
         );
         report(&format!(

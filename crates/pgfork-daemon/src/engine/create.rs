@@ -634,7 +634,7 @@ impl Engine {
             };
             b.parent_lsn = lsn;
             if let Some(rules) = mask {
-                self.mask_staged(project, &b, &built, rules, &progress)
+                self.mask_staged(project, &b, &b.id, &built, rules, &progress)
                     .await?;
             }
             self.commit_new_branch(project, &mut b, &built, None, rotate)

@@ -23,11 +23,13 @@ const MASKER: &str = "pgfork_masker";
 
 impl Engine {
     /// Masks the cluster staged at `pgdata` (stopped) by `rules`; leaves it stopped,
-    /// with fresh WAL. The error names the rule that failed.
+    /// with fresh WAL. The error names the rule that failed. `label` names its socket
+    /// directory and log (a reset masks beside the running branch).
     pub(crate) async fn mask_staged(
         &self,
         project: &Project,
         b: &Branch,
+        label: &str,
         pgdata: &Path,
         rules: &MaskingRules,
         progress: &Progress,
@@ -35,9 +37,9 @@ impl Engine {
         let install = self.install_for(pgdata)?;
         let inst = Instance {
             pgdata: pgdata.to_path_buf(),
-            socket_dir: self.layout.socket_dir(&b.id),
+            socket_dir: self.layout.socket_dir(label),
             port: b.port,
-            log_file: self.layout.branch_log(&b.id),
+            log_file: self.layout.branch_log(label),
             superuser: project.superuser.clone(),
         };
         let key = self

@@ -73,6 +73,25 @@ impl Engine {
             .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &label)
             .await?;
         drop(_parent);
+        // A branch masked from an unmasked parent is masked again: a reset never
+        // brings the originals back (a child of a masked parent copies masked data).
+        let rules = self.store().branch_masking(&b.id).map_err(store_err)?;
+        match rules {
+            Some(json) => {
+                let rules = pgfork_mask::MaskingRules::parse(&json).map_err(|e| {
+                    ApiError::internal(format!("the stored masking rules of {:?}: {e}", b.name))
+                })?;
+                self.mask_staged(project, &b, &label, &built, &rules, &progress)
+                    .await?;
+            }
+            None if b.masked && !parent.masked => {
+                return Err(ApiError::conflict(format!(
+                    "{:?} is masked but its masking rules are not recorded: it cannot be reset from the unmasked {:?}; delete it and create it again with --mask",
+                    b.name, parent.name
+                )));
+            }
+            None => {}
+        }
         crate::failpoints::crash("reset-after-clone");
         let was_running =
             self.instance(project, &b).is_running() || b.state == BranchState::Running;
