@@ -278,10 +278,11 @@ impl Instance {
                 self.socket_dir.display()
             ))
             .arg("-c")
-            .arg("unix_socket_permissions=0700")
-            // A branch never archives into its parent's archive.
-            .arg("-c")
-            .arg("archive_mode=off");
+            .arg("unix_socket_permissions=0700");
+        // A branch never archives into its parent's archive, nor waits for its standby.
+        for (k, v) in crate::sanitize::ALWAYS {
+            cmd.arg("-c").arg(format!("{k}={v}"));
+        }
         for (k, v) in extra {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }

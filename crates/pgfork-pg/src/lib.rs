@@ -11,6 +11,7 @@
 //! - [`import`]: root branch sources (sample data, pg_dump/pg_restore, pg_basebackup,
 //!   adopting a stopped data directory).
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
+//! - [`sanitize`]: what keeps a copy of production from acting on its behalf.
 
 pub mod catalog;
 pub mod clone;
@@ -20,6 +21,7 @@ pub mod import;
 pub mod install;
 pub mod instance;
 pub mod roles;
+pub mod sanitize;
 pub mod sql;
 pub mod user;
 

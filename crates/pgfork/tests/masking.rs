@@ -317,3 +317,73 @@ fn pseudonyms_keep_joins_and_unsafe_or_failing_rules_leave_no_branch() {
     assert_eq!(joins(&main), "5000,5000", "the parent is untouched");
     report("masking: FK and email joins match after masking (5000/5000), pseudonyms identical across branches, lossy/missing/failing rules refused by name with no branch left");
 }
+
+/// Every branch, masked or not, is sanitised before a client may connect: it must not
+/// archive, replicate, apply subscriptions or run cron jobs for its parent.
+#[test]
+fn a_branch_never_acts_for_its_parent() {
+    let Some(env) = Env::new("sanitize", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let su = env.superuser_url("main");
+    for sql in [
+        "SELECT pg_create_physical_replication_slot('prod_standby')",
+        "CREATE SUBSCRIPTION from_prod CONNECTION 'host=127.0.0.1 port=1 dbname=prod' PUBLICATION p \
+         WITH (connect = false, slot_name = 'from_prod', create_slot = false, enabled = false)",
+        "ALTER SUBSCRIPTION from_prod ENABLE",
+        "CREATE SCHEMA cron; CREATE TABLE cron.job (jobid int, command text, active boolean); \
+         INSERT INTO cron.job VALUES (1, 'SELECT send_invoices()', true)",
+        "ALTER SYSTEM SET archive_mode = on",
+        "ALTER SYSTEM SET archive_command = 'false'",
+        "ALTER SYSTEM SET synchronous_standby_names = 'prod_standby'",
+    ] {
+        psql_ok(&su, sql);
+    }
+    env.ok(&["branch", "create", "child"]);
+    // The parent's own settings are back before it restarts for any reason.
+    for setting in [
+        "archive_mode",
+        "archive_command",
+        "synchronous_standby_names",
+    ] {
+        psql_ok(&su, &format!("ALTER SYSTEM RESET {setting}"));
+    }
+    let child = env.superuser_url("child");
+    assert_eq!(
+        psql_ok(
+            &child,
+            "SELECT (SELECT count(*) FROM pg_replication_slots) || ',' || \
+                    (SELECT count(*) FROM pg_subscription WHERE subenabled) || ',' || \
+                    (SELECT count(*) FROM cron.job WHERE active) || ',' || \
+                    current_setting('archive_mode') || ',' || \
+                    current_setting('synchronous_standby_names') || ',' || \
+                    current_setting('max_logical_replication_workers')"
+        ),
+        "0,0,0,off,,0"
+    );
+    // A commit does not wait for the parent's synchronous standby.
+    psql_ok(
+        &env.url("child"),
+        "CREATE TABLE t (i int); INSERT INTO t VALUES (1)",
+    );
+    // The parent keeps its own.
+    assert_eq!(
+        psql_ok(
+            &su,
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'prod_standby') || ',' || \
+                    (SELECT count(*) FROM cron.job WHERE active)"
+        ),
+        "1,1"
+    );
+    // Later starts run normally: the branch's subscriptions stay disabled by itself.
+    env.ok(&["branch", "stop", "child"]);
+    assert_eq!(
+        psql_ok(
+            &env.superuser_url("child"),
+            "SELECT (SELECT count(*) FROM pg_subscription WHERE subenabled) || ',' || current_setting('max_logical_replication_workers')"
+        ),
+        "0,4"
+    );
+    report("sanitize: a branch of a parent with a slot, an enabled subscription, a cron job, archiving and a synchronous standby starts with none of them acting");
+}

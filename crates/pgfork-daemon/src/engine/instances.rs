@@ -20,13 +20,24 @@ impl Engine {
             if !inst2.is_running() {
                 crate::layout::rotate_if_large(&inst2.log_file);
             }
+            // A first start (create, reset) keeps subscription workers and cron jobs
+            // from starting until `sanitize` has turned them off inside the branch.
+            let extra = if set_password {
+                pgfork_pg::sanitize::first_boot()
+            } else {
+                Vec::new()
+            };
             inst2
-                .start(&install, &user, &[], START_TIMEOUT)
+                .start(&install, &user, &extra, START_TIMEOUT)
                 .map(|_| ())
                 .map_err(pg_err)
         })
         .await?;
         if set_password {
+            let done = pgfork_pg::sanitize::sanitize(&inst).await.map_err(pg_err)?;
+            if !done.is_empty() {
+                tracing::info!(branch = %b.name, slots = ?done.slots, subscriptions = ?done.subscriptions, cron_jobs = done.cron_jobs, "a branch must not act for its parent: dropped its replication slots, disabled its subscriptions and pg_cron jobs");
+            }
             let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
             if project.role_name == project.superuser {
                 // A project made before the owner role: its URLs keep the superuser.
@@ -76,7 +87,7 @@ impl Engine {
     ) -> Result<(), ApiError> {
         let (i, u, b) = (install.clone(), self.user.clone(), inst.clone());
         blocking(move || {
-            b.start(&i, &u, &[], START_TIMEOUT)
+            b.start(&i, &u, &pgfork_pg::sanitize::first_boot(), START_TIMEOUT)
                 .map(|_| ())
                 .map_err(pg_err)
         })

@@ -1,0 +1,108 @@
+//! A branch must never act on production's behalf. A copy of a production cluster
+//! carries everything that makes production reach out: an archive command, replication
+//! slots (which would pin WAL, or be consumed by a standby that finds the branch),
+//! subscriptions (whose apply workers would consume production's publication and
+//! advance its slot, so the real subscriber misses changes), `pg_cron` jobs (emails,
+//! billing runs) and synchronous standbys (every commit would wait forever).
+//!
+//! So every start runs with [`ALWAYS`], a branch's first start (create, reset, and the
+//! builds of imports and masking) also with [`FIRST_BOOT`], which keeps subscription
+//! workers and cron jobs from starting at all, and [`sanitize`] then turns them off
+//! for good inside the branch before any client may connect.
+
+use crate::sql::{connect, quote_ident, sql_err};
+use crate::{Instance, PgError};
+
+/// Settings on every start's command line (they override the cluster's files).
+pub const ALWAYS: &[(&str, &str)] = &[("archive_mode", "off"), ("synchronous_standby_names", "")];
+
+/// Settings for a branch's first start, until [`sanitize`] has run.
+pub const FIRST_BOOT: &[(&str, &str)] = &[
+    ("max_logical_replication_workers", "0"),
+    ("cron.launch_active_jobs", "off"),
+];
+
+/// [`FIRST_BOOT`] in the shape `Instance::start` takes.
+pub fn first_boot() -> Vec<(&'static str, String)> {
+    FIRST_BOOT
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect()
+}
+
+/// What [`sanitize`] turned off, for the log and the user.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sanitized {
+    pub slots: Vec<String>,
+    pub subscriptions: Vec<String>,
+    pub cron_jobs: u64,
+}
+
+impl Sanitized {
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.subscriptions.is_empty() && self.cron_jobs == 0
+    }
+}
+
+/// Drops replication slots, disables subscriptions and deactivates `pg_cron` jobs.
+pub async fn sanitize(inst: &Instance) -> Result<Sanitized, PgError> {
+    let admin = connect(inst, "postgres").await?;
+    let mut done = Sanitized::default();
+    for r in admin
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE NOT active",
+            &[],
+        )
+        .await
+        .map_err(sql_err("list the replication slots"))?
+    {
+        let slot: String = r.get(0);
+        admin
+            .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+            .await
+            .map_err(sql_err("drop a replication slot"))?;
+        done.slots.push(slot);
+    }
+    let databases: Vec<String> = admin
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datallowconn ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(sql_err("list the databases"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let subscribed: Vec<(String, String)> = admin
+        .query(
+            "SELECT d.datname::text, s.subname::text FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subenabled",
+            &[],
+        )
+        .await
+        .map_err(sql_err("list the subscriptions"))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for db in databases {
+        let client = connect(inst, &db).await?;
+        for (_, sub) in subscribed.iter().filter(|(d, _)| *d == db) {
+            client
+                .batch_execute(&format!("ALTER SUBSCRIPTION {} DISABLE", quote_ident(sub)))
+                .await
+                .map_err(sql_err("disable a subscription"))?;
+            done.subscriptions.push(format!("{db}.{sub}"));
+        }
+        let has_cron: bool = client
+            .query_one("SELECT to_regclass('cron.job') IS NOT NULL", &[])
+            .await
+            .map_err(sql_err("look for pg_cron"))?
+            .get(0);
+        if has_cron {
+            done.cron_jobs += client
+                .execute("UPDATE cron.job SET active = false WHERE active", &[])
+                .await
+                .map_err(sql_err("deactivate the pg_cron jobs"))?;
+        }
+    }
+    Ok(done)
+}
