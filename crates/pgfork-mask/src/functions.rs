@@ -276,38 +276,34 @@ CREATE FUNCTION pgfork_mask.h(v text) RETURNS bytea LANGUAGE sql STABLE STRICT P
 $$ SELECT sha256(convert_to(current_setting('pgfork.mask_key') || chr(31) || v, 'UTF8')) $$;
 CREATE FUNCTION pgfork_mask.n(h bytea, o int) RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
 $$ SELECT get_byte(h, o % 32) * 256 + get_byte(h, (o + 1) % 32) $$;
-CREATE FUNCTION pgfork_mask.pick(a text[], h bytea, o int) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-$$ SELECT a[1 + pgfork_mask.n(h, o) % array_length(a, 1)] $$;
+-- Up to 15 digits from 7 bytes of the hash at byte offset o (0..25); arithmetic only,
+-- so that callers are inlined into the UPDATE (no per-row subquery).
 CREATE FUNCTION pgfork_mask.digits(h bytea, o int, len int) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
-$$ SELECT string_agg((get_byte(h, (o + i) % 32) % 10)::text, '' ORDER BY i) FROM generate_series(0, len - 1) i $$;
-CREATE FUNCTION pgfork_mask.first_names() RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT ARRAY['Ada','Alan','Alice','Amara','Anna','Ben','Carla','Chen','Dana','David','Elena','Emil','Fatima','Grace','Hana','Ivan','Jonas','Julia','Kai','Lena','Leo','Lina','Marco','Maya','Mira','Noah','Nora','Omar','Paul','Priya','Rosa','Sam','Sara','Tomas','Uma','Vera','Wen','Yara','Yusuf','Zoe'] $$;
-CREATE FUNCTION pgfork_mask.last_names() RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT ARRAY['Adler','Bauer','Berg','Costa','Dahl','Diaz','Eng','Fischer','Garcia','Hall','Ito','Jensen','Kim','Klein','Lopez','Meyer','Moreau','Nagy','Novak','Okafor','Olsen','Park','Petrov','Quinn','Rossi','Sato','Schmidt','Silva','Singh','Stone','Tanaka','Vogel','Wagner','Weber','Wolf','Young','Zhang'] $$;
+$$ SELECT lpad(((('x' || substr(encode(h, 'hex'), 2 * o + 1, 14))::bit(56)::bigint) % (10::numeric ^ len)::bigint)::text, len, '0') $$;
 CREATE FUNCTION pgfork_mask.email(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
 $$ SELECT 'user_' || substr(encode(pgfork_mask.h(v), 'hex'), 1, 24) || '@example.com' $$;
-CREATE FUNCTION pgfork_mask.first_name(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT pgfork_mask.pick(pgfork_mask.first_names(), pgfork_mask.h(v), 0) $$;
-CREATE FUNCTION pgfork_mask.last_name(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT pgfork_mask.pick(pgfork_mask.last_names(), pgfork_mask.h(v), 2) $$;
-CREATE FUNCTION pgfork_mask.full_name(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT pgfork_mask.pick(pgfork_mask.first_names(), h, 0) || ' ' || pgfork_mask.pick(pgfork_mask.last_names(), h, 2) FROM (SELECT pgfork_mask.h(v) h) x $$;
+CREATE FUNCTION pgfork_mask.first_name(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (ARRAY['Ada','Alan','Alice','Amara','Anna','Ben','Carla','Chen','Dana','David','Elena','Emil','Fatima','Grace','Hana','Ivan','Jonas','Julia','Kai','Lena','Leo','Lina','Marco','Maya','Mira','Noah','Nora','Omar','Paul','Priya','Rosa','Sam','Sara','Tomas','Uma','Vera','Wen','Yara','Yusuf','Zoe'])[1 + pgfork_mask.n(pgfork_mask.h(v), 0) % 40] $$;
+CREATE FUNCTION pgfork_mask.last_name(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (ARRAY['Adler','Bauer','Berg','Costa','Dahl','Diaz','Eng','Fischer','Garcia','Hall','Ito','Jensen','Kim','Klein','Lopez','Meyer','Moreau','Nagy','Novak','Okafor','Olsen','Park','Petrov','Quinn','Rossi','Sato','Schmidt','Silva','Singh','Stone','Tanaka','Vogel','Wagner','Weber','Wolf','Young','Zhang'])[1 + pgfork_mask.n(pgfork_mask.h(v), 2) % 37] $$;
+CREATE FUNCTION pgfork_mask.full_name(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (ARRAY['Ada','Alan','Alice','Amara','Anna','Ben','Carla','Chen','Dana','David','Elena','Emil','Fatima','Grace','Hana','Ivan','Jonas','Julia','Kai','Lena','Leo','Lina','Marco','Maya','Mira','Noah','Nora','Omar','Paul','Priya','Rosa','Sam','Sara','Tomas','Uma','Vera','Wen','Yara','Yusuf','Zoe'])[1 + pgfork_mask.n(pgfork_mask.h(v), 0) % 40] || ' ' || (ARRAY['Adler','Bauer','Berg','Costa','Dahl','Diaz','Eng','Fischer','Garcia','Hall','Ito','Jensen','Kim','Klein','Lopez','Meyer','Moreau','Nagy','Novak','Okafor','Olsen','Park','Petrov','Quinn','Rossi','Sato','Schmidt','Silva','Singh','Stone','Tanaka','Vogel','Wagner','Weber','Wolf','Young','Zhang'])[1 + pgfork_mask.n(pgfork_mask.h(v), 2) % 37] $$;
 CREATE FUNCTION pgfork_mask.phone(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
 $$ SELECT '+1-555-' || pgfork_mask.digits(pgfork_mask.h(v), 4, 7) $$;
-CREATE FUNCTION pgfork_mask.street_address(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT (1 + pgfork_mask.n(h, 0) % 999)::text || ' ' || pgfork_mask.pick(ARRAY['Oak','Maple','Cedar','Birch','Elm','Pine','Willow','Lake','Hill','River','Park','Mill','Station','Church','Garden'], h, 2) || ' ' || pgfork_mask.pick(ARRAY['Street','Avenue','Road','Lane','Way'], h, 4) FROM (SELECT pgfork_mask.h(v) h) x $$;
-CREATE FUNCTION pgfork_mask.city(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT pgfork_mask.pick(ARRAY['Springfield','Riverton','Fairview','Greenville','Bristol','Franklin','Clinton','Madison','Georgetown','Salem','Arlington','Ashland','Dover','Milton','Newport','Oxford','Burlington','Manchester','Kingston','Hudson'], pgfork_mask.h(v), 6) $$;
-CREATE FUNCTION pgfork_mask.company(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT pgfork_mask.pick(ARRAY['Acme','Globex','Initech','Umbrella','Hooli','Vandelay','Stark','Wayne','Wonka','Tyrell','Cyberdyne','Soylent','Gringotts','Aperture','Monarch'], h, 8) || ' ' || pgfork_mask.pick(ARRAY['Ltd','Inc','GmbH','LLC','Group','Labs'], h, 10) FROM (SELECT pgfork_mask.h(v) h) x $$;
+CREATE FUNCTION pgfork_mask.street_address(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (1 + pgfork_mask.n(pgfork_mask.h(v), 0) % 999)::text || ' ' || (ARRAY['Oak','Maple','Cedar','Birch','Elm','Pine','Willow','Lake','Hill','River','Park','Mill','Station','Church','Garden'])[1 + pgfork_mask.n(pgfork_mask.h(v), 2) % 15] || ' ' || (ARRAY['Street','Avenue','Road','Lane','Way'])[1 + pgfork_mask.n(pgfork_mask.h(v), 4) % 5] $$;
+CREATE FUNCTION pgfork_mask.city(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (ARRAY['Springfield','Riverton','Fairview','Greenville','Bristol','Franklin','Clinton','Madison','Georgetown','Salem','Arlington','Ashland','Dover','Milton','Newport','Oxford','Burlington','Manchester','Kingston','Hudson'])[1 + pgfork_mask.n(pgfork_mask.h(v), 6) % 20] $$;
+CREATE FUNCTION pgfork_mask.company(v text) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS
+$$ SELECT (ARRAY['Acme','Globex','Initech','Umbrella','Hooli','Vandelay','Stark','Wayne','Wonka','Tyrell','Cyberdyne','Soylent','Gringotts','Aperture','Monarch'])[1 + pgfork_mask.n(pgfork_mask.h(v), 8) % 15] || ' ' || (ARRAY['Ltd','Inc','GmbH','LLC','Group','Labs'])[1 + pgfork_mask.n(pgfork_mask.h(v), 10) % 6] $$;
 CREATE FUNCTION pgfork_mask.iban(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT 'XX' || pgfork_mask.digits(h, 0, 2) || 'PGFK' || pgfork_mask.digits(h, 2, 14) FROM (SELECT pgfork_mask.h(v) h) x $$;
+$$ SELECT 'XX' || pgfork_mask.digits(pgfork_mask.h(v), 0, 2) || 'PGFK' || pgfork_mask.digits(pgfork_mask.h(v), 8, 14) $$;
 CREATE FUNCTION pgfork_mask.credit_card(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
 $$ SELECT '4000' || pgfork_mask.digits(pgfork_mask.h(v), 12, 12) $$;
 CREATE FUNCTION pgfork_mask.ip(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT '10.' || get_byte(h, 0) || '.' || get_byte(h, 1) || '.' || get_byte(h, 2) FROM (SELECT pgfork_mask.h(v) h) x $$;
+$$ SELECT '10.' || get_byte(pgfork_mask.h(v), 0) || '.' || get_byte(pgfork_mask.h(v), 1) || '.' || get_byte(pgfork_mask.h(v), 2) $$;
 CREATE FUNCTION pgfork_mask.uuid(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT substr(x, 1, 8) || '-' || substr(x, 9, 4) || '-4' || substr(x, 14, 3) || '-8' || substr(x, 18, 3) || '-' || substr(x, 21, 12) FROM (SELECT encode(pgfork_mask.h(v), 'hex') x) y $$;
+$$ SELECT overlay(overlay(substr(encode(pgfork_mask.h(v), 'hex'), 1, 32) placing '4' from 13 for 1) placing '8' from 17 for 1)::uuid::text $$;
 CREATE FUNCTION pgfork_mask.hash(v text) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
 $$ SELECT encode(pgfork_mask.h(v), 'hex') $$;
 CREATE FUNCTION pgfork_mask.partial(v text, keep_first int, keep_last int) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
@@ -316,14 +312,14 @@ $$ SELECT CASE WHEN length(v) <= keep_first + keep_last THEN repeat('*', length(
 CREATE FUNCTION pgfork_mask.date_shift(v text, max_days int) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
 $$ SELECT (v::timestamptz + make_interval(days => pgfork_mask.n(pgfork_mask.h(v), 0) % (2 * max_days + 1) - max_days))::text $$;
 CREATE FUNCTION pgfork_mask.noise(v text, ratio numeric) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT CASE WHEN v ~ '^-?[0-9]+$' THEN round(x)::text ELSE x::text END
-   FROM (SELECT v::numeric * (1 + ratio * (pgfork_mask.n(pgfork_mask.h(v), 0) / 65535.0 * 2 - 1)) x) y $$;
+$$ SELECT CASE WHEN v ~ '^-?[0-9]+$' THEN round(v::numeric * (1 + ratio * (pgfork_mask.n(pgfork_mask.h(v), 0) / 65535.0 * 2 - 1)))::text
+              ELSE (v::numeric * (1 + ratio * (pgfork_mask.n(pgfork_mask.h(v), 0) / 65535.0 * 2 - 1)))::text END $$;
 CREATE FUNCTION pgfork_mask.generalize(v text, step numeric) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
 $$ SELECT (floor(v::numeric / step) * step)::text $$;
 CREATE FUNCTION pgfork_mask.lorem(v text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS
 $$ SELECT left(repeat('lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore ', 1 + length(v) / 90), length(v)) $$;
 CREATE FUNCTION pgfork_mask.random_string(v text, len int) RETURNS text LANGUAGE sql STABLE STRICT PARALLEL SAFE AS
-$$ SELECT left(encode(h, 'hex') || encode(sha256(h), 'hex'), len) FROM (SELECT pgfork_mask.h(v) h) x $$;
+$$ SELECT left(encode(pgfork_mask.h(v), 'hex') || encode(sha256(pgfork_mask.h(v)), 'hex'), len) $$;
 -- A keyed 4-round Feistel permutation of [0, 2^62): distinct ids stay distinct and
 -- non-negative ids stay non-negative (so keys and foreign keys keep matching).
 CREATE FUNCTION pgfork_mask.id(v bigint) RETURNS bigint LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $$

@@ -50,7 +50,29 @@ impl Engine {
         if let Some(staging) = pgdata.parent() {
             self.user.chown(staging).map_err(pg_err)?;
         }
-        self.start_build(&inst, &install).await?;
+        // The staged copy needs no durability while it is masked (a crash throws it
+        // away), and its WAL is discarded afterwards: write as little as possible.
+        let mut settings = pgfork_pg::sanitize::first_boot();
+        settings.extend(
+            [
+                ("fsync", "off"),
+                ("full_page_writes", "off"),
+                ("synchronous_commit", "off"),
+                ("wal_level", "minimal"),
+                ("max_wal_senders", "0"),
+                ("max_wal_size", "8GB"),
+                ("checkpoint_timeout", "1h"),
+                ("maintenance_work_mem", "256MB"),
+            ]
+            .map(|(k, v)| (k, v.to_string())),
+        );
+        let (i, u, s) = (install.clone(), self.user.clone(), inst.clone());
+        blocking(move || {
+            s.start(&i, &u, &settings, START_TIMEOUT)
+                .map(|_| ())
+                .map_err(pg_err)
+        })
+        .await?;
         let masked = self.mask_running(&inst, rules, &key, progress).await;
         let stopped = self.stop_instance(inst.clone()).await;
         masked?;
@@ -152,6 +174,7 @@ impl Engine {
                     .execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
                     .await
                     .map_err(|e| failed(e.to_string()))?;
+                let t_update = std::time::Instant::now();
                 for m in &plan.mask {
                     if let Err(e) = client.batch_execute(&m.sql).await {
                         let names: Vec<String> = m
@@ -172,6 +195,7 @@ impl Engine {
                     }
                     progress.add(m.rules.len() as u64);
                 }
+                let update_ms = t_update.elapsed().as_millis();
                 client
                     .batch_execute("RESET ROLE; RESET pgfork.mask_key")
                     .await
@@ -180,12 +204,14 @@ impl Engine {
                     .batch_execute("DROP SCHEMA pgfork_mask CASCADE")
                     .await
                     .map_err(|e| failed(e.to_string()))?;
+                let t_rewrite = std::time::Instant::now();
                 for s in &plan.after {
                     client
                         .batch_execute(s)
                         .await
                         .map_err(|e| failed(format!("{s}: {e}")))?;
                 }
+                tracing::info!(database = %db, update_ms, rewrite_ms = t_rewrite.elapsed().as_millis() as u64, "masked a database (rules, then the rewrite)");
                 let has_pgss: bool = client
                     .query_one(
                         "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_stat_statements')",
