@@ -254,6 +254,12 @@ impl Backend for Front {
         Some(Front::target(&engine, &b))
     }
 
+    async fn not_yet(&self, port: u16) -> Option<String> {
+        let engine = self.engine.upgrade()?;
+        let building = engine.building.lock().unwrap_or_else(|e| e.into_inner());
+        building.get(&port).cloned()
+    }
+
     fn closed(&self, port: u16) {
         let mut a = self.activity.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = a.get_mut(&port) {

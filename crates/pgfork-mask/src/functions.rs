@@ -91,7 +91,9 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "shuffle",
         args: &[],
-        keeps_uniqueness: true,
+        // Distinct values stay distinct, but a unique index checks each row as it is
+        // updated, and a permutation passes through duplicates on the way.
+        keeps_uniqueness: false,
         whole_column: true,
         what: "the column's own values, permuted between rows",
     },

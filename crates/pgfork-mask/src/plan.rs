@@ -95,7 +95,7 @@ pub fn plan_database(
                 }
             };
             return Err(name(format!(
-                "column {:?} is in a unique index or primary key and {why}: use email, uuid, id, hash or shuffle, or set allow_uniqueness_loss = true",
+                "column {:?} is in a unique index or primary key and {why}: use email, uuid, id or hash, or set allow_uniqueness_loss = true",
                 r.column_name
             )));
         }

@@ -75,6 +75,11 @@ pub trait Backend: Send + Sync + 'static {
     fn cancel_target(&self, port: u16) -> impl Future<Output = Option<Target>> + Send;
     /// A connection counted by a successful [`Backend::wake`] ended.
     fn closed(&self, port: u16);
+    /// Why no branch answers on `port` yet, when one is being built there (say, while
+    /// its personal data is masked): the client is told this instead.
+    fn not_yet(&self, _port: u16) -> impl Future<Output = Option<String>> + Send {
+        async { None }
+    }
 }
 
 /// Ends the client count a successful wake began, however the session ends.
@@ -377,11 +382,16 @@ async fn authenticate<S: ClientStream, B: Backend>(
 ) -> std::io::Result<bool> {
     let user = params.get("user").cloned().unwrap_or_default();
     let Some(verifier) = backend.verifier(port, &user).await else {
-        client
-            .write_all(&protocol::error_response(
+        // 57P03 (cannot connect now): drivers and poolers treat it as "try again".
+        let (code, message) = match backend.not_yet(port).await {
+            Some(why) => ("57P03", why),
+            None => (
                 "3D000",
-                "no pgfork branch listens on this port any more",
-            ))
+                "no pgfork branch listens on this port any more".to_string(),
+            ),
+        };
+        client
+            .write_all(&protocol::error_response(code, &message))
             .await?;
         return Ok(false);
     };

@@ -315,6 +315,36 @@ fn pseudonyms_keep_joins_and_unsafe_or_failing_rules_leave_no_branch() {
         },
     );
     assert_eq!(joins(&main), "5000,5000", "the parent is untouched");
+
+    // Fail closed: while a branch is masked, a client is refused with the reason.
+    env.ok(&["daemon", "stop"]);
+    let mut start = env.command(&["daemon", "start"]);
+    start.env("FAILPOINTS", "mask-before-update=sleep(5000)");
+    assert!(start.status().expect("start").success());
+    let made = env.json(&["branch", "create", "slow", "--mask", &r, "--no-wait"]);
+    let url = made["branch"]["connection_uri"]
+        .as_str()
+        .expect("the planned branch's URL")
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let err = psql(&url, "SELECT count(*) FROM customers").expect_err("refused while masking");
+    assert!(
+        err.contains("is being masked") && err.contains("once its personal data has been masked"),
+        "{err}"
+    );
+    wait_until(
+        "the masked branch to accept connections",
+        std::time::Duration::from_secs(60),
+        || psql(&url, "SELECT 1").is_ok(),
+    );
+    assert_eq!(
+        psql_ok(
+            &url,
+            "SELECT count(*) FROM customers WHERE email LIKE '%@shop.example'"
+        ),
+        "0",
+        "the first connection it accepts sees masked data"
+    );
     report("masking: FK and email joins match after masking (5000/5000), pseudonyms identical across branches, lossy/missing/failing rules refused by name with no branch left");
 }
 

@@ -524,6 +524,21 @@ impl Engine {
         if mask.is_some() {
             planned.masked = true;
         }
+        let building = BuildingPort::new(
+            self,
+            planned.port,
+            if mask.is_some() {
+                format!(
+                    "branch {:?} is being masked: it accepts connections once its personal data has been masked",
+                    planned.name
+                )
+            } else {
+                format!(
+                    "branch {:?} is being created: it accepts connections in a moment",
+                    planned.name
+                )
+            },
+        );
         let this = self.clone();
         let (p2, b2) = (project.clone(), planned.clone());
         let (op_id, result) = self
@@ -536,6 +551,7 @@ impl Engine {
                     let r = this
                         .build_branch(&p2, b2, op_id, progress, rotate, mask.as_ref())
                         .await;
+                    drop(building);
                     drop(reservation);
                     r
                 },
@@ -738,5 +754,37 @@ impl Engine {
         tracing::debug!(?report, "parent cloned");
         crate::failpoints::crash("create-after-clone");
         Ok(report.lsn)
+    }
+}
+
+/// A port whose branch is being built: clients are told why it does not answer yet,
+/// until the build ends (either way).
+pub(crate) struct BuildingPort {
+    engine: std::sync::Weak<Engine>,
+    port: u16,
+}
+
+impl BuildingPort {
+    pub(crate) fn new(engine: &Arc<Engine>, port: u16, why: String) -> BuildingPort {
+        engine
+            .building
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port, why);
+        BuildingPort {
+            engine: Arc::downgrade(engine),
+            port,
+        }
+    }
+}
+
+impl Drop for BuildingPort {
+    fn drop(&mut self) {
+        if let Some(e) = self.engine.upgrade() {
+            e.building
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.port);
+        }
     }
 }

@@ -174,6 +174,8 @@ impl Engine {
                     .execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
                     .await
                     .map_err(|e| failed(e.to_string()))?;
+                #[cfg(feature = "testing")]
+                let _ = tokio::task::spawn_blocking(|| fail::fail_point!("mask-before-update")).await;
                 let t_update = std::time::Instant::now();
                 for m in &plan.mask {
                     if let Err(e) = client.batch_execute(&m.sql).await {

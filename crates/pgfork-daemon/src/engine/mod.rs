@@ -82,6 +82,8 @@ pub struct Engine {
     /// daemon start.
     pub front: std::sync::OnceLock<Arc<pgfork_proxy::Proxy<crate::front::Front>>>,
     pub front_state: std::sync::OnceLock<Arc<crate::front::Front>>,
+    /// Ports of branches being built, and what a client connecting there is told.
+    pub(crate) building: Mutex<std::collections::HashMap<u16, String>>,
     /// Webhook bodies already carried out (replay protection).
     pub(crate) webhook_replays: Mutex<crate::webhooks::Replays>,
 }
@@ -189,6 +191,7 @@ impl Engine {
             front: std::sync::OnceLock::new(),
             front_state: std::sync::OnceLock::new(),
             webhook_replays: Mutex::new(crate::webhooks::Replays::default()),
+            building: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
