@@ -574,6 +574,23 @@ impl Client {
         .await
     }
 
+    pub async fn masking_check(
+        &self,
+        project: &str,
+        branch: &str,
+        req: &MaskingCheckRequest,
+    ) -> Result<MaskingCheckResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "{}/pgfork/masking_check",
+                Self::branch_path(project, branch)
+            ),
+            Some(req),
+        )
+        .await
+    }
+
     pub async fn follow(&self, project: &str, path: &str) -> Result<FollowResponse, ClientError> {
         self.call(
             Method::POST,

@@ -187,6 +187,13 @@ pub trait Backend: Send + Sync + 'static {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<WebhookOutcome, ApiError>> + Send;
+    /// pgfork: the columns of a branch that look personal and the rules do not cover.
+    fn masking_check(
+        &self,
+        project: String,
+        branch: String,
+        req: MaskingCheckRequest,
+    ) -> impl Future<Output = Result<MaskingCheckResponse, ApiError>> + Send;
     /// pgfork: the follow-HEAD endpoint of a work tree (made on first request).
     fn follow(
         &self,
@@ -398,6 +405,12 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/pgfork/webhook",
             post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<WebhookCreate>| async move {
                 b.create_webhook(p, req).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/pgfork/masking_check",
+            post(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Json(req): Json<MaskingCheckRequest>| async move {
+                b.masking_check(p, br, req).await.map(Json)
             }),
         )
         .route(

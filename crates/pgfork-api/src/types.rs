@@ -408,6 +408,14 @@ pub struct BranchCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub pgfork_masking_rules: Option<Vec<serde_json::Value>>,
+    /// pgfork: with masking rules, refuse the branch when a column looks personal and
+    /// no rule covers it, or a column of a masked table is neither masked nor kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_masking_strict: Option<bool>,
+    /// pgfork: columns reviewed as not personal (`db.schema.table.column`, or
+    /// `db.schema.table.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_masking_keep: Option<Vec<String>>,
 }
 
 /// Neon's `reveal_password` answer.
@@ -686,6 +694,31 @@ mod double_option {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepoRegistration {
     pub path: String,
+}
+
+/// pgfork: `POST …/branches/{id}/pgfork/masking_check`: masking rules (Neon's objects),
+/// and whether to judge them as strict mode would.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct MaskingCheckRequest {
+    #[schema(value_type = Vec<Object>)]
+    pub masking_rules: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub keep: Vec<String>,
+}
+
+/// A column that looks personal (or, in strict mode, is undecided) and no rule covers.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct MaskingFinding {
+    /// `database.schema.table.column`
+    pub target: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct MaskingCheckResponse {
+    pub findings: Vec<MaskingFinding>,
 }
 
 /// pgfork: `POST /api/v2/projects/{id}/pgfork/follow` answer.

@@ -185,6 +185,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectCommand,
     },
+    /// Masking of personal data: which columns look personal and no rule covers.
+    Mask {
+        #[command(subcommand)]
+        command: MaskCommand,
+    },
     /// Print a shell completion script: `pgfork completions bash > ~/.local/share/bash-completion/completions/pgfork`.
     Completions {
         #[arg(value_enum)]
@@ -319,6 +324,28 @@ pub enum McpClient {
     Claude,
     Cursor,
     Vscode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaskCommand {
+    /// List the columns of a branch (default: the root) whose name, type or sampled
+    /// values look personal and that no masking rule covers; exits 1 if there are any.
+    #[command(
+        after_help = "Examples:\n  pgfork mask check                      # rules from .pgfork.toml [masking]\n  pgfork mask check masking.toml --strict\n  pgfork mask check --branch main --json"
+    )]
+    Check {
+        /// The rules file (default: `[masking] rules` in .pgfork.toml; none: everything
+        /// that looks personal is listed).
+        rules: Option<String>,
+        /// The branch to look at (default: the root).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Judge as strict mode does: also the undecided columns of masked tables.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -784,6 +784,15 @@ impl Backend for Api {
             })
     }
 
+    async fn masking_check(
+        &self,
+        project: String,
+        branch: String,
+        req: api::MaskingCheckRequest,
+    ) -> Result<api::MaskingCheckResponse, ApiError> {
+        self.0.masking_check(&project, &branch, req).await
+    }
+
     async fn follow(&self, project: String, path: String) -> Result<api::FollowResponse, ApiError> {
         let p = self.0.project(&project)?;
         let path = work_tree(path).await?;

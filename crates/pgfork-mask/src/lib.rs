@@ -6,9 +6,11 @@
 //! the parts that need no database: the rules ([`rules`], Neon's field names so rule
 //! files move between Neon and pgfork), the built-in masking functions ([`functions`],
 //! plain SQL installed for the duration of the masking), and the plan of statements
-//! that masks one database ([`plan`]). The daemon runs the plan and does the rest
+//! that masks one database ([`plan`]), and which columns look personal but no rule
+//! covers ([`coverage`]). The daemon runs the plan and does the rest
 //! (rewrite, checkpoint, discarding the pre-mask WAL).
 
+pub mod coverage;
 pub mod functions;
 pub mod plan;
 pub mod rules;

@@ -48,6 +48,14 @@ impl MaskingRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MaskingRules {
     pub masking_rules: Vec<MaskingRule>,
+    /// pgfork: refuse the branch when a column looks personal and no rule covers it,
+    /// or a column of a masked table is neither masked nor listed in `keep`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub strict: bool,
+    /// pgfork: columns reviewed as not personal, `db.schema.table.column` or
+    /// `db.schema.table.*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +90,7 @@ impl MaskingRules {
                     format: "JSON",
                     message: e.to_string(),
                 })?,
+                ..MaskingRules::default()
             }
         } else {
             toml::from_str::<MaskingRules>(text).map_err(|e| RuleError::Syntax {
@@ -235,6 +244,7 @@ masking_value = "redacted"
         };
         let both = MaskingRules {
             masking_rules: vec![rule(Some("email"), Some("x"))],
+            ..MaskingRules::default()
         };
         let e = both.validate().expect_err("both").to_string();
         assert!(
@@ -243,6 +253,7 @@ masking_value = "redacted"
         );
         let neither = MaskingRules {
             masking_rules: vec![rule(Some("email"), None), rule(None, None)],
+            ..MaskingRules::default()
         };
         assert!(neither
             .validate()
@@ -251,6 +262,7 @@ masking_value = "redacted"
             .starts_with("masking rule 2 (db.public.t.c)"));
         let twice = MaskingRules {
             masking_rules: vec![rule(Some("email"), None), rule(Some("hash"), None)],
+            ..MaskingRules::default()
         };
         assert!(twice
             .validate()
@@ -259,6 +271,7 @@ masking_value = "redacted"
             .contains("same column"));
         let unknown = MaskingRules {
             masking_rules: vec![rule(Some("no_such_builtin"), None)],
+            ..MaskingRules::default()
         };
         assert!(unknown
             .validate()

@@ -417,3 +417,83 @@ fn a_branch_never_acts_for_its_parent() {
     );
     report("sanitize: a branch of a parent with a slot, an enabled subscription, a cron job, archiving and a synchronous standby starts with none of them acting");
 }
+
+/// Rules are written once; schemas keep changing. `mask check` lists what looks personal
+/// and is not covered, and strict mode refuses a branch for it.
+#[test]
+fn strict_mode_refuses_a_branch_when_a_personal_column_appears() {
+    let Some(env) = Env::new("mask-strict", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let main = env.url("main");
+    psql_ok(
+        &main,
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE, plan text);
+         INSERT INTO users SELECT g, 'u' || g || '@corp.example', 'free' FROM generate_series(1, 100) g;
+         CREATE TABLE products (id int, name text, price numeric);
+         INSERT INTO products VALUES (1, 'Widget', 9.5);",
+    );
+    let rules = env.home.join("masking.toml");
+    std::fs::write(
+        &rules,
+        r#"strict = true
+keep = ["postgres.public.users.id", "postgres.public.users.plan"]
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "users"
+column_name = "email"
+masking_function = "email"
+"#,
+    )
+    .expect("rules");
+    let r = rules.display().to_string();
+    let ok = env.ok(&["mask", "check", &r]);
+    assert!(
+        ok.contains("every column that looks personal is covered"),
+        "{ok}"
+    );
+    env.ok(&["branch", "create", "before", "--mask", &r]);
+
+    // The schema moves on: a second address column, a table of phone numbers.
+    psql_ok(
+        &main,
+        "ALTER TABLE users ADD COLUMN backup_email text;
+         UPDATE users SET backup_email = 'b' || id || '@home.example';
+         CREATE TABLE callers (caller text); INSERT INTO callers VALUES ('+49 170 5550101'), ('+49 170 5550102');",
+    );
+    let out = env.run(&["mask", "check", &r, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "uncovered columns fail the check"
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let targets: Vec<&str> = found
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|f| f["target"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        targets.contains(&"postgres.public.users.backup_email"),
+        "{found}"
+    );
+    assert!(
+        targets.contains(&"postgres.public.callers.caller"),
+        "found by its sampled values: {found}"
+    );
+    assert!(
+        !targets.iter().any(|t| t.contains("products")),
+        "a product's name is not personal: {found}"
+    );
+    let err = env.fails(&["branch", "create", "after", "--mask", &r]);
+    assert!(
+        err.contains("strict masking") && err.contains("postgres.public.users.backup_email"),
+        "{err}"
+    );
+    assert!(!env.states().contains_key("after"));
+    report("masking: strict mode refused a branch when a new email column appeared; mask check found it by name and a phone column by its values");
+}

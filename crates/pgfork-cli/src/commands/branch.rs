@@ -27,7 +27,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             mask,
             json,
         } => {
-            let masking_rules = match mask {
+            let masking = match mask {
                 None => None,
                 Some(file) => Some(read_masking_rules(&file)?),
             };
@@ -63,7 +63,14 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             git_branch: None,
                             suspend_timeout_seconds,
                             pgfork_rotate_passwords: policy.rotate_passwords,
-                            pgfork_masking_rules: masking_rules,
+                            pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
+                            pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
+                            pgfork_masking_rules: masking.map(|m| {
+                                m.masking_rules
+                                    .iter()
+                                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                                    .collect()
+                            }),
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn: None,
@@ -356,7 +363,7 @@ pub(super) async fn set_protected(c: &Client, p: &str, name: &str, protected: bo
 
 /// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
 /// checked here so a typo is reported before anything is cloned.
-fn read_masking_rules(file: &str) -> Result<Vec<serde_json::Value>> {
+pub(super) fn read_masking_rules(file: &str) -> Result<pgfork_mask::MaskingRules> {
     let path = if file.is_empty() {
         let config = project::find_config().ok_or_else(|| {
             anyhow::anyhow!(
@@ -379,11 +386,5 @@ fn read_masking_rules(file: &str) -> Result<Vec<serde_json::Value>> {
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|e| anyhow::anyhow!("cannot read the masking rules {}: {e}", path.display()))?;
-    let rules = pgfork_mask::MaskingRules::parse(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(rules
-        .masking_rules
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or_default())
-        .collect())
+    pgfork_mask::MaskingRules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

@@ -3,8 +3,8 @@
 //! One function per command; each is a few API calls and some printing.
 
 use crate::cli::{
-    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, McpArgs,
-    McpClient, McpCommand, ProjectCommand, RemoteCommand, TokenCommand, TrashCommand,
+    BranchCommand, Cli, Command, DaemonCommand, HooksCommand, ImportMethod, InitArgs, MaskCommand,
+    McpArgs, McpClient, McpCommand, ProjectCommand, RemoteCommand, TokenCommand, TrashCommand,
     WebhookCommand,
 };
 use crate::connect::{ensure_daemon, home};
@@ -23,6 +23,7 @@ mod doctor;
 mod gc;
 mod hooks;
 mod init;
+mod mask;
 mod mcp;
 mod project_cmd;
 mod psql;
@@ -125,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Remote { command } => remote(command).await,
         Command::Mcp(args) => mcp(args, explicit).await,
         Command::Project { command } => project_cmd(command).await,
+        Command::Mask { command } => mask::mask(command, explicit).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "pgfork", &mut std::io::stdout());

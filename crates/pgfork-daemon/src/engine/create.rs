@@ -512,6 +512,8 @@ impl Engine {
                             })
                         })
                         .collect::<Result<_, _>>()?,
+                    strict: spec.pgfork_masking_strict.unwrap_or(false),
+                    keep: spec.pgfork_masking_keep.take().unwrap_or_default(),
                 };
                 rules
                     .validate()

@@ -130,6 +130,32 @@ impl Engine {
                 )));
             }
         }
+        if rules.strict {
+            let mut findings = Vec::new();
+            for db in &databases {
+                if db == "template1" {
+                    continue;
+                }
+                let client = sql::connect(inst, db).await.map_err(pg_err)?;
+                let columns = suspect_columns(&client, db)
+                    .await
+                    .map_err(|e| failed(format!("could not read the columns of {db:?}: {e}")))?;
+                findings.extend(pgfork_mask::coverage::strict_violations(&columns, rules));
+            }
+            if !findings.is_empty() {
+                let shown: Vec<String> = findings
+                    .iter()
+                    .take(5)
+                    .map(|f| format!("{} ({})", f.target, f.reason))
+                    .collect();
+                return Err(failed(format!(
+                    "strict masking: {} column(s) are not covered: {}{}; add rules for them or list them under keep",
+                    findings.len(),
+                    shown.join("; "),
+                    if findings.len() > 5 { "; …" } else { "" }
+                )));
+            }
+        }
         admin
             .batch_execute(&format!(
                 "DROP ROLE IF EXISTS {MASKER}; CREATE ROLE {MASKER} NOLOGIN NOSUPERUSER BYPASSRLS; \
@@ -245,6 +271,69 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The columns of a branch that look personal and `req`'s rules do not cover (in
+    /// strict mode: also the undecided columns of masked tables). Starts the branch.
+    pub async fn masking_check(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        req: api::MaskingCheckRequest,
+    ) -> Result<api::MaskingCheckResponse, ApiError> {
+        let rules = MaskingRules {
+            masking_rules: req
+                .masking_rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    serde_json::from_value(v)
+                        .map_err(|e| ApiError::bad_request(format!("masking rule {}: {e}", i + 1)))
+                })
+                .collect::<Result<_, _>>()?,
+            strict: req.strict,
+            keep: req.keep,
+        };
+        // No rule is a valid question ("what looks personal here?").
+        if !rules.masking_rules.is_empty() {
+            rules
+                .validate()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        }
+        let project = self.project(project_ref)?;
+        let b = self.branch(&project, branch_ref)?;
+        self.set_running(&project.id, &b.id, true).await?;
+        let inst = self.instance(&project, &b);
+        let admin = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
+        let databases: Vec<String> = admin
+            .query(
+                "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut findings = Vec::new();
+        for db in databases {
+            let client = sql::connect(&inst, &db).await.map_err(pg_err)?;
+            let columns = suspect_columns(&client, &db).await.map_err(|e| {
+                ApiError::internal(format!("could not read the columns of {db:?}: {e}"))
+            })?;
+            let found = if rules.strict {
+                pgfork_mask::coverage::strict_violations(&columns, &rules)
+            } else {
+                pgfork_mask::coverage::uncovered(&columns, &rules)
+            };
+            findings.extend(found.into_iter().map(|f| api::MaskingFinding {
+                target: f.target,
+                reason: f.reason,
+            }));
+        }
+        Ok(api::MaskingCheckResponse { findings })
+    }
+}
+
 type Columns = BTreeMap<(String, String), BTreeSet<String>>;
 
 /// The columns of every table, and those in unique indexes (primary keys included).
@@ -283,4 +372,52 @@ async fn catalog(
         })
         .collect();
     Ok((columns, unique))
+}
+
+/// Every column of the ordinary tables of `db` (system schemas aside), with a sample
+/// of up to a hundred values of its text-like columns, for the coverage check.
+pub(crate) async fn suspect_columns(
+    client: &tokio_postgres::Client,
+    db: &str,
+) -> Result<Vec<pgfork_mask::coverage::Column>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    coalesce(a.atttypid = ANY (ARRAY['text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, to_regtype('citext')]::oid[]), false) \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgfork_mask') AND n.nspname NOT LIKE 'pg\\_%' \
+             ORDER BY 1, 2, a.attnum",
+            &[],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (schema, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let texty: bool = r.get(4);
+        let samples = if texty {
+            let q = format!(
+                "SELECT {c}::text FROM {s}.{t} WHERE {c} IS NOT NULL LIMIT 100",
+                c = sql::quote_ident(&column),
+                s = sql::quote_ident(&schema),
+                t = sql::quote_ident(&table),
+            );
+            client
+                .query(&q, &[])
+                .await
+                .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        out.push(pgfork_mask::coverage::Column {
+            database: db.to_string(),
+            schema,
+            table,
+            column,
+            data_type: r.get(3),
+            samples,
+        });
+    }
+    Ok(out)
 }
