@@ -416,6 +416,10 @@ pub struct BranchCreate {
     /// `db.schema.table.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_masking_keep: Option<Vec<String>>,
+    /// pgfork: why an unmasked branch of unmasked data was asked for in a project that
+    /// holds personal data (recorded in the server's log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_unmasked_reason: Option<String>,
 }
 
 /// Neon's `reveal_password` answer.

@@ -234,6 +234,10 @@ pub enum BranchCommand {
         /// connect; without a file, the one `[masking] rules` in .pgfork.toml names.
         #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "")]
         mask: Option<String>,
+        /// In a project marked `[masking] pii = true`, make an unmasked copy of unmasked
+        /// data anyway (recorded in the daemon's log).
+        #[arg(long, conflicts_with = "mask")]
+        unmasked: bool,
         #[arg(long)]
         json: bool,
     },

@@ -268,6 +268,22 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
             .register_repo(&ctx.project, &ctx.repo.root.display().to_string())
             .await;
     }
+    // A project that holds personal data gets masked branches of unmasked parents,
+    // by the repository's rules (a checkout must not copy personal data to a laptop).
+    let source_masked = match &parent_id {
+        Some(id) => all.iter().find(|b| &b.id == id).is_some_and(|b| b.masked),
+        None => all
+            .iter()
+            .find(|b| b.parent_id.is_none())
+            .is_some_and(|b| b.masked),
+    };
+    let masking = if ctx.cfg.masking.pii && !source_masked {
+        Some(crate::project::read_masking_rules("").map_err(|e| {
+            anyhow::anyhow!("this project holds personal data ([masking] pii = true), so a new branch must be masked, but its rules cannot be used: {e}")
+        })?)
+    } else {
+        None
+    };
     let t = Instant::now();
     let resp = ctx
         .client
@@ -279,6 +295,14 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                     parent_id,
                     git_branch: Some(git.to_string()),
                     pgfork_rotate_passwords: ctx.cfg.branches.rotate_passwords.clone(),
+                    pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
+                    pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
+                    pgfork_masking_rules: masking.as_ref().map(|m| {
+                        m.masking_rules
+                            .iter()
+                            .map(|r| serde_json::to_value(r).unwrap_or_default())
+                            .collect()
+                    }),
                     ..Default::default()
                 },
                 endpoints: vec![],
@@ -295,7 +319,8 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
             .branch;
     }
     eprintln!(
-        "pgfork: created database branch {:?} from {:?} in {:.2} s",
+        "pgfork: created {}database branch {:?} from {:?} in {:.2} s",
+        if masking.is_some() { "masked " } else { "" },
         b.name,
         b.parent_name.as_deref().unwrap_or("-"),
         t.elapsed().as_secs_f64()

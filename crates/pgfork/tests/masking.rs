@@ -497,3 +497,60 @@ masking_function = "email"
     assert!(!env.states().contains_key("after"));
     report("masking: strict mode refused a branch when a new email column appeared; mask check found it by name and a phone column by its values");
 }
+
+/// `[masking] pii = true`: a checkout copies no personal data to a laptop (its branch
+/// is masked by the repository's rules), and an unmasked copy must be asked for by name.
+#[test]
+fn a_project_with_personal_data_masks_its_checkouts() {
+    let Some(env) = Env::new("mask-pii", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty"]);
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE);
+         INSERT INTO users SELECT g, 'u' || g || '@corp.example' FROM generate_series(1, 50) g;",
+    );
+    std::fs::write(
+        env.repo.join("masking.toml"),
+        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"users\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n",
+    )
+    .expect("rules");
+    let toml = env.repo.join(".pgfork.toml");
+    let mut text = std::fs::read_to_string(&toml).expect("config");
+    text.push_str("\n[masking]\nrules = \"masking.toml\"\npii = true\n");
+    std::fs::write(&toml, text).expect("config");
+
+    let out = env.git_output(&env.repo, &["checkout", "-b", "feature"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("created masked database branch \"feature\""),
+        "{said}"
+    );
+    assert_eq!(env.branch("feature")["masked"], true);
+    let feature = env
+        .env_var(&env.repo, "DATABASE_URL")
+        .expect("the env file is paired");
+    assert_eq!(
+        psql_ok(&feature, "SELECT count(*) FILTER (WHERE email LIKE '%@corp.example') || ',' || count(*) FROM users"),
+        "0,50"
+    );
+    // A checkout from the masked branch copies masked data (no second masking).
+    env.git(&["checkout", "-b", "feature-2"]);
+    assert_eq!(env.branch("feature-2")["masked"], true);
+
+    let err = env.fails(&["branch", "create", "copy"]);
+    assert!(
+        err.contains("holds personal data") && err.contains("--unmasked"),
+        "{err}"
+    );
+    assert!(!env.states().contains_key("copy"));
+    env.ok(&["branch", "create", "copy", "--unmasked"]);
+    assert_eq!(env.branch("copy")["masked"], false);
+    let log = std::fs::read_to_string(env.home.join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("unmasked branch of unmasked data was asked for by name"),
+        "recorded"
+    );
+    report("masking: pii = true masks the branch a checkout makes, and refuses an unmasked copy unless asked for by name (recorded)");
+}

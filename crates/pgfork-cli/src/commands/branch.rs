@@ -25,12 +25,41 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             idle_timeout,
             no_wait,
             mask,
+            unmasked,
             json,
         } => {
             let masking = match mask {
                 None => None,
-                Some(file) => Some(read_masking_rules(&file)?),
+                Some(file) => Some(project::read_masking_rules(&file)?),
             };
+            let pii = project::find_config()
+                .map(|path| project::read_config(&path))
+                .transpose()?
+                .is_some_and(|cfg| cfg.masking.pii);
+            let mut unmasked_reason = None;
+            if pii && masking.is_none() {
+                let source = match &parent {
+                    Some(name) => c.get_branch(&p, name, false).await?.branch,
+                    None => c
+                        .list_branches(&p, false, false)
+                        .await?
+                        .branches
+                        .into_iter()
+                        .find(|b| b.parent_id.is_none())
+                        .ok_or_else(|| anyhow::anyhow!("project {p:?} has no root branch"))?,
+                };
+                if !source.masked {
+                    if !unmasked {
+                        bail!(
+                            "this project holds personal data ([masking] pii = true in .pgfork.toml) and {:?} is not masked: create the branch with --mask, or ask for an unmasked copy by name with --unmasked (it is recorded)",
+                            source.name
+                        );
+                    }
+                    let who = std::env::var("USER").unwrap_or_else(|_| "someone".into());
+                    unmasked_reason = Some(format!("pgfork branch create --unmasked by {who}"));
+                    eprintln!("pgfork: making an UNMASKED copy of {:?} as asked (--unmasked); the daemon's log records it", source.name);
+                }
+            }
             let suspend_timeout_seconds = idle_timeout
                 .as_deref()
                 .map(parse_idle_timeout)
@@ -63,6 +92,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             git_branch: None,
                             suspend_timeout_seconds,
                             pgfork_rotate_passwords: policy.rotate_passwords,
+                            pgfork_unmasked_reason: unmasked_reason,
                             pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
                             pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
                             pgfork_masking_rules: masking.map(|m| {
@@ -359,32 +389,4 @@ pub(super) async fn set_protected(c: &Client, p: &str, name: &str, protected: bo
         }
     );
     Ok(())
-}
-
-/// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
-/// checked here so a typo is reported before anything is cloned.
-pub(super) fn read_masking_rules(file: &str) -> Result<pgfork_mask::MaskingRules> {
-    let path = if file.is_empty() {
-        let config = project::find_config().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--mask without a file needs a .pgfork.toml with [masking] rules = \"FILE\""
-            )
-        })?;
-        let cfg = project::read_config(&config)?;
-        let rules = cfg.masking.rules.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} names no masking rules: add [masking] rules = \"masking.toml\", or give the file: --mask FILE",
-                config.display()
-            )
-        })?;
-        config
-            .parent()
-            .map(|d| d.join(&rules))
-            .unwrap_or_else(|| std::path::PathBuf::from(rules))
-    } else {
-        std::path::PathBuf::from(file)
-    };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read the masking rules {}: {e}", path.display()))?;
-    pgfork_mask::MaskingRules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

@@ -16,8 +16,8 @@ pub(super) async fn mask(cmd: MaskCommand, explicit: Option<&str>) -> Result<i32
         .transpose()?
         .and_then(|cfg| cfg.masking.rules);
     let rules = match (rules, from_config) {
-        (Some(file), _) => Some(branch::read_masking_rules(&file)?),
-        (None, Some(_)) => Some(branch::read_masking_rules("")?),
+        (Some(file), _) => Some(project::read_masking_rules(&file)?),
+        (None, Some(_)) => Some(project::read_masking_rules("")?),
         (None, None) => None,
     };
     let c = ensure_daemon().await?;

@@ -521,6 +521,9 @@ impl Engine {
                 Some(rules)
             }
         };
+        if let Some(why) = &spec.pgfork_unmasked_reason {
+            tracing::warn!(project = %project.name, branch = %name, parent = %parent.name, reason = %why, "an unmasked branch of unmasked data was asked for by name in a project that holds personal data");
+        }
         let reservation = self.reserve(&project.name, &name)?;
         let mut planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
         if mask.is_some() {
