@@ -322,6 +322,34 @@ pub fn project_name_from_dir(dir: &Path) -> String {
     }
 }
 
+/// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
+/// checked here so a typo is reported before anything is cloned.
+pub fn read_masking_rules(file: &str) -> anyhow::Result<pgfork_mask::MaskingRules> {
+    let path = if file.is_empty() {
+        let config = find_config().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--mask without a file needs a .pgfork.toml with [masking] rules = \"FILE\""
+            )
+        })?;
+        let cfg = read_config(&config)?;
+        let rules = cfg.masking.rules.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} names no masking rules: add [masking] rules = \"masking.toml\", or give the file: --mask FILE",
+                config.display()
+            )
+        })?;
+        config
+            .parent()
+            .map(|d| d.join(&rules))
+            .unwrap_or_else(|| std::path::PathBuf::from(rules))
+    } else {
+        std::path::PathBuf::from(file)
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the masking rules {}: {e}", path.display()))?;
+    pgfork_mask::MaskingRules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,32 +378,4 @@ mod tests {
         pgfork_core::validate_project_name(&project_name_from_dir(Path::new("/x/ünï")))
             .expect("valid");
     }
-}
-
-/// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
-/// checked here so a typo is reported before anything is cloned.
-pub fn read_masking_rules(file: &str) -> anyhow::Result<pgfork_mask::MaskingRules> {
-    let path = if file.is_empty() {
-        let config = find_config().ok_or_else(|| {
-            anyhow::anyhow!(
-                "--mask without a file needs a .pgfork.toml with [masking] rules = \"FILE\""
-            )
-        })?;
-        let cfg = read_config(&config)?;
-        let rules = cfg.masking.rules.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} names no masking rules: add [masking] rules = \"masking.toml\", or give the file: --mask FILE",
-                config.display()
-            )
-        })?;
-        config
-            .parent()
-            .map(|d| d.join(&rules))
-            .unwrap_or_else(|| std::path::PathBuf::from(rules))
-    } else {
-        std::path::PathBuf::from(file)
-    };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read the masking rules {}: {e}", path.display()))?;
-    pgfork_mask::MaskingRules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
