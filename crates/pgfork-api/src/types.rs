@@ -72,6 +72,15 @@ pub struct ProjectCreate {
     pub default_branch_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_source: Option<RootSource>,
+    /// pgfork: mask the imported root by these rules (Neon's `MaskingRule` objects)
+    /// before it is committed: every branch of the project copies masked data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub pgfork_masking_rules: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_masking_strict: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_masking_keep: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -29,6 +29,11 @@ pub enum ImportMethod {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// Mask the root by these rules (TOML, or Neon's JSON) before it is committed, so
+    /// that no branch of the project ever holds the originals; without a file, the one
+    /// `[masking] rules` in .pgfork.toml names.
+    #[arg(long, value_name = "RULES", num_args = 0..=1, default_missing_value = "")]
+    pub mask: Option<String>,
     /// Import the root branch from this database URL; `-` reads it from standard input
     /// (a password in the command line is visible to every user in `ps`).
     #[arg(long, value_name = "URL", conflicts_with_all = ["from_dir", "empty", "sample", "from_env"])]

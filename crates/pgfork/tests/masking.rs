@@ -554,3 +554,71 @@ fn a_project_with_personal_data_masks_its_checkouts() {
     );
     report("masking: pii = true masks the branch a checkout makes, and refuses an unmasked copy unless asked for by name (recorded)");
 }
+
+/// A masked base: `init --from URL --mask RULES` masks the imported root before it
+/// exists, so no branch of the project ever holds the originals.
+#[test]
+fn a_masked_import_is_masked_before_it_exists() {
+    let Some(src) = Env::new("mask-src", Storage::Copy) else {
+        return;
+    };
+    src.ok(&["init", "--empty", "--no-hooks"]);
+    let t = token();
+    let email = format!("carol.{t}@corp.example");
+    psql_ok(
+        &src.url("main"),
+        &format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE);
+             INSERT INTO users VALUES (1, '{email}'), (2, 'dave@corp.example');"
+        ),
+    );
+    let Some(dst) = Env::new("mask-base", Storage::Copy) else {
+        return;
+    };
+    let rules = dst.home.join("rules.json");
+    std::fs::create_dir_all(&dst.home).expect("home");
+    std::fs::write(
+        &rules,
+        r#"{"masking_rules": [{"database_name": "postgres", "schema_name": "public", "table_name": "users", "column_name": "email", "masking_function": "anon.fake_email()"}]}"#,
+    )
+    .expect("rules");
+    let mut init = dst.command(&[
+        "init",
+        "--from-env",
+        "PGFORK_TEST_SOURCE_URL",
+        "--mask",
+        &rules.display().to_string(),
+        "--no-hooks",
+    ]);
+    let out = init
+        .env("PGFORK_TEST_SOURCE_URL", src.url("main"))
+        .output()
+        .expect("init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dst.branch("main");
+    assert_eq!(root["masked"], true, "{root}");
+    assert_eq!(
+        psql_ok(
+            &dst.url("main"),
+            "SELECT count(*) FILTER (WHERE email LIKE '%@corp.example') || ',' || count(*) FROM users"
+        ),
+        "0,2"
+    );
+    dst.ok(&["branch", "create", "child"]);
+    assert_eq!(dst.branch("child")["masked"], true);
+    dst.ok(&["branch", "stop", "main"]);
+    let dir = dst.branch("main")["data_dir"]
+        .as_str()
+        .expect("data_dir")
+        .to_string();
+    let hits = files_containing(Path::new(&dir), &[], &email);
+    assert!(
+        hits.is_empty(),
+        "the import left originals behind: {hits:?}"
+    );
+    report("masking: init --from URL --mask makes a masked base (0 hits of the original in its files); its branches are masked");
+}

@@ -53,6 +53,11 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
     } else {
         api::RootSource::Empty
     };
+    // Read (and check) the rules before anything is imported.
+    let masking = match &args.mask {
+        None => None,
+        Some(file) => Some(project::read_masking_rules(file)?),
+    };
     let c = ensure_daemon().await?;
     if let Ok(existing) = c.get_project(&name).await {
         if !config_path.is_file() {
@@ -70,6 +75,14 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
                 pg_version: None,
                 default_branch_name: Some(args.root.clone()),
                 pgfork_source: Some(source),
+                pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
+                pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
+                pgfork_masking_rules: masking.as_ref().map(|m| {
+                    m.masking_rules
+                        .iter()
+                        .map(|r| serde_json::to_value(r).unwrap_or_default())
+                        .collect()
+                }),
             },
         })
         .await?;

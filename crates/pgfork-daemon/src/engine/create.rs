@@ -39,6 +39,11 @@ impl Engine {
             .unwrap_or_else(|| "main".to_string());
         validate_branch_name(&root_name).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let source = spec.pgfork_source.clone().unwrap_or(api::RootSource::Empty);
+        let mask = super::masking::rules_from_request(
+            spec.pgfork_masking_rules.clone(),
+            spec.pgfork_masking_strict,
+            spec.pgfork_masking_keep.clone(),
+        )?;
         if let api::RootSource::Sample { scale } = source {
             if !(1..=100_000).contains(&scale) {
                 return Err(ApiError::bad_request(format!(
@@ -63,7 +68,7 @@ impl Engine {
                     // an import whose source is a branch of this daemon, never waits.
                     let _op = this.in_flight().await;
                     let r = this
-                        .build_project(p2, r2, spec.pg_version, source, progress)
+                        .build_project(p2, r2, spec.pg_version, source, mask, progress)
                         .await;
                     drop(reservation);
                     r
@@ -146,6 +151,7 @@ impl Engine {
         mut root: Branch,
         pg_version: Option<u32>,
         source: api::RootSource,
+        mask: Option<pgfork_mask::MaskingRules>,
         progress: Arc<Progress>,
     ) -> Result<(Project, Branch), ApiError> {
         // Again under the lock: another request may have won the name meanwhile.
@@ -172,12 +178,33 @@ impl Engine {
                 &progress,
             )
             .await;
+        // A masked base: the root itself is masked before it exists, so no branch of
+        // the project ever holds the originals.
+        let key = crate::ids::new_password();
+        let result = match (result, &mask) {
+            (Ok(()), Some(rules)) => {
+                root.masked = true;
+                let label = root.id.clone();
+                self.mask_staged(&project, &root, &label, &tmp_pgdata, rules, &key, &progress)
+                    .await
+            }
+            (r, _) => r,
+        };
         let result = match result {
             Ok(()) => {
                 self.commit_new_branch(&project, &mut root, &tmp_pgdata, Some(&project), false)
                     .await
             }
             Err(e) => Err(e),
+        };
+        let result = match (result, &mask) {
+            (Ok(()), Some(rules)) => self
+                .write_store(|s| {
+                    s.project_mask_key(&project.id, || key.clone())?;
+                    s.set_branch_masking(&root.id, &rules.to_json())
+                })
+                .map_err(store_err),
+            (r, _) => r,
         };
         if result.is_err() {
             // An import may have left its build Postgres running in tmp/.
@@ -499,28 +526,11 @@ impl Engine {
                 )))
             }
         };
-        let mask = match spec.pgfork_masking_rules.take() {
-            None => None,
-            Some(list) => {
-                let rules = pgfork_mask::MaskingRules {
-                    masking_rules: list
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| {
-                            serde_json::from_value(v).map_err(|e| {
-                                ApiError::bad_request(format!("masking rule {}: {e}", i + 1))
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                    strict: spec.pgfork_masking_strict.unwrap_or(false),
-                    keep: spec.pgfork_masking_keep.take().unwrap_or_default(),
-                };
-                rules
-                    .validate()
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                Some(rules)
-            }
-        };
+        let mask = super::masking::rules_from_request(
+            spec.pgfork_masking_rules.take(),
+            spec.pgfork_masking_strict,
+            spec.pgfork_masking_keep.take(),
+        )?;
         if let Some(why) = &spec.pgfork_unmasked_reason {
             tracing::warn!(project = %project.name, branch = %name, parent = %parent.name, reason = %why, "an unmasked branch of unmasked data was asked for by name in a project that holds personal data");
         }
@@ -655,7 +665,10 @@ impl Engine {
             };
             b.parent_lsn = lsn;
             if let Some(rules) = mask {
-                self.mask_staged(project, &b, &b.id, &built, rules, &progress)
+                let key = self
+                    .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
+                    .map_err(store_err)?;
+                self.mask_staged(project, &b, &b.id, &built, rules, &key, &progress)
                     .await?;
             }
             self.commit_new_branch(project, &mut b, &built, None, rotate)

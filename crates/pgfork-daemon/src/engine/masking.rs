@@ -21,10 +21,39 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The role rule expressions run as.
 const MASKER: &str = "pgfork_masker";
 
+/// Rules as a request carries them (Neon's objects, pgfork's strict mode and keep
+/// list), checked.
+pub(crate) fn rules_from_request(
+    list: Option<Vec<serde_json::Value>>,
+    strict: Option<bool>,
+    keep: Option<Vec<String>>,
+) -> Result<Option<MaskingRules>, ApiError> {
+    let Some(list) = list else {
+        return Ok(None);
+    };
+    let rules = MaskingRules {
+        masking_rules: list
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v)
+                    .map_err(|e| ApiError::bad_request(format!("masking rule {}: {e}", i + 1)))
+            })
+            .collect::<Result<_, _>>()?,
+        strict: strict.unwrap_or(false),
+        keep: keep.unwrap_or_default(),
+    };
+    rules
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(rules))
+}
+
 impl Engine {
     /// Masks the cluster staged at `pgdata` (stopped) by `rules`; leaves it stopped,
     /// with fresh WAL. The error names the rule that failed. `label` names its socket
     /// directory and log (a reset masks beside the running branch).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn mask_staged(
         &self,
         project: &Project,
@@ -32,6 +61,7 @@ impl Engine {
         label: &str,
         pgdata: &Path,
         rules: &MaskingRules,
+        key: &str,
         progress: &Progress,
     ) -> Result<(), ApiError> {
         let install = self.install_for(pgdata)?;
@@ -42,9 +72,6 @@ impl Engine {
             log_file: self.layout.branch_log(label),
             superuser: project.superuser.clone(),
         };
-        let key = self
-            .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
-            .map_err(store_err)?;
         progress.phase("masking", rules.masking_rules.len() as u64);
         // The staging directory is the daemon's; the server user must reach the copy.
         if let Some(staging) = pgdata.parent() {
@@ -73,7 +100,7 @@ impl Engine {
                 .map_err(pg_err)
         })
         .await?;
-        let masked = self.mask_running(&inst, rules, &key, progress).await;
+        let masked = self.mask_running(&inst, rules, key, progress).await;
         let stopped = self.stop_instance(inst.clone()).await;
         masked?;
         stopped?;

@@ -81,7 +81,10 @@ impl Engine {
                 let rules = pgfork_mask::MaskingRules::parse(&json).map_err(|e| {
                     ApiError::internal(format!("the stored masking rules of {:?}: {e}", b.name))
                 })?;
-                self.mask_staged(project, &b, &label, &built, &rules, &progress)
+                let key = self
+                    .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
+                    .map_err(store_err)?;
+                self.mask_staged(project, &b, &label, &built, &rules, &key, &progress)
                     .await?;
             }
             None if b.masked && !parent.masked => {
