@@ -25,6 +25,25 @@ pub struct UniqueColumn {
 pub struct MaskStatement {
     pub rules: Vec<usize>,
     pub sql: String,
+    /// The table it updates (quoted), when it may be split into ranges of pages run
+    /// side by side (each row is masked on its own; a shuffle is not).
+    pub splittable: Option<String>,
+}
+
+impl MaskStatement {
+    /// The statement limited to the pages `[from, to)` (`to = None`: to the end),
+    /// which PostgreSQL 14 and later read with a TID range scan.
+    pub fn in_pages(&self, from: u64, to: Option<u64>) -> String {
+        let mut range = format!("ctid >= '({from},0)'::tid");
+        if let Some(to) = to {
+            range.push_str(&format!(" AND ctid < '({to},0)'::tid"));
+        }
+        if self.sql.contains(" WHERE (") {
+            format!("{} AND {range}", self.sql)
+        } else {
+            format!("{} WHERE {range}", self.sql)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -131,12 +150,14 @@ pub fn plan_database(
                 plan.mask.push(MaskStatement {
                     rules: each.iter().map(|(i, _, _)| *i).collect(),
                     sql,
+                    splittable: Some(t.clone()),
                 });
             }
             for (i, c, _) in whole {
                 let c = ident(c);
                 plan.mask.push(MaskStatement {
                     rules: vec![*i],
+                    splittable: None,
                     // Pair each row (in physical order) with a row in a keyed random
                     // order, and give it that row's value.
                     sql: format!(
@@ -286,9 +307,25 @@ mod tests {
             .mask
             .iter()
             .any(|m| m.sql.ends_with("WHERE (name <> 'test')")));
-        assert!(p
+        assert!(p.mask.iter().any(|m| m.rules == vec![2]
+            && m.sql.contains("row_number()")
+            && m.splittable.is_none()));
+        let vip_update = p
             .mask
             .iter()
-            .any(|m| m.rules == vec![2] && m.sql.contains("row_number()")));
+            .find(|m| m.sql.contains("WHERE (name"))
+            .expect("vip");
+        assert!(vip_update.in_pages(0, Some(100)).ends_with(
+            "WHERE (name <> 'test') AND ctid >= '(0,0)'::tid AND ctid < '(100,0)'::tid"
+        ));
+        let plain = MaskStatement {
+            rules: vec![1],
+            sql: "UPDATE t SET c = 1".into(),
+            splittable: Some("t".into()),
+        };
+        assert_eq!(
+            plain.in_pages(7, None),
+            "UPDATE t SET c = 1 WHERE ctid >= '(7,0)'::tid"
+        );
     }
 }

@@ -190,6 +190,17 @@ impl Engine {
             ))
             .await
             .map_err(|e| failed(format!("could not create the masking role: {e}")))?;
+        // Big tables are masked by several sessions side by side, each a range of pages
+        // (TID range scans, PostgreSQL 14 and later).
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4) as u64;
+        let version: i32 = admin
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
         let result = async {
             for db in rules.databases() {
                 let of_db: Vec<(usize, &pgfork_mask::MaskingRule)> = rules
@@ -230,8 +241,27 @@ impl Engine {
                 #[cfg(feature = "testing")]
                 let _ = tokio::task::spawn_blocking(|| fail::fail_point!("mask-before-update")).await;
                 let t_update = std::time::Instant::now();
+                let parallel = workers > 1 && version >= 140_000;
                 for m in &plan.mask {
-                    if let Err(e) = client.batch_execute(&m.sql).await {
+                    let outcome = match (&m.splittable, parallel) {
+                        (Some(table), true) => {
+                            let pages: i64 = client
+                                .query_one(
+                                    "SELECT (pg_relation_size($1::text::regclass) / current_setting('block_size')::int)::bigint",
+                                    &[table],
+                                )
+                                .await
+                                .map(|r| r.get(0))
+                                .unwrap_or(0);
+                            if pages >= SPLIT_PAGES {
+                                run_in_ranges(inst, &db, key, m, pages as u64, workers).await
+                            } else {
+                                client.batch_execute(&m.sql).await.map_err(|e| reason(&e))
+                            }
+                        }
+                        _ => client.batch_execute(&m.sql).await.map_err(|e| reason(&e)),
+                    };
+                    if let Err(why) = outcome {
                         let names: Vec<String> = m
                             .rules
                             .iter()
@@ -242,11 +272,7 @@ impl Engine {
                                 )
                             })
                             .collect();
-                        let reason = e
-                            .as_db_error()
-                            .map(|d| d.message().to_string())
-                            .unwrap_or_else(|| e.to_string());
-                        return Err(failed(format!("{} failed: {reason}", names.join(", "))));
+                        return Err(failed(format!("{} failed: {why}", names.join(", "))));
                     }
                     progress.add(m.rules.len() as u64);
                 }
@@ -359,6 +385,73 @@ impl Engine {
         }
         Ok(api::MaskingCheckResponse { findings })
     }
+}
+
+/// Tables smaller than this (8 MiB of pages) are masked by one statement.
+const SPLIT_PAGES: i64 = 1024;
+
+fn reason(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Runs `m` as `workers` statements over disjoint page ranges of the table as it is
+/// now, each in its own session as the masking role. All sessions share one snapshot,
+/// exported before any of them writes: a new row version one session writes into
+/// another's range (free space anywhere in the table) is invisible to that other one,
+/// so every row is masked exactly once (masking twice would break determinism).
+async fn run_in_ranges(
+    inst: &Instance,
+    db: &str,
+    key: &str,
+    m: &pgfork_mask::plan::MaskStatement,
+    pages: u64,
+    workers: u64,
+) -> Result<(), String> {
+    let exporter = sql::connect(inst, db).await.map_err(|e| e.to_string())?;
+    exporter
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(|e| reason(&e))?;
+    let snapshot: String = exporter
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(|e| reason(&e))?
+        .get(0);
+    let per = pages.div_ceil(workers);
+    tracing::info!(table = ?m.splittable, pages, sessions = workers, "masking a table in page ranges side by side");
+    let mut tasks = Vec::new();
+    for k in 0..workers {
+        let from = k * per;
+        let to = (k + 1 < workers).then_some((k + 1) * per);
+        let sql = m.in_pages(from, to);
+        let (inst, db, key) = (inst.clone(), db.to_string(), key.to_string());
+        let snapshot = pgfork_pg::sql::quote_literal(&snapshot);
+        tasks.push(tokio::spawn(async move {
+            let c = sql::connect(&inst, &db).await.map_err(|e| e.to_string())?;
+            c.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {snapshot}; \
+                 SET ROLE {MASKER}; SET TimeZone = 'UTC'"
+            ))
+            .await
+            .map_err(|e| reason(&e))?;
+            c.execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
+                .await
+                .map_err(|e| reason(&e))?;
+            c.batch_execute(&sql).await.map_err(|e| reason(&e))?;
+            c.batch_execute("COMMIT").await.map_err(|e| reason(&e))
+        }));
+    }
+    let mut first_error = None;
+    for t in tasks {
+        let r = t.await.map_err(|e| e.to_string()).and_then(|r| r);
+        if let Err(e) = r {
+            first_error.get_or_insert(e);
+        }
+    }
+    let _ = exporter.batch_execute("COMMIT").await;
+    first_error.map_or(Ok(()), Err)
 }
 
 type Columns = BTreeMap<(String, String), BTreeSet<String>>;
