@@ -669,10 +669,12 @@ fn a_big_table_masked_in_parallel_masks_each_row_once() {
         "each row of the split table masked once: the small table's pseudonyms still join"
     );
     let log = std::fs::read_to_string(env.home.join("daemon.log")).unwrap_or_default();
-    assert!(
-        log.contains("masking a table in page ranges side by side"),
-        "the split path ran (this machine has more than one core)"
-    );
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(
+            log.contains("masking a table in page ranges side by side"),
+            "the split path ran (this machine has more than one core)"
+        );
+    }
     let line = log
         .lines()
         .rev()
