@@ -329,6 +329,81 @@ fn mount_xfs() -> Result<(PathBuf, PathBuf)> {
 }
 
 /// `pgfork-bench proxy`: the front door's costs, measured in one run.
+/// Masking throughput: 1,000,000 rows × 3 columns (email, full name, phone; a unique
+/// index on the email), rewrite included, against an unmasked branch of the same data.
+fn bench_mask(pgfork: &Path, base: &Path) -> Result<()> {
+    let rows = 1_000_000u64;
+    let st = Store::new(base, "mask", pgfork)?;
+    st.run(&["init", "--empty", "--no-hooks"])?;
+    let url = st.run(&["url", "main"])?.trim().to_string();
+    let out = Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args([url.as_str(), "-Xqc"])
+        .arg(format!(
+            "CREATE TABLE people (id bigint PRIMARY KEY, email text UNIQUE, name text, phone text); \
+             INSERT INTO people SELECT g, 'user' || g || '@corp.example', 'Name ' || g, '+49 170 ' || g FROM generate_series(1, {rows}) g; \
+             VACUUM ANALYZE people"
+        ))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "loading the table failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rules = st.home.join("rules.toml");
+    let rule = |column: &str, f: &str| {
+        format!("[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"people\"\ncolumn_name = \"{column}\"\nmasking_function = \"{f}\"\n\n")
+    };
+    std::fs::write(
+        &rules,
+        format!(
+            "{}{}{}",
+            rule("email", "email"),
+            rule("name", "full_name"),
+            rule("phone", "phone")
+        ),
+    )?;
+    let t = Instant::now();
+    st.run(&["branch", "create", "plain"])?;
+    let plain = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    st.run(&[
+        "branch",
+        "create",
+        "masked",
+        "--mask",
+        &rules.display().to_string(),
+    ])?;
+    let masked = t.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(st.home.join("daemon.log")).unwrap_or_default();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("masked a database"))
+        .unwrap_or("")
+        .to_string();
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (update_ms, rewrite_ms) = (field("update_ms"), field("rewrite_ms"));
+    println!(
+        "masking {rows} rows × 3 columns (email unique): update {:.1} s ({:.0} rows/s), rewrite {:.1} s, update + rewrite {:.0} rows/s",
+        update_ms / 1000.0,
+        rows as f64 / (update_ms / 1000.0),
+        rewrite_ms / 1000.0,
+        rows as f64 / ((update_ms + rewrite_ms) / 1000.0)
+    );
+    println!(
+        "branch create: unmasked {plain:.1} s, masked {masked:.1} s (masking adds {:.1} s: {:.0} rows/s end to end)",
+        masked - plain,
+        rows as f64 / (masked - plain).max(0.001)
+    );
+    Ok(())
+}
+
 async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
     let st = Store::new(base, "proxy", pgfork)?;
     st.run(&["init", "--sample", "--scale", "10", "--no-hooks"])?;
@@ -430,6 +505,14 @@ async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("mask") {
+        let pgfork = std::env::current_exe()?.with_file_name("pgfork");
+        let base = std::env::args()
+            .nth(2)
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        return bench_mask(&pgfork, &base);
+    }
     if std::env::args().nth(1).as_deref() == Some("proxy") {
         let pgfork = std::env::current_exe()?.with_file_name("pgfork");
         let base = std::env::args()

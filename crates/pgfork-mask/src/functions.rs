@@ -166,7 +166,8 @@ fn call_shape(f: &str) -> Option<(&str, &str)> {
     Some((name, inner))
 }
 
-fn builtin_call(b: &'static Builtin, column: &str, args: Vec<String>) -> Result<Resolved, String> {
+/// `input` is the SQL of the value masked: a quoted column, or a JSON path in one.
+fn builtin_call(b: &'static Builtin, input: &str, args: Vec<String>) -> Result<Resolved, String> {
     if args.len() != b.args.len() {
         return Err(format!(
             "{}({}) takes {} argument(s) after the column, not {}",
@@ -176,7 +177,7 @@ fn builtin_call(b: &'static Builtin, column: &str, args: Vec<String>) -> Result<
             args.len()
         ));
     }
-    let col = quote_ident(column);
+    let col = input;
     let sql = match b.name {
         "null" => "NULL".to_string(),
         "id" => format!("pgfork_mask.id({col}::bigint)"),
@@ -202,6 +203,7 @@ fn builtin_call(b: &'static Builtin, column: &str, args: Vec<String>) -> Result<
 /// PostgreSQL Anonymizer's functions that Neon's documentation uses, mapped to the
 /// built-in that does the same (deterministically, where anon's are random).
 fn from_anon(name: &str, args: &str, column: &str) -> Result<Resolved, String> {
+    // `column` here is the SQL input (see `builtin_call`).
     let simple = |n: &str| builtin(n).map(|b| builtin_call(b, column, Vec::new()));
     let args: Vec<String> = args
         .split(',')
@@ -245,6 +247,12 @@ fn from_anon(name: &str, args: &str, column: &str) -> Result<Resolved, String> {
 
 /// What a rule's `masking_function` means for `column`.
 pub fn resolve(f: &str, column: &str) -> Result<Resolved, String> {
+    resolve_input(f, &quote_ident(column))
+}
+
+/// What a rule's `masking_function` means for the value `input` (SQL).
+pub fn resolve_input(f: &str, input: &str) -> Result<Resolved, String> {
+    let column = input;
     if let Some((name, args)) = call_shape(f) {
         if let Some(anon) = name.strip_prefix("anon.") {
             return from_anon(anon, args, column);

@@ -7,9 +7,13 @@
 //! statistics' samples, and the statistics catalogs are rewritten too, since the old
 //! samples would otherwise stay behind as dead tuples.
 
-use crate::functions::{resolve, Resolved};
+use crate::functions::Resolved;
 use crate::rules::MaskingRule;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The columns of each table (`(schema, table)` → column → its type as `format_type`
+/// writes it).
+pub type TableColumns = BTreeMap<(String, String), BTreeMap<String, String>>;
 
 /// A column that is part of a unique index or primary key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,7 +73,7 @@ fn literal(s: &str) -> String {
 /// (`schema.table` → column names); `unique` the columns of unique indexes.
 pub fn plan_database(
     rules: &[(usize, &MaskingRule)],
-    columns: &BTreeMap<(String, String), BTreeSet<String>>,
+    columns: &TableColumns,
     unique: &BTreeSet<UniqueColumn>,
 ) -> Result<DatabasePlan, String> {
     // table → condition → [(rule index, column, resolved)]
@@ -84,16 +88,29 @@ pub fn plan_database(
                 r.schema_name, r.table_name, r.database_name
             )));
         };
-        if !cols.contains(&r.column_name) {
+        let Some(column_type) = cols.get(&r.column_name) else {
             return Err(name(format!(
                 "table {}.{} has no column {:?}",
                 r.schema_name, r.table_name, r.column_name
             )));
-        }
+        };
+        // A JSON path masks the value there, read from the row as it was.
+        let path_lit = r.json_path.as_ref().map(|p| {
+            let keys: Vec<String> = p
+                .iter()
+                .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            literal(&format!("{{{}}}", keys.join(",")))
+        });
+        let input = match &path_lit {
+            Some(p) => format!("({} #>> {p})", ident(&r.column_name)),
+            None => ident(&r.column_name),
+        };
         let resolved = match (&r.masking_function, &r.masking_value) {
-            (Some(f), _) => resolve(f, &r.column_name).map_err(&name)?,
+            (Some(f), _) => crate::functions::resolve_input(f, &input).map_err(&name)?,
             (None, Some(v)) => Resolved {
-                sql: literal(v),
+                // Typed, so that to_jsonb knows what it holds in a JSON path.
+                sql: format!("{}::text", literal(v)),
                 builtin: None,
                 keeps_uniqueness: Some(false),
                 whole_column: false,
@@ -123,6 +140,24 @@ pub fn plan_database(
                 "shuffle applies to the whole column: drop `where`".into(),
             ));
         }
+        let resolved = match &path_lit {
+            // Built-ins compute text: back to the column's own type (date, uuid, inet…).
+            None if !resolved.whole_column => Resolved {
+                sql: format!("({})::{column_type}", resolved.sql),
+                ..resolved
+            },
+            None => resolved,
+            Some(p) => Resolved {
+                // Keeps the rest of the document; a row without the path is unchanged.
+                // create_missing = false: a document without the path stays as it is.
+                sql: format!(
+                    "jsonb_set({{base}}, {p}, coalesce(to_jsonb({v}), 'null'::jsonb), false)",
+                    v = resolved.sql,
+                ),
+                keeps_uniqueness: Some(false),
+                ..resolved
+            },
+        };
         tables
             .entry(key)
             .or_default()
@@ -139,9 +174,33 @@ pub fn plan_database(
             let (whole, each): (Vec<_>, Vec<_>) =
                 group.iter().partition(|(_, _, r)| r.whole_column);
             if !each.is_empty() {
-                let sets: Vec<String> = each
+                // One assignment per column: JSON paths in one column nest, each
+                // reading the original document.
+                let mut per_column: BTreeMap<&str, String> = BTreeMap::new();
+                for (_, c, r) in &each {
+                    let is_path = r.sql.contains("{base}");
+                    match per_column.get(c.as_str()) {
+                        None if is_path => {
+                            per_column.insert(c, r.sql.replace("{base}", &ident(c)));
+                        }
+                        None => {
+                            per_column.insert(c, r.sql.clone());
+                        }
+                        Some(prev) if is_path && prev.contains("jsonb_set") => {
+                            let nested = r.sql.replace("{base}", &format!("({prev})"));
+                            per_column.insert(c, nested);
+                        }
+                        Some(_) => {
+                            return Err(format!(
+                                "masking rules {} mask column {c:?} of {t} both whole and by JSON path: keep one",
+                                each.iter().filter(|(_, cc, _)| cc == c).map(|(i, _, _)| i.to_string()).collect::<Vec<_>>().join(" and ")
+                            ));
+                        }
+                    }
+                }
+                let sets: Vec<String> = per_column
                     .iter()
-                    .map(|(_, c, r)| format!("{} = {}", ident(c), r.sql))
+                    .map(|(c, sql)| format!("{} = {sql}", ident(c)))
                     .collect();
                 let mut sql = format!("UPDATE {t} SET {}", sets.join(", "));
                 if let Some(c) = condition {
@@ -196,27 +255,32 @@ mod tests {
             masking_function: Some(f.into()),
             masking_value: None,
             condition: None,
+            json_path: None,
             allow_uniqueness_loss: false,
         }
     }
 
-    type Catalog = (
-        BTreeMap<(String, String), BTreeSet<String>>,
-        BTreeSet<UniqueColumn>,
-    );
+    type Catalog = (TableColumns, BTreeSet<UniqueColumn>);
 
     fn catalog() -> Catalog {
+        let typed = |cols: &[&str]| -> BTreeMap<String, String> {
+            cols.iter()
+                .map(|c| {
+                    (
+                        c.to_string(),
+                        if *c == "id" { "bigint" } else { "text" }.to_string(),
+                    )
+                })
+                .collect()
+        };
         let mut cols = BTreeMap::new();
         cols.insert(
             ("public".to_string(), "users".to_string()),
-            ["id", "email", "name", "phone"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            typed(&["id", "email", "name", "phone"]),
         );
         cols.insert(
             ("public".to_string(), "orders".to_string()),
-            ["id", "email"].iter().map(|s| s.to_string()).collect(),
+            typed(&["id", "email"]),
         );
         let unique = [("users", "email"), ("users", "id")]
             .iter()
@@ -243,10 +307,10 @@ mod tests {
         assert_eq!(
             p.mask.iter().map(|m| (m.rules.clone(), m.sql.clone())).collect::<Vec<_>>(),
             vec![
-                (vec![3], "UPDATE \"public\".\"orders\" SET \"email\" = pgfork_mask.email(\"email\"::text)".to_string()),
+                (vec![3], "UPDATE \"public\".\"orders\" SET \"email\" = (pgfork_mask.email(\"email\"::text))::text".to_string()),
                 (
                     vec![1, 2],
-                    "UPDATE \"public\".\"users\" SET \"email\" = pgfork_mask.email(\"email\"::text), \"name\" = pgfork_mask.full_name(\"name\"::text)".to_string()
+                    "UPDATE \"public\".\"users\" SET \"email\" = (pgfork_mask.email(\"email\"::text))::text, \"name\" = (pgfork_mask.full_name(\"name\"::text))::text".to_string()
                 ),
             ]
         );
@@ -327,5 +391,52 @@ mod tests {
             plain.in_pages(7, None),
             "UPDATE t SET c = 1 WHERE ctid >= '(7,0)'::tid"
         );
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn json_paths_mask_values_inside_a_document_and_nest_per_column() {
+        let mut cols = BTreeMap::new();
+        cols.insert(
+            ("public".to_string(), "users".to_string()),
+            [("profile".to_string(), "jsonb".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        let rule = |path: &[&str], f: &str| MaskingRule {
+            database_name: "app".into(),
+            schema_name: "public".into(),
+            table_name: "users".into(),
+            column_name: "profile".into(),
+            masking_function: Some(f.into()),
+            masking_value: None,
+            condition: None,
+            json_path: Some(path.iter().map(|s| s.to_string()).collect()),
+            allow_uniqueness_loss: false,
+        };
+        let (a, b) = (
+            rule(&["contact", "email"], "email"),
+            rule(&["name"], "full_name"),
+        );
+        let p = plan_database(&[(1, &a), (2, &b)], &cols, &BTreeSet::new()).expect("plan");
+        let sql = &p.mask[0].sql;
+        assert_eq!(p.mask.len(), 1, "{sql}");
+        assert!(
+            sql.starts_with("UPDATE \"public\".\"users\" SET \"profile\" = jsonb_set("),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("pgfork_mask.email((\"profile\" #>> '{\"contact\",\"email\"}')::text)"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("pgfork_mask.full_name((\"profile\" #>> '{\"name\"}')::text)"),
+            "{sql}"
+        );
+        assert_eq!(sql.matches("jsonb_set").count(), 2, "nested: {sql}");
     }
 }

@@ -25,6 +25,10 @@ pub struct MaskingRule {
     /// pgfork: only rows for which this SQL condition holds are masked.
     #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// pgfork: in a `jsonb` column, mask only the value at this path of keys
+    /// (`["contact", "email"]`); rows without it are left as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_path: Option<Vec<String>>,
     /// pgfork: mask a column of a unique index or primary key with a function that may
     /// map two values to one (refused otherwise, before anything runs).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -146,12 +150,27 @@ impl MaskingRules {
             if let Some(f) = &r.masking_function {
                 crate::functions::resolve(f, &r.column_name).map_err(bad)?;
             }
+            if let Some(path) = &r.json_path {
+                if path.is_empty() {
+                    return Err(bad(
+                        "json_path is empty: name the keys down to the value".into()
+                    ));
+                }
+                if let Some(f) = &r.masking_function {
+                    let resolved = crate::functions::resolve(f, &r.column_name).map_err(bad)?;
+                    if resolved.builtin.is_none() || resolved.whole_column {
+                        return Err(bad(
+                            "json_path works with a built-in function (not shuffle) or masking_value".into(),
+                        ));
+                    }
+                }
+            }
             let key = (
                 r.database_name.clone(),
                 r.schema_name.clone(),
                 r.table_name.clone(),
                 r.column_name.clone(),
-                r.condition.clone(),
+                (r.condition.clone(), r.json_path.clone()),
             );
             if !seen.insert(key) {
                 return Err(bad(
@@ -240,6 +259,7 @@ masking_value = "redacted"
             masking_function: f.map(str::to_string),
             masking_value: v.map(str::to_string),
             condition: None,
+            json_path: None,
             allow_uniqueness_loss: false,
         };
         let both = MaskingRules {

@@ -685,3 +685,121 @@ fn a_big_table_masked_in_parallel_masks_each_row_once() {
         "masking split: {pages} pages masked by page ranges, each row once ({line})"
     ));
 }
+
+/// JSON-path rules mask a value inside a `jsonb` document and keep the rest of it.
+#[test]
+fn json_path_rules_mask_inside_documents() {
+    let Some(env) = Env::new("mask-json", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    psql_ok(
+        &env.url("main"),
+        r#"CREATE TABLE accounts (id int PRIMARY KEY, profile jsonb);
+           INSERT INTO accounts VALUES
+             (1, '{"contact": {"email": "erin@corp.example", "phone": "+49 170 1"}, "plan": "pro"}'),
+             (2, '{"plan": "free"}'),
+             (3, NULL);
+           CREATE TABLE visits (id uuid PRIMARY KEY, born date, seen timestamptz, addr inet, spent numeric(10,2), age int);
+           INSERT INTO visits VALUES ('6f1c2a36-5d27-4c55-9b53-1d1f2f0a8e11', '1980-05-17', '2026-01-02 03:04:05+00', '203.0.113.7', 123.45, 37);"#,
+    );
+    let rules = env.home.join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "accounts"
+column_name = "profile"
+json_path = ["contact", "email"]
+masking_function = "email"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "accounts"
+column_name = "profile"
+json_path = ["contact", "phone"]
+masking_value = "redacted"
+
+# Built-ins compute text; every column gets its own type back.
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "id"
+masking_function = "uuid"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "born"
+masking_function = "date_shift(30)"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "seen"
+masking_function = "date_shift(2)"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "addr"
+masking_function = "ip"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "spent"
+masking_function = "noise(0.1)"
+
+[[masking_rules]]
+database_name = "postgres"
+schema_name = "public"
+table_name = "visits"
+column_name = "age"
+masking_function = "generalize(10)"
+"#,
+    )
+    .expect("rules");
+    env.ok(&[
+        "branch",
+        "create",
+        "m",
+        "--mask",
+        &rules.display().to_string(),
+    ]);
+    let m = env.url("m");
+    assert_eq!(
+        psql_ok(
+            &m,
+            "SELECT string_agg(coalesce(profile #>> '{contact,email}', '-') || '|' || coalesce(profile #>> '{contact,phone}', '-') || '|' || coalesce(profile ->> 'plan', '-'), ';' ORDER BY id) FROM accounts"
+        ),
+        psql_ok(
+            &m,
+            "SELECT (SELECT profile #>> '{contact,email}' FROM accounts WHERE id = 1) || '|redacted|pro;-|-|free;-|-|-'"
+        )
+    );
+    assert_eq!(
+        psql_ok(&m, "SELECT count(*) FROM accounts WHERE profile::text LIKE '%corp.example%' OR profile::text LIKE '%+49%'"),
+        "0"
+    );
+    assert_eq!(
+        psql_ok(&m, "SELECT profile #>> '{contact,email}' LIKE 'user\\_%@example.com' FROM accounts WHERE id = 1"),
+        "t"
+    );
+    assert_eq!(
+        psql_ok(
+            &m,
+            "SELECT id <> '6f1c2a36-5d27-4c55-9b53-1d1f2f0a8e11' AND abs(born - date '1980-05-17') <= 30 \
+                    AND addr << inet '10.0.0.0/8' AND spent BETWEEN 111 AND 136 AND age = 30 FROM visits"
+        ),
+        "t"
+    );
+}

@@ -454,7 +454,7 @@ async fn run_in_ranges(
     first_error.map_or(Ok(()), Err)
 }
 
-type Columns = BTreeMap<(String, String), BTreeSet<String>>;
+type Columns = pgfork_mask::plan::TableColumns;
 
 /// The columns of every table, and those in unique indexes (primary keys included).
 async fn catalog(
@@ -463,7 +463,8 @@ async fn catalog(
     let mut columns: Columns = BTreeMap::new();
     for r in client
         .query(
-            "SELECT n.nspname::text, c.relname::text, a.attname::text FROM pg_attribute a \
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped",
             &[],
@@ -473,7 +474,7 @@ async fn catalog(
         columns
             .entry((r.get(0), r.get(1)))
             .or_default()
-            .insert(r.get(2));
+            .insert(r.get(2), r.get(3));
     }
     let unique = client
         .query(
