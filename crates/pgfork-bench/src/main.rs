@@ -340,9 +340,10 @@ fn bench_mask(pgfork: &Path, base: &Path) -> Result<()> {
         .args([url.as_str(), "-Xqc"])
         .arg(format!(
             "CREATE TABLE people (id bigint PRIMARY KEY, email text UNIQUE, name text, phone text); \
-             INSERT INTO people SELECT g, 'user' || g || '@corp.example', 'Name ' || g, '+49 170 ' || g FROM generate_series(1, {rows}) g; \
-             VACUUM ANALYZE people"
+             INSERT INTO people SELECT g, 'user' || g || '@corp.example', 'Name ' || g, '+49 170 ' || g FROM generate_series(1, {rows}) g"
         ))
+        .arg("-c")
+        .arg("VACUUM ANALYZE people")
         .output()?;
     if !out.status.success() {
         bail!(
