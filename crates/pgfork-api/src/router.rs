@@ -187,6 +187,13 @@ pub trait Backend: Send + Sync + 'static {
         headers: Vec<(String, String)>,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<WebhookOutcome, ApiError>> + Send;
+    /// Neon: the rules a branch was masked with (none for a branch that was not masked
+    /// itself; a child of a masked branch copies masked data).
+    fn masking_rules(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<MaskingRulesResponse, ApiError>> + Send;
     /// pgfork: the columns of a branch that look personal and the rules do not cover.
     fn masking_check(
         &self,
@@ -405,6 +412,28 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/pgfork/webhook",
             post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<WebhookCreate>| async move {
                 b.create_webhook(p, req).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branch_anonymized",
+            post(|State(b): State<Arc<B>>, Path(p): Path<String>, Json(req): Json<BranchAnonymizedCreateRequest>| async move {
+                if req.masking_rules.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "pgfork masks while it creates the branch: give masking_rules (no client sees it before masking has finished)",
+                    ));
+                }
+                let mut create = req.branch_create.unwrap_or(BranchCreateRequest {
+                    branch: BranchCreate::default(),
+                    endpoints: vec![],
+                });
+                create.branch.pgfork_masking_rules = Some(req.masking_rules);
+                b.create_branch(p, create).await.map(|r| (StatusCode::CREATED, Json(r)))
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/masking_rules",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move {
+                b.masking_rules(p, br).await.map(Json)
             }),
         )
         .route(

@@ -721,6 +721,26 @@ pub struct MaskingCheckRequest {
     pub keep: Vec<String>,
 }
 
+/// Neon's `POST /projects/{id}/branch_anonymized` body. pgfork masks while it creates
+/// the branch, so `start_anonymization` is always in effect.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct BranchAnonymizedCreateRequest {
+    #[serde(default)]
+    pub branch_create: Option<BranchCreateRequest>,
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub masking_rules: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub start_anonymization: Option<bool>,
+}
+
+/// Neon's `MaskingRulesResponse`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct MaskingRulesResponse {
+    #[schema(value_type = Vec<Object>)]
+    pub masking_rules: Vec<serde_json::Value>,
+}
+
 /// A column that looks personal (or, in strict mode, is undecided) and no rule covers.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct MaskingFinding {

@@ -784,6 +784,30 @@ impl Backend for Api {
             })
     }
 
+    async fn masking_rules(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::MaskingRulesResponse, ApiError> {
+        let p = self.0.project(&project)?;
+        let b = self.0.branch(&p, &branch)?;
+        let stored = self
+            .0
+            .store()
+            .branch_masking(&b.id)
+            .map_err(crate::engine::store_err)?;
+        let masking_rules = match stored {
+            None => Vec::new(),
+            Some(json) => pgfork_mask::MaskingRules::parse(&json)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .masking_rules
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect(),
+        };
+        Ok(api::MaskingRulesResponse { masking_rules })
+    }
+
     async fn masking_check(
         &self,
         project: String,

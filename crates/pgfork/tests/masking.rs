@@ -803,3 +803,77 @@ masking_function = "generalize(10)"
         "t"
     );
 }
+
+/// Neon's anonymized-branch API: `POST /branch_anonymized` creates a masked branch, and
+/// `GET …/masking_rules` gives the rules back exactly as they were sent.
+#[test]
+fn neons_anonymized_branch_api_masks_and_round_trips_its_rules() {
+    let Some(mut env) = Env::new("mask-neon", Storage::Copy) else {
+        return;
+    };
+    let base = env.serve_api(false);
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'frank@corp.example');",
+    );
+    let key = env
+        .ok(&["token", "create", "neon-client"])
+        .trim()
+        .to_string();
+    let rules = serde_json::json!([{
+        "database_name": "postgres",
+        "schema_name": "public",
+        "table_name": "users",
+        "column_name": "email",
+        "masking_function": "anon.fake_email()"
+    }]);
+    let body = serde_json::json!({
+        "branch_create": {"branch": {"name": "anon"}},
+        "masking_rules": rules,
+        "start_anonymization": true
+    })
+    .to_string();
+    let (status, made) = http(
+        &base,
+        "POST",
+        "/projects/repo/branch_anonymized",
+        Some(&key),
+        Some(&body),
+    );
+    assert_eq!(status, 201, "{made}");
+    let id = made["branch"]["id"].as_str().expect("id").to_string();
+    wait_until(
+        "the anonymized branch",
+        std::time::Duration::from_secs(60),
+        || env.branch("anon")["state"] == "running",
+    );
+    assert_eq!(env.branch("anon")["masked"], true);
+    assert_eq!(
+        psql_ok(
+            &env.url("anon"),
+            "SELECT count(*) FROM users WHERE email LIKE '%corp.example'"
+        ),
+        "0"
+    );
+    let (status, got) = http(
+        &base,
+        "GET",
+        &format!("/projects/repo/branches/{id}/masking_rules"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got["masking_rules"], rules,
+        "the rules round-trip unchanged"
+    );
+    let (status, none) = http(
+        &base,
+        "POST",
+        "/projects/repo/branch_anonymized",
+        Some(&key),
+        Some(r#"{"branch_create": {"branch": {"name": "x"}}}"#),
+    );
+    assert_eq!(status, 400, "{none}");
+}

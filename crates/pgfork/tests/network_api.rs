@@ -5,67 +5,6 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 
-/// One plain-HTTP request (loopback API); the status and the parsed JSON body.
-fn http(
-    base: &str,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> (u16, serde_json::Value) {
-    let rest = base.strip_prefix("http://").expect("http base");
-    let authority = rest.split('/').next().expect("authority");
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the API");
-    let mut req =
-        format!("{method} /api/v2{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
-    if let Some(k) = key {
-        req.push_str(&format!("Authorization: Bearer {k}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || method == "POST" || method == "PATCH" {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).expect("send");
-    stream.write_all(body.as_bytes()).expect("send body");
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    let json = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-    (status, json)
-}
-
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 fn key(env: &Env, args: &[&str]) -> String {
     let mut a = vec!["token", "create"];
     a.extend_from_slice(args);
