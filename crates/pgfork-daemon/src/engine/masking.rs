@@ -292,7 +292,25 @@ impl Engine {
                         .await
                         .map_err(|e| failed(format!("{s}: {e}")))?;
                 }
-                tracing::info!(database = %db, update_ms, rewrite_ms = t_rewrite.elapsed().as_millis() as u64, "masked a database (rules, then the rewrite)");
+                // Materialized views hold copies of what they select: computed again from
+                // the masked tables (a refresh writes new files, the old ones go).
+                let views: Vec<String> = client
+                    .query(
+                        "SELECT format('REFRESH MATERIALIZED VIEW %I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for v in &views {
+                    client
+                        .batch_execute(v)
+                        .await
+                        .map_err(|e| failed(format!("{v}: {e}")))?;
+                }
+                tracing::info!(database = %db, update_ms, rewrite_ms = t_rewrite.elapsed().as_millis() as u64, materialized_views = views.len(), "masked a database (rules, then the rewrite)");
                 let has_pgss: bool = client
                     .query_one(
                         "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_stat_statements')",
