@@ -14,7 +14,7 @@ pub mod http;
 mod server;
 mod sql;
 
-pub use server::{Options, PgforkMcp};
+pub use server::{Options, PgforkMcp, PiiMasking};
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {

@@ -25,6 +25,17 @@ pub struct Options {
     pub allow_protected_writes: bool,
     /// TTL of branches made without one (agents forget to clean up).
     pub default_ttl: Option<String>,
+    /// The repository holds personal data (`[masking] pii = true`): a branch of an
+    /// unmasked branch is masked by these rules, as a git checkout's would be.
+    pub pii_masking: Option<PiiMasking>,
+}
+
+/// Masking rules (Neon's objects) with pgfork's strict mode and reviewed columns.
+#[derive(Debug, Clone, Default)]
+pub struct PiiMasking {
+    pub rules: Vec<serde_json::Value>,
+    pub strict: bool,
+    pub keep: Vec<String>,
 }
 
 /// The tools that change something: absent in `--read-only` mode.
@@ -392,6 +403,25 @@ impl PgforkMcp {
             let d = pgfork_core::parse_ttl(&ttl).map_err(|e| e.to_string())?;
             Some(pgfork_core::expires_at_from_ttl(chrono::Utc::now(), d))
         };
+        // In a project with personal data an agent's branch of unmasked data is masked.
+        let masking = match &self.options.pii_masking {
+            None => None,
+            Some(pii) => {
+                let source = match &parent {
+                    Some(p) => self.branch(project, p).await?,
+                    None => self
+                        .client
+                        .list_branches(project, false, false)
+                        .await
+                        .map_err(|e| api_message(&e))?
+                        .branches
+                        .into_iter()
+                        .find(|b| b.parent_id.is_none())
+                        .ok_or_else(|| format!("project {project:?} has no root branch"))?,
+                };
+                (!source.masked).then(|| pii.clone())
+            }
+        };
         let resp = self
             .client
             .create_branch(
@@ -401,6 +431,9 @@ impl PgforkMcp {
                         name: Some(name),
                         parent_id: parent,
                         expires_at,
+                        pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
+                        pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
+                        pgfork_masking_rules: masking.map(|m| m.rules),
                         ..Default::default()
                     },
                     endpoints: vec![json!({"type": "read_write"})],

@@ -737,3 +737,47 @@ async fn every_tool_does_what_it_says() {
     assert!(ok && b["state"] == "running", "{b}");
     let _ = s.client.cancel().await;
 }
+
+/// In a repository marked `[masking] pii = true`, an agent's branch of unmasked data is
+/// masked by the repository's rules, as a git checkout's is.
+#[test]
+fn an_agents_branch_in_a_project_with_personal_data_is_masked() {
+    let Some(_) = inspector() else {
+        not_run("MCP inspector (npm install --prefix /tmp/pgfork-drivers/node @modelcontextprotocol/inspector)");
+        return;
+    };
+    let Some(env) = Env::new("mcp-pii", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'gina@corp.example');",
+    );
+    std::fs::write(
+        env.repo.join("masking.toml"),
+        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"users\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n",
+    )
+    .expect("rules");
+    let toml = env.repo.join(".pgfork.toml");
+    let mut text = std::fs::read_to_string(&toml).expect("config");
+    text.push_str("\n[masking]\nrules = \"masking.toml\"\npii = true\n");
+    std::fs::write(&toml, text).expect("config");
+    let (ok, made) = inspect(
+        &env,
+        &[],
+        "tools/call",
+        Some("create_branch"),
+        &[("name", "agent-task")],
+    );
+    assert!(ok, "{made}");
+    let url = made["connection_string"].as_str().expect("url").to_string();
+    assert_eq!(
+        psql_ok(
+            &url,
+            "SELECT count(*) FROM users WHERE email LIKE '%corp.example'"
+        ),
+        "0"
+    );
+    assert_eq!(env.branch("agent-task")["masked"], true);
+}

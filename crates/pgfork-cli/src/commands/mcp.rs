@@ -7,6 +7,24 @@ pub(super) async fn mcp(args: McpArgs, explicit: Option<&str>) -> Result<i32> {
     match args.command {
         None => {
             // stdout is the protocol from here on: nothing else may print there.
+            let config = project::find_config()
+                .map(|path| project::read_config(&path))
+                .transpose()?;
+            let pii_masking = match config {
+                Some(cfg) if cfg.masking.pii => {
+                    let rules = project::read_masking_rules("")?;
+                    Some(pgfork_mcp::PiiMasking {
+                        rules: rules
+                            .masking_rules
+                            .iter()
+                            .map(|r| serde_json::to_value(r).unwrap_or_default())
+                            .collect(),
+                        strict: rules.strict,
+                        keep: rules.keep,
+                    })
+                }
+                _ => None,
+            };
             let client = ensure_daemon().await?;
             pgfork_mcp::serve_stdio(
                 client,
@@ -15,6 +33,7 @@ pub(super) async fn mcp(args: McpArgs, explicit: Option<&str>) -> Result<i32> {
                     project: explicit.map(str::to_string),
                     allow_protected_writes: args.allow_protected_writes,
                     default_ttl: args.default_ttl,
+                    pii_masking,
                 },
             )
             .await?;
