@@ -136,3 +136,108 @@ fn help_shows_examples_and_verbose_shows_what_pgfork_does() {
     assert!(!loud.stderr.is_empty(), "-vv logs to stderr");
     assert_eq!(quiet.stdout, loud.stdout, "logs never reach stdout");
 }
+
+/// An interactive session, driven through tmux as a person would type it: completions
+/// load, a copy-mode `init` warns once with the fix, `git branch -D` says where the
+/// database went and how to bring it back.
+#[test]
+fn an_interactive_session_in_tmux() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        not_run("the tmux session test (apt-get install tmux)");
+        return;
+    }
+    let Some(env) = Env::new("tmux", Storage::Copy) else {
+        return;
+    };
+    let socket = format!("pgfork-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
+    };
+    let bin = pgfork_exe();
+    let shell = format!(
+        "env -i HOME={home} TERM=xterm PATH={bin}:/usr/bin:/bin PGFORK_HOME={home} PGFORK_PORTS={ports} GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t bash --norc --noprofile",
+        home = env.home.display(),
+        bin = bin.parent().expect("bin dir").display(),
+        ports = env.ports,
+    );
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "220",
+        "-y",
+        "60",
+        "-c",
+        &env.repo.display().to_string(),
+        &shell,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    struct Kill<'a>(&'a dyn Fn(&[&str]) -> std::process::Output);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let _kill = Kill(&tmux);
+    let screen = || {
+        String::from_utf8_lossy(
+            &tmux(&["capture-pane", "-p", "-J", "-S", "-200", "-t", "t"]).stdout,
+        )
+        .to_string()
+    };
+    let type_line = |keys: &str| {
+        tmux(&["send-keys", "-t", "t", "-l", keys]);
+        tmux(&["send-keys", "-t", "t", "Enter"]);
+    };
+    let wait_for = |what: &str, needle: &str| {
+        wait_until(what, std::time::Duration::from_secs(60), || {
+            screen().contains(needle)
+        });
+    };
+
+    type_line("source <(pgfork completions bash) && echo completions-$((1 + 1))-ready");
+    wait_for("the completions to load", "completions-2-ready");
+    tmux(&["send-keys", "-t", "t", "-l", "pgfork bran"]);
+    tmux(&["send-keys", "-t", "t", "Tab"]);
+    wait_for("Tab to complete the command", "pgfork branch ");
+    tmux(&["send-keys", "-t", "t", "C-u"]);
+
+    type_line("pgfork init --empty; echo init-$((1 + 1))-done");
+    wait_for("init", "init-2-done");
+    let after_init = screen();
+    assert_eq!(
+        after_init.matches("no reflinks").count(),
+        1,
+        "the copy-mode warning once: {after_init}"
+    );
+    assert!(
+        after_init.contains("mkfs.xfs"),
+        "with the fix: {after_init}"
+    );
+
+    type_line(
+        "git checkout -q -b doomed && git checkout -q main && git branch -D doomed; echo delete-$((1 + 1))-done",
+    );
+    wait_for("git branch -D", "delete-2-done");
+    let after_delete = screen();
+    assert!(
+        after_delete.contains("pgfork branch recover"),
+        "the trash line with the command that undoes it: {after_delete}"
+    );
+    report("tmux: completions complete `pgfork bran<Tab>`, a copy-mode init warns once with the fix, `git branch -D` prints the recover command");
+}
