@@ -178,10 +178,7 @@ fn the_extension_follows_head_and_resets_in_a_real_vs_code() {
         String::from_utf8_lossy(&installed.stderr)
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port for code-server");
+    let port = free_port();
     let log = std::fs::File::create(env.home.join("code-server.log")).expect("log");
     let mut serve = code_server(&[
         "--auth",

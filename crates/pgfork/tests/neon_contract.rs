@@ -89,11 +89,7 @@ fn the_cli_drives_a_server_that_answers_as_neon_does() {
     let file = env.home.join("examples.json");
     std::fs::create_dir_all(&env.home).expect("home");
     std::fs::write(&file, examples(&spec).to_string()).expect("examples");
-    // A port the kernel picks, apart from every env's branch ports.
-    let port: u16 = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port for the stand-in");
+    let port: u16 = free_port();
     let stub = std::process::Command::new("python3")
         .arg(support("neon_stub.py"))
         .arg(&file)

@@ -116,6 +116,23 @@ pub fn xfs_dir() -> Option<PathBuf> {
 }
 
 static NEXT: AtomicU16 = AtomicU16::new(0);
+static NEXT_SERVICE_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// A port for a server a test starts (the network API, code-server, a stand-in),
+/// free on every interface now, from 30000–32767: above every env's branch ports and
+/// below the kernel's ephemeral range, where the source port of any outgoing
+/// connection could take it between this choice and the server's bind.
+pub fn free_port() -> u16 {
+    let offset = (std::process::id() % 27) * 100;
+    for _ in 0..2_700 {
+        let n = u32::from(NEXT_SERVICE_PORT.fetch_add(1, Ordering::SeqCst));
+        let port = (30_000 + (offset + n) % 2_700) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 30000-32699 for a test server");
+}
 
 pub struct Env {
     pub name: String,
@@ -185,13 +202,10 @@ impl Env {
         Some(env)
     }
 
-    /// Serves the network API from this env's daemon, on a port the kernel picks (from
-    /// the ephemeral range, apart from every env's branch ports); returns the base URL.
+    /// Serves the network API from this env's daemon, on a [`free_port`]; returns the
+    /// base URL.
     pub fn serve_api(&mut self, tls: bool) -> String {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port for the API");
+        let port = free_port();
         let scheme = if tls { "https" } else { "http" };
         self.extra_env.push((
             "PGFORK_API_LISTEN".into(),
