@@ -329,6 +329,56 @@ fn mount_xfs() -> Result<(PathBuf, PathBuf)> {
 }
 
 /// `pgfork-bench proxy`: the front door's costs, measured in one run.
+/// What pgfork's git hooks add to a `git checkout` of a branch that already has its
+/// database (post-checkout pairs `.env`, reference-transaction watches deletions):
+/// alternating checkouts with the hooks and with `core.hooksPath` pointing nowhere.
+fn bench_checkout(pgfork: &Path, base: &Path) -> Result<()> {
+    let st = Store::new(base, "checkout", pgfork)?;
+    let git = |args: &[&str], hooks: bool| -> Result<()> {
+        let mut c = Command::new("git");
+        if !hooks {
+            c.args(["-c", "core.hooksPath=/dev/null"]);
+        }
+        let out = c
+            .args(args)
+            .current_dir(&st.repo)
+            .env("PGFORK_HOME", &st.home)
+            .env("PGFORK_PORTS", "27000-27999")
+            .env("GIT_AUTHOR_NAME", "b")
+            .env("GIT_AUTHOR_EMAIL", "b@b")
+            .env("GIT_COMMITTER_NAME", "b")
+            .env("GIT_COMMITTER_EMAIL", "b@b")
+            .output()?;
+        if !out.status.success() {
+            bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"], true)?;
+    git(&["commit", "-q", "--allow-empty", "-m", "init"], true)?;
+    st.run(&["init", "--empty"])?;
+    git(&["checkout", "-q", "-b", "feature"], true)?;
+    git(&["checkout", "-q", "main"], true)?;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        for (hooks, into) in [(true, &mut with), (false, &mut without)] {
+            for target in ["feature", "main"] {
+                let t = Instant::now();
+                git(&["checkout", "-q", target], hooks)?;
+                into.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    println!(
+        "git checkout of a branch with its database, 40 each, alternating: with pgfork's hooks p50 {:.1} ms (p95 {:.1}), without {:.1} ms: the hooks add {:.1} ms at p50",
+        pct(&with, 50.0),
+        pct(&with, 95.0),
+        pct(&without, 50.0),
+        pct(&with, 50.0) - pct(&without, 50.0)
+    );
+    Ok(())
+}
+
 /// Masking throughput: 1,000,000 rows × 3 columns (email, full name, phone; a unique
 /// index on the email), rewrite included, against an unmasked branch of the same data.
 fn bench_mask(pgfork: &Path, base: &Path) -> Result<()> {
@@ -506,6 +556,14 @@ async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("checkout") {
+        let pgfork = std::env::current_exe()?.with_file_name("pgfork");
+        let base = std::env::args()
+            .nth(2)
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        return bench_checkout(&pgfork, &base);
+    }
     if std::env::args().nth(1).as_deref() == Some("mask") {
         let pgfork = std::env::current_exe()?.with_file_name("pgfork");
         let base = std::env::args()

@@ -99,6 +99,12 @@ pub enum Command {
         /// the data): it has no password in it, as that role logs in with its own.
         #[arg(long, value_name = "NAME", conflicts_with = "follow")]
         role: Option<String>,
+        /// The branch's private unix socket instead of its port: the highest local
+        /// throughput (no proxy), for the daemon's own user on its machine only. Starts
+        /// the branch; a suspended branch is not woken by it later, and idle tracking
+        /// does not see its clients.
+        #[arg(long, conflicts_with_all = ["follow", "secure"])]
+        direct: bool,
     },
     /// Open psql on a branch.
     Psql {

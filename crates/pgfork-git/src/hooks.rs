@@ -36,15 +36,26 @@ pub fn block(hook: &str, exe: &Path) -> String {
         shell_quote(&exe.display().to_string())
     );
     let body = match hook {
+        // Runs on every ref update of every git command (twice: prepared, committed),
+        // so it spawns nothing unless a branch was deleted: shell builtins only. Stdin is
+        // read only when committed, and handed on to any hook chained after ours.
         "reference-transaction" => format!(
-            "pgfork_stdin=$(cat)\n\
-             if [ \"$1\" = committed ] && printf '%s\\n' \"$pgfork_stdin\" | grep -Eq '^[0-9a-f]+ 0+ refs/heads/'; then\n\
-             \x20 {find}\n\
-             \x20 [ -n \"$pgfork_bin\" ] && printf '%s\\n' \"$pgfork_stdin\" | \"$pgfork_bin\" hook reference-transaction \"$@\" || true\n\
-             fi\n\
-             exec 0<<PGFORK_STDIN_EOF\n\
+            "if [ \"$1\" = committed ]; then\n\
+             \x20 pgfork_stdin=; pgfork_sep=\n\
+             \x20 while IFS= read -r pgfork_line || [ -n \"$pgfork_line\" ]; do\n\
+             \x20   pgfork_stdin=\"$pgfork_stdin$pgfork_sep$pgfork_line\"; pgfork_sep='\n'\n\
+             \x20 done\n\
+             \x20 case \"$pgfork_stdin\" in\n\
+             \x20   *\" {zero40} refs/heads/\"*|*\" {zero64} refs/heads/\"*)\n\
+             \x20     {find}\n\
+             \x20     [ -n \"$pgfork_bin\" ] && printf '%s\\n' \"$pgfork_stdin\" | \"$pgfork_bin\" hook reference-transaction \"$@\" || true ;;\n\
+             \x20 esac\n\
+             \x20 exec 0<<PGFORK_STDIN_EOF\n\
              $pgfork_stdin\n\
-             PGFORK_STDIN_EOF"
+             PGFORK_STDIN_EOF\n\
+             fi",
+            zero40 = "0".repeat(40),
+            zero64 = "0".repeat(64),
         ),
         _ => format!("{find}\n[ -n \"$pgfork_bin\" ] && \"$pgfork_bin\" hook {hook} \"$@\" </dev/null || true"),
     };

@@ -180,17 +180,21 @@ impl Repo {
 
     /// A rebase or bisect in progress: checkouts during them are not the user's.
     pub fn special_state(&self) -> Option<&'static str> {
-        let exists = |name: &str| {
-            self.git(&["rev-parse", "--git-path", name])
-                .map(|p| self.abs(&p).exists())
-                .unwrap_or(false)
-        };
-        if exists("rebase-merge") || exists("rebase-apply") {
-            Some("rebase")
-        } else if exists("BISECT_LOG") {
-            Some("bisect")
-        } else {
-            None
+        // One git process for the three paths: this runs in every checkout's hook.
+        let paths = self.git(&[
+            "rev-parse",
+            "--git-path",
+            "rebase-merge",
+            "--git-path",
+            "rebase-apply",
+            "--git-path",
+            "BISECT_LOG",
+        ])?;
+        let exists: Vec<bool> = paths.lines().map(|p| self.abs(p).exists()).collect();
+        match exists.as_slice() {
+            [merge, apply, _] if *merge || *apply => Some("rebase"),
+            [_, _, true] => Some("bisect"),
+            _ => None,
         }
     }
 

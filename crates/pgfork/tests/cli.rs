@@ -241,3 +241,27 @@ fn an_interactive_session_in_tmux() {
     );
     report("tmux: completions complete `pgfork bran<Tab>`, a copy-mode init warns once with the fix, `git branch -D` prints the recover command");
 }
+
+/// `url --direct`: the branch's own socket, no proxy, for the daemon's user; it starts
+/// a suspended branch.
+#[test]
+fn direct_urls_reach_the_branch_socket_and_wake_it() {
+    let Some(env) = Env::new("direct", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "stop", "main"]);
+    let url = env.ok(&["url", "main", "--direct"]).trim().to_string();
+    assert!(url.starts_with("postgresql:///postgres?host=%2F"), "{url}");
+    assert_eq!(env.branch("main")["state"], "running", "it was started");
+    assert_eq!(
+        psql_ok(
+            &url,
+            "SELECT current_user || ',' || (inet_server_addr() IS NULL)"
+        ),
+        "pgfork_owner,true",
+        "the owner, over the unix socket"
+    );
+    let err = env.fails(&["url", "main", "--direct", "--secure"]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -76,6 +76,32 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Url {
             branch,
+            direct: true,
+            role,
+            ..
+        } => {
+            let c = ensure_daemon().await?;
+            if c.is_remote() {
+                bail!("--direct reaches a branch's unix socket on the daemon's own machine: run it there, without PGFORK_API");
+            }
+            let p = project::resolve(&c, explicit).await?;
+            let b = resolve_default_branch(&c, &p, branch).await?;
+            let project = c.get_project(&p).await?.project;
+            // Wake it: the socket exists only while it runs.
+            let b = c.set_running(&p, &b.id, true).await?.branch;
+            let socket = crate::connect::layout()?.socket_dir(&b.id);
+            let user = role.unwrap_or(project.role_name);
+            println!(
+                "postgresql:///{}?host={}&port={}&user={}",
+                api::encode_segment(&project.database_name),
+                api::encode_segment(&socket.display().to_string()),
+                b.port,
+                api::encode_segment(&user)
+            );
+            Ok(0)
+        }
+        Command::Url {
+            branch,
             secure,
             role,
             ..
