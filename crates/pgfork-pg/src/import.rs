@@ -19,6 +19,62 @@ pub struct SourceInfo {
     pub major: u32,
     /// The bootstrap superuser (oid 10), which owns a physical copy.
     pub bootstrap_superuser: String,
+    /// The size of the databases the role may connect to: what a physical copy moves,
+    /// give or take the WAL (progress and ETA).
+    pub cluster_bytes: u64,
+}
+
+/// The bytes of the files under `dir` (what a running dump or copy has written).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
+}
+
+/// Runs `work` while reporting the bytes under `dir` against `total` (0: unknown) twice
+/// a second, for progress with a rate and an ETA.
+fn with_bytes_progress<T>(
+    progress: Option<&Progress>,
+    dir: &Path,
+    total: u64,
+    work: impl FnOnce() -> Result<T, PgError>,
+) -> Result<T, PgError> {
+    let Some(p) = progress else {
+        return work();
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let written = dir_bytes(dir);
+                // Never past the end: the WAL streamed alongside can exceed the estimate.
+                p.set(
+                    if total > 0 {
+                        written.min(total)
+                    } else {
+                        written
+                    },
+                    total,
+                );
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        let r = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        r
+    })
 }
 
 /// Connects to `url` with psql and reads what an import needs to know.
@@ -31,7 +87,8 @@ pub fn source_info(
     cmd.args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\t"]);
     crate::conninfo::connect_arg(&mut cmd, url);
     cmd.arg("-c")
-        .arg("SELECT current_database(), current_setting('server_version_num'), (SELECT rolname FROM pg_roles WHERE oid = 10)")
+        .arg("SELECT current_database(), current_setting('server_version_num'), (SELECT rolname FROM pg_roles WHERE oid = 10), \
+              coalesce((SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')), 0)")
         .env("PGCONNECT_TIMEOUT", "10");
     let out = run(user, &mut cmd, "connecting to the source database").map_err(|e| match e {
         PgError::Command { stderr, .. } => PgError::Unsupported(format!(
@@ -42,10 +99,11 @@ pub fn source_info(
     })?;
     let fields: Vec<&str> = out.trim().split('\t').collect();
     match fields.as_slice() {
-        [db, num, su] => Ok(SourceInfo {
+        [db, num, su, bytes] => Ok(SourceInfo {
             dbname: db.to_string(),
             major: num.parse::<u32>().map(|n| n / 10_000).unwrap_or(0),
             bootstrap_superuser: su.to_string(),
+            cluster_bytes: bytes.parse().unwrap_or(0),
         }),
         _ => Err(PgError::Unsupported(format!(
             "unexpected answer from the source database: {out:?}"
@@ -114,7 +172,8 @@ pub fn logical_dump(
         .arg("-f")
         .arg(dump_dir);
     crate::conninfo::connect_arg(&mut cmd, url);
-    run(user, &mut cmd, "pg_dump")?;
+    // A compressed dump has no size known in advance: bytes written and the rate.
+    with_bytes_progress(progress, dump_dir, 0, || run(user, &mut cmd, "pg_dump"))?;
     Ok(())
 }
 
@@ -215,7 +274,7 @@ pub fn physical(
         ))
     })?;
     if let Some(p) = progress {
-        p.phase("pg_basebackup", 0);
+        p.phase("pg_basebackup", info.cluster_bytes);
     }
     user.create_private_dir(pgdata)?;
     let mut cmd = Command::new(install.bin("pg_basebackup"));
@@ -223,7 +282,9 @@ pub fn physical(
         .arg(pgdata)
         .args(["-X", "stream", "-c", "fast", "--no-sync"]);
     crate::conninfo::connect_arg(&mut cmd, url);
-    run(user, &mut cmd, "pg_basebackup")?;
+    with_bytes_progress(progress, pgdata, info.cluster_bytes, || {
+        run(user, &mut cmd, "pg_basebackup")
+    })?;
     detach_from_primary(user, pgdata)?;
     configure(user, pgdata, install.major)?;
     ensure_ident(user, pgdata)?;
@@ -317,4 +378,29 @@ pub async fn find_superuser(inst: &Instance, candidates: &[String]) -> Result<St
         }
     }
     Err(last.unwrap_or_else(|| PgError::Unsupported("no superuser candidates".into())))
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn bytes_written_count_every_file_below() {
+        let dir = std::env::temp_dir().join(format!("pgfork-dir-bytes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).expect("dirs");
+        std::fs::write(dir.join("top"), vec![0u8; 1000]).expect("file");
+        std::fs::write(dir.join("a/b/deep"), vec![0u8; 234]).expect("file");
+        assert_eq!(dir_bytes(&dir), 1234);
+        assert_eq!(dir_bytes(&dir.join("missing")), 0);
+        let p = Progress::default();
+        let r = with_bytes_progress(Some(&p), &dir, 2000, || {
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            Ok::<_, PgError>(7)
+        });
+        assert_eq!(r.expect("work"), 7);
+        let snap = p.snapshot();
+        assert_eq!((snap.done, snap.total), (1234, 2000));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -216,17 +216,26 @@ pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Resu
                 pb
             });
             if let Some(p) = &current.progress {
+                // Phases that move bytes: copies, base backups, dumps.
+                let bytes = ["copying", "pg_basebackup", "pg_dump"]
+                    .iter()
+                    .any(|b| p.phase.starts_with(b));
+                let tmpl = match (p.total > 0, bytes) {
+                    (true, true) => Some("{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"),
+                    (true, false) => Some("{spinner} {msg} [{bar:30}] {pos}/{len}"),
+                    (false, true) if p.done > 0 => Some("{spinner} {msg} {bytes} written, {bytes_per_sec}"),
+                    _ => None,
+                };
                 if p.total > 0 {
                     pb.set_length(p.total);
                     pb.set_position(p.done.min(p.total));
-                    let tmpl = if p.phase.starts_with("copying") {
-                        "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-                    } else {
-                        "{spinner} {msg} [{bar:30}] {pos}/{len}"
-                    };
-                    if let Ok(style) = indicatif::ProgressStyle::with_template(tmpl) {
-                        pb.set_style(style.progress_chars("=> "));
-                    }
+                } else {
+                    pb.set_position(p.done);
+                }
+                if let Some(style) =
+                    tmpl.and_then(|t| indicatif::ProgressStyle::with_template(t).ok())
+                {
+                    pb.set_style(style.progress_chars("=> "));
                 }
                 pb.set_message(p.phase.clone());
             }
