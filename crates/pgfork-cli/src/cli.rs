@@ -15,8 +15,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "PGFORK_PROJECT")]
     pub project: Option<String>,
     /// More detail on stderr: -v what pgfork does, -vv everything (same as PGFORK_LOG).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
+    /// Less on stderr: no progress bars or notes (warnings and errors still show).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }

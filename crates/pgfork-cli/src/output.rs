@@ -2,6 +2,28 @@
 
 use pgfork_api::{Branch, ClientError};
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: no progress bars and no notes on stderr (warnings and errors still show).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A line on stderr that helps but is not needed: silent with `-q`.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
 
 /// The `branch get --json` view (DESIGN.md §6).
 #[derive(Debug, Serialize)]

@@ -265,3 +265,26 @@ fn direct_urls_reach_the_branch_socket_and_wake_it() {
     let err = env.fails(&["url", "main", "--direct", "--secure"]);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+/// `branch diff` prints a branch's schema changes; `-q` keeps notes off stderr.
+#[test]
+fn branch_diff_and_quiet_mode() {
+    let Some(env) = Env::new("diff-quiet", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    env.ok(&["branch", "create", "x"]);
+    let same = env.run(&["branch", "diff", "x"]);
+    assert!(same.status.success());
+    assert!(String::from_utf8_lossy(&same.stderr).contains("no schema differences"));
+    let quiet = env.run(&["-q", "branch", "diff", "x"]);
+    assert!(quiet.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "nothing on stderr with -q"
+    );
+    psql_ok(&env.url("x"), "CREATE TABLE only_on_x (i int)");
+    let diff = env.ok(&["branch", "diff", "x"]);
+    assert!(diff.contains("+CREATE TABLE public.only_on_x"), "{diff}");
+}

@@ -222,7 +222,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
         BranchCommand::Recover { name } => {
             let resp = c.recover_branch(&p, &name).await?;
             for w in resp.operations.iter().flat_map(|o| &o.warnings) {
-                eprintln!("note: {w}");
+                crate::note!("note: {w}");
             }
             let b = resp.branch;
             println!(
@@ -327,7 +327,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .await?
                 .diff;
             if diff.trim().is_empty() {
-                eprintln!("no schema differences");
+                crate::note!("no schema differences");
             } else {
                 print!("{diff}");
             }

@@ -64,7 +64,9 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
             project::write_config(&config_path, &name)?;
         }
         let root = existing.branch.map(|b| b.name).unwrap_or_default();
-        eprintln!("project {name:?} is already initialized (root branch {root:?}); nothing to do");
+        crate::note!(
+            "project {name:?} is already initialized (root branch {root:?}); nothing to do"
+        );
         return Ok(0);
     }
     let started = Instant::now();

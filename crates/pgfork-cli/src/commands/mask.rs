@@ -57,7 +57,7 @@ pub(super) async fn mask(cmd: MaskCommand, explicit: Option<&str>) -> Result<i32
             .map(|f| vec![f.target.clone(), f.reason.clone()])
             .collect();
         print!("{}", table(&["COLUMN", "WHY IT LOOKS PERSONAL"], &rows));
-        eprintln!(
+        crate::note!(
             "{} column(s) are not covered: add masking rules for them, or list them under `keep` in the rules file once reviewed",
             found.len()
         );

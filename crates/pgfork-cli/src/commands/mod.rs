@@ -49,6 +49,7 @@ use trash::trash;
 use webhook::webhook;
 
 pub async fn run(cli: Cli) -> Result<i32> {
+    output::set_quiet(cli.quiet);
     let explicit = cli.project.as_deref();
     match cli.command {
         Command::Init(args) => init(args, explicit).await,
@@ -209,6 +210,11 @@ pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Resu
             }
             if !current.is_running() {
                 break;
+            }
+            if output::quiet() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                current = c.get_operation(project, &current.id).await?.operation;
+                continue;
             }
             let pb = bar.get_or_insert_with(|| {
                 let pb = indicatif::ProgressBar::new_spinner();

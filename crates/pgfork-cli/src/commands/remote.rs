@@ -119,7 +119,7 @@ pub(super) async fn remote(cmd: RemoteCommand) -> Result<i32> {
             }
             if all.current.as_deref() == Some(name.as_str()) {
                 all.current = None;
-                eprintln!("pgfork: {name:?} was in use; the local daemon is used from now on");
+                crate::note!("pgfork: {name:?} was in use; the local daemon is used from now on");
             }
             remotes::save(&home, &all)?;
             println!("removed remote {name:?}");
