@@ -288,3 +288,38 @@ fn branch_diff_and_quiet_mode() {
     let diff = env.ok(&["branch", "diff", "x"]);
     assert!(diff.contains("+CREATE TABLE public.only_on_x"), "{diff}");
 }
+
+/// docs/json.md documents the fields of a branch's JSON view: a checked fact.
+#[test]
+fn the_documented_branch_fields_are_the_printed_ones() {
+    let Some(env) = Env::new("json-doc", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    let printed: std::collections::BTreeSet<String> = env
+        .branch("main")
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json.md"),
+    )
+    .expect("docs/json.md");
+    let table = doc
+        .split("<!-- branch-fields -->")
+        .nth(1)
+        .and_then(|t| t.split("<!-- /branch-fields -->").next())
+        .expect("the branch field table");
+    let documented: std::collections::BTreeSet<String> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        documented, printed,
+        "docs/json.md and `branch get --json` disagree"
+    );
+}
