@@ -263,7 +263,9 @@ pub fn looks_personal(c: &Column) -> Option<String> {
 
 fn covered(rules: &MaskingRules, c: &Column) -> bool {
     rules.masking_rules.iter().any(|r| {
+        // A rule for some rows, or one key of a JSON document, does not cover the column.
         r.condition.is_none()
+            && r.json_path.is_none()
             && r.database_name == c.database
             && r.schema_name == c.schema
             && r.table_name == c.table

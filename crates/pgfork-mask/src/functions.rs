@@ -336,9 +336,11 @@ CREATE FUNCTION pgfork_mask.id(v bigint) RETURNS bigint LANGUAGE plpgsql STABLE 
 DECLARE
   l bigint; r bigint; f bigint; t bigint; x bytea; neg boolean := v < 0; a bigint;
 BEGIN
-  IF v = -9223372036854775808 THEN RETURN v; END IF;
+  -- Outside the permuted range a value would stay as it is: refuse instead.
+  IF v = -9223372036854775808 OR abs(v) >= 4611686018427387904 THEN
+    RAISE EXCEPTION 'id masks integers below 2^62 in absolute value; % is not: use hash or uuid for this column', v;
+  END IF;
   a := abs(v);
-  IF a >= 4611686018427387904 THEN RETURN v; END IF;
   l := a >> 31; r := a & 2147483647;
   FOR i IN 1..4 LOOP
     x := sha256(convert_to(current_setting('pgfork.mask_key') || chr(30) || i || chr(30) || r, 'UTF8'));

@@ -32,6 +32,12 @@ pub struct MaskStatement {
     /// The table it updates (quoted), when it may be split into ranges of pages run
     /// side by side (each row is masked on its own; a shuffle is not).
     pub splittable: Option<String>,
+    /// It has a `WHERE` of its own (a rule's `where`).
+    pub has_condition: bool,
+    /// It runs only built-ins and literals, which need the masking key. A statement
+    /// with an SQL expression from the rules file runs in a session without the key,
+    /// so the expression cannot read it.
+    pub keyed: bool,
 }
 
 impl MaskStatement {
@@ -42,7 +48,7 @@ impl MaskStatement {
         if let Some(to) = to {
             range.push_str(&format!(" AND ctid < '({to},0)'::tid"));
         }
-        if self.sql.contains(" WHERE (") {
+        if self.has_condition {
             format!("{} AND {range}", self.sql)
         } else {
             format!("{} WHERE {range}", self.sql)
@@ -52,12 +58,12 @@ impl MaskStatement {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DatabasePlan {
-    /// Run as a superuser before masking.
-    pub before: Vec<String>,
+    /// The tables masked (quoted `schema.table`): the daemon turns their triggers (and
+    /// their partitions' and children's) off and back to what they were, and rewrites
+    /// and analyzes them afterwards.
+    pub tables: Vec<String>,
     /// Run as the masking role (never a superuser: rule expressions come from a file).
     pub mask: Vec<MaskStatement>,
-    /// Run as a superuser afterwards, outside a transaction (`VACUUM`).
-    pub after: Vec<String>,
 }
 
 fn ident(s: &str) -> String {
@@ -78,7 +84,8 @@ pub fn plan_database(
 ) -> Result<DatabasePlan, String> {
     // table → condition → [(rule index, column, resolved)]
     type Group = Vec<(usize, String, Resolved)>;
-    let mut tables: BTreeMap<(String, String), BTreeMap<Option<String>, Group>> = BTreeMap::new();
+    type Groups = BTreeMap<(Option<String>, bool), Group>;
+    let mut tables: BTreeMap<(String, String), Groups> = BTreeMap::new();
     for (i, r) in rules {
         let name = |m: String| format!("masking rule {i} ({}): {m}", r.target());
         let key = (r.schema_name.clone(), r.table_name.clone());
@@ -158,19 +165,20 @@ pub fn plan_database(
                 ..resolved
             },
         };
+        // SQL from the rules file goes apart from the built-ins (see `keyed`).
+        let custom = resolved.builtin.is_none() && r.masking_function.is_some();
         tables
             .entry(key)
             .or_default()
-            .entry(r.condition.clone())
+            .entry((r.condition.clone(), custom))
             .or_default()
             .push((*i, r.column_name.clone(), resolved));
     }
     let mut plan = DatabasePlan::default();
     for ((schema, table), groups) in &tables {
         let t = format!("{}.{}", ident(schema), ident(table));
-        plan.before
-            .push(format!("ALTER TABLE {t} DISABLE TRIGGER ALL"));
-        for (condition, group) in groups {
+        plan.tables.push(t.clone());
+        for ((condition, custom), group) in groups {
             let (whole, each): (Vec<_>, Vec<_>) =
                 group.iter().partition(|(_, _, r)| r.whole_column);
             if !each.is_empty() {
@@ -210,6 +218,8 @@ pub fn plan_database(
                     rules: each.iter().map(|(i, _, _)| *i).collect(),
                     sql,
                     splittable: Some(t.clone()),
+                    has_condition: condition.is_some(),
+                    keyed: !custom,
                 });
             }
             for (i, c, _) in whole {
@@ -217,28 +227,20 @@ pub fn plan_database(
                 plan.mask.push(MaskStatement {
                     rules: vec![*i],
                     splittable: None,
+                    has_condition: false,
+                    keyed: true,
                     // Pair each row (in physical order) with a row in a keyed random
-                    // order, and give it that row's value.
+                    // order, and give it that row's value; rows are named by table and
+                    // ctid (ctids repeat across partitions and inheritance children).
                     sql: format!(
-                        "WITH src AS (SELECT ctid AS id, row_number() OVER (ORDER BY ctid) AS n FROM {t}), \
-                         dst AS (SELECT {c} AS v, row_number() OVER (ORDER BY md5(current_setting('pgfork.mask_key') || ctid::text)) AS n FROM {t}) \
-                         UPDATE {t} SET {c} = dst.v FROM src JOIN dst USING (n) WHERE {t}.ctid = src.id"
+                        "WITH src AS (SELECT tableoid AS rel, ctid AS id, row_number() OVER (ORDER BY tableoid, ctid) AS n FROM {t}), \
+                         dst AS (SELECT {c} AS v, row_number() OVER (ORDER BY md5(current_setting('pgfork.mask_key') || tableoid::text || ctid::text)) AS n FROM {t}) \
+                         UPDATE {t} SET {c} = dst.v FROM src JOIN dst USING (n) WHERE {t}.tableoid = src.rel AND {t}.ctid = src.id"
                     ),
                 });
             }
         }
-        plan.after
-            .push(format!("ALTER TABLE {t} ENABLE TRIGGER ALL"));
     }
-    for (schema, table) in tables.keys() {
-        plan.after.push(format!(
-            "VACUUM (FULL, ANALYZE) {}.{}",
-            ident(schema),
-            ident(table)
-        ));
-    }
-    plan.after
-        .push("VACUUM FULL pg_catalog.pg_statistic, pg_catalog.pg_statistic_ext_data".into());
     Ok(plan)
 }
 
@@ -314,11 +316,11 @@ mod tests {
                 ),
             ]
         );
-        assert!(p.before.iter().all(|s| s.ends_with("DISABLE TRIGGER ALL")));
-        assert!(p
-            .after
-            .contains(&"VACUUM (FULL, ANALYZE) \"public\".\"users\"".to_string()));
-        assert!(p.after.last().expect("last").contains("pg_statistic"));
+        assert_eq!(
+            p.tables,
+            vec!["\"public\".\"orders\"", "\"public\".\"users\""]
+        );
+        assert!(p.mask.iter().all(|m| m.keyed && !m.has_condition));
     }
 
     #[test]
@@ -386,6 +388,8 @@ mod tests {
             rules: vec![1],
             sql: "UPDATE t SET c = 1".into(),
             splittable: Some("t".into()),
+            has_condition: false,
+            keyed: true,
         };
         assert_eq!(
             plain.in_pages(7, None),

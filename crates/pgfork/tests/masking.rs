@@ -878,3 +878,70 @@ fn neons_anonymized_branch_api_masks_and_round_trips_its_rules() {
     );
     assert_eq!(status, 400, "{none}");
 }
+
+/// A rules file is code from a repository: its SQL must not reach a superuser, run a
+/// second statement, or read the masking key.
+#[test]
+fn rule_sql_cannot_escape_the_masking_role_or_read_the_key() {
+    let Some(env) = Env::new("mask-escape", Storage::Copy) else {
+        return;
+    };
+    env.ok(&["init", "--empty", "--no-hooks"]);
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE t (id int PRIMARY KEY, note text, other text); INSERT INTO t VALUES (1, 'n', 'o');",
+    );
+    let marker = env.home.join("escaped");
+    let rule = |f: &str| {
+        format!(
+            "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"t\"\ncolumn_name = \"note\"\nmasking_function = {}\n",
+            toml::Value::String(f.to_string())
+        )
+    };
+    let attempts = [
+        format!(
+            "note || ''); RESET ROLE; COPY (SELECT 1) TO PROGRAM 'touch {}'; SELECT (''",
+            marker.display()
+        ),
+        "set_config('role', 'postgres', false)".to_string(),
+        format!("(SELECT note FROM (SELECT pg_read_file('/etc/hostname')) x)"),
+    ];
+    for (i, f) in attempts.iter().enumerate() {
+        let file = env.home.join(format!("evil-{i}.toml"));
+        std::fs::write(&file, rule(f)).expect("rules");
+        let err = env.fails(&[
+            "branch",
+            "create",
+            &format!("evil-{i}"),
+            "--mask",
+            &file.display().to_string(),
+        ]);
+        assert!(err.contains("masking rule 1"), "{f}: {err}");
+    }
+    assert!(!marker.exists(), "a rule ran a program");
+    // An expression from the file runs without the key, so it cannot copy it out.
+    let leak = env.home.join("leak.toml");
+    std::fs::write(
+        &leak,
+        format!(
+            "{}\n[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"t\"\ncolumn_name = \"other\"\nmasking_function = \"email\"\n",
+            rule("coalesce(current_setting('pgfork.mask_key', true), 'no key')")
+        ),
+    )
+    .expect("rules");
+    env.ok(&[
+        "branch",
+        "create",
+        "leak",
+        "--mask",
+        &leak.display().to_string(),
+    ]);
+    assert_eq!(
+        psql_ok(
+            &env.url("leak"),
+            "SELECT note || ',' || (other LIKE 'user\\_%') FROM t"
+        ),
+        "no key,true",
+        "the built-in had the key; the expression did not"
+    );
+}

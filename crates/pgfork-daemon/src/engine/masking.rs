@@ -90,9 +90,26 @@ impl Engine {
                 ("max_wal_size", "8GB"),
                 ("checkpoint_timeout", "1h"),
                 ("maintenance_work_mem", "256MB"),
+                // Nothing runs behind the masking's back, and its log quotes no value.
+                ("autovacuum", "off"),
+                ("log_statement", "none"),
+                ("log_min_error_statement", "panic"),
+                ("log_min_duration_statement", "-1"),
+                ("log_parameter_max_length", "0"),
+                ("log_parameter_max_length_on_error", "0"),
+                ("log_destination", "stderr"),
+                ("logging_collector", "off"),
             ]
             .map(|(k, v)| (k, v.to_string())),
         );
+        // Replication slots cannot exist at wal_level = minimal (the start would fail),
+        // and their spill files hold decoded changes: the staged copy has none.
+        let slots = pgdata.join("pg_replslot");
+        if let Ok(entries) = std::fs::read_dir(&slots) {
+            for e in entries.flatten() {
+                remove_tree(&e.path());
+            }
+        }
         let (i, u, s) = (install.clone(), self.user.clone(), inst.clone());
         blocking(move || {
             s.start(&i, &u, &settings, START_TIMEOUT)
@@ -185,8 +202,12 @@ impl Engine {
         }
         admin
             .batch_execute(&format!(
-                "DROP ROLE IF EXISTS {MASKER}; CREATE ROLE {MASKER} NOLOGIN NOSUPERUSER BYPASSRLS; \
-                 GRANT pg_read_all_data, pg_write_all_data TO {MASKER}"
+                "DROP ROLE IF EXISTS {MASKER}; \
+                 CREATE ROLE {MASKER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS; \
+                 GRANT pg_read_all_data, pg_write_all_data TO {MASKER}; \
+                 DO $pgfork$ DECLARE x text; BEGIN \
+                   FOR x IN SELECT gid FROM pg_prepared_xacts LOOP EXECUTE format('ROLLBACK PREPARED %L', x); END LOOP; \
+                 END $pgfork$"
             ))
             .await
             .map_err(|e| failed(format!("could not create the masking role: {e}")))?;
@@ -223,19 +244,45 @@ impl Engine {
                     .batch_execute(&format!("GRANT USAGE ON SCHEMA pgfork_mask TO {MASKER}"))
                     .await
                     .map_err(|e| failed(e.to_string()))?;
-                for s in &plan.before {
-                    client
-                        .batch_execute(s)
-                        .await
-                        .map_err(|e| failed(format!("{s}: {e}")))?;
+                // Every table masked, with its partitions and inheritance children.
+                let family = family_of(&client, &plan.tables)
+                    .await
+                    .map_err(|e| failed(format!("could not read the tables of {db:?}: {e}")))?;
+                if let Some(rel) = family.rewrite_rules.first() {
+                    return Err(failed(format!(
+                        "table {rel} has a rewrite rule (CREATE RULE): an UPDATE on it may do something else, so it cannot be masked safely; drop the rule in the parent or leave the table out"
+                    )));
                 }
-                client
-                    .batch_execute(&format!("SET ROLE {MASKER}; SET TimeZone = 'UTC'"))
+                // Triggers off (no audit trigger copies the originals elsewhere; foreign
+                // keys wait until both sides are masked), and back to what they were.
+                for rel in &family.tables {
+                    client
+                        .batch_execute(&format!("ALTER TABLE {rel} DISABLE TRIGGER ALL"))
+                        .await
+                        .map_err(|e| failed(format!("{rel}: {e}")))?;
+                }
+                // Rule SQL runs in sessions of the masking role itself (it logs in over
+                // the private socket): no RESET ROLE leads back to a superuser, one
+                // statement per call (extended protocol), and only the sessions that run
+                // built-ins alone hold the key.
+                let masker = {
+                    let mut m = inst.clone();
+                    m.superuser = MASKER.to_string();
+                    m
+                };
+                let keyed = sql::connect(&masker, &db).await.map_err(pg_err)?;
+                keyed
+                    .batch_execute("SET TimeZone = 'UTC'")
                     .await
                     .map_err(|e| failed(e.to_string()))?;
                 // A bound parameter: the key is never part of a statement's text.
-                client
+                keyed
                     .execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                let unkeyed = sql::connect(&masker, &db).await.map_err(pg_err)?;
+                unkeyed
+                    .batch_execute("SET TimeZone = 'UTC'")
                     .await
                     .map_err(|e| failed(e.to_string()))?;
                 #[cfg(feature = "testing")]
@@ -243,6 +290,7 @@ impl Engine {
                 let t_update = std::time::Instant::now();
                 let parallel = workers > 1 && version >= 140_000;
                 for m in &plan.mask {
+                    let session = if m.keyed { &keyed } else { &unkeyed };
                     let outcome = match (&m.splittable, parallel) {
                         (Some(table), true) => {
                             let pages: i64 = client
@@ -254,12 +302,12 @@ impl Engine {
                                 .map(|r| r.get(0))
                                 .unwrap_or(0);
                             if pages >= SPLIT_PAGES {
-                                run_in_ranges(inst, &db, key, m, pages as u64, workers).await
+                                run_in_ranges(&masker, &db, m.keyed.then_some(key), m, pages as u64, workers).await
                             } else {
-                                client.batch_execute(&m.sql).await.map_err(|e| reason(&e))
+                                session.execute(m.sql.as_str(), &[]).await.map(|_| ()).map_err(|e| reason(&e))
                             }
                         }
-                        _ => client.batch_execute(&m.sql).await.map_err(|e| reason(&e)),
+                        _ => session.execute(m.sql.as_str(), &[]).await.map(|_| ()).map_err(|e| reason(&e)),
                     };
                     if let Err(why) = outcome {
                         let names: Vec<String> = m
@@ -276,27 +324,54 @@ impl Engine {
                     }
                     progress.add(m.rules.len() as u64);
                 }
+                drop(keyed);
+                drop(unkeyed);
                 let update_ms = t_update.elapsed().as_millis();
-                client
-                    .batch_execute("RESET ROLE; RESET pgfork.mask_key")
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
                 client
                     .batch_execute("DROP SCHEMA pgfork_mask CASCADE")
                     .await
                     .map_err(|e| failed(e.to_string()))?;
-                let t_rewrite = std::time::Instant::now();
-                for s in &plan.after {
+                for (rel, trigger, state) in &family.triggers {
+                    let how = match state.as_str() {
+                        "D" => "DISABLE TRIGGER",
+                        "R" => "ENABLE REPLICA TRIGGER",
+                        "A" => "ENABLE ALWAYS TRIGGER",
+                        _ => "ENABLE TRIGGER",
+                    };
+                    let sql = format!("ALTER TABLE {rel} {how} {}", sql::quote_ident(trigger));
                     client
-                        .batch_execute(s)
+                        .batch_execute(&sql)
                         .await
-                        .map_err(|e| failed(format!("{s}: {e}")))?;
+                        .map_err(|e| failed(format!("{sql}: {e}")))?;
+                }
+                let t_rewrite = std::time::Instant::now();
+                // Old statistics go first (columns that are never analyzed keep theirs
+                // otherwise); each table is rewritten (a partitioned parent's VACUUM
+                // reaches its partitions, an inheritance parent's does not: so each one).
+                client
+                    .execute(
+                        "DELETE FROM pg_statistic WHERE starelid = ANY ($1::text[]::regclass[]::oid[])",
+                        &[&family.tables],
+                    )
+                    .await
+                    .map_err(|e| failed(format!("could not clear the statistics: {e}")))?;
+                for rel in &family.tables {
+                    let sql = if family.partitioned.contains(rel) {
+                        format!("ANALYZE {rel}")
+                    } else {
+                        format!("VACUUM (FULL, ANALYZE) {rel}")
+                    };
+                    client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| failed(format!("{sql}: {e}")))?;
                 }
                 // Materialized views hold copies of what they select: computed again from
-                // the masked tables (a refresh writes new files, the old ones go).
+                // the masked tables (a refresh writes new files, the old ones go), then
+                // analyzed, then the statistics catalogs rewritten without the old samples.
                 let views: Vec<String> = client
                     .query(
-                        "SELECT format('REFRESH MATERIALIZED VIEW %I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated",
+                        "SELECT format('%I.%I', schemaname, matviewname) FROM pg_matviews WHERE ispopulated",
                         &[],
                     )
                     .await
@@ -305,11 +380,17 @@ impl Engine {
                     .map(|r| r.get(0))
                     .collect();
                 for v in &views {
-                    client
-                        .batch_execute(v)
-                        .await
-                        .map_err(|e| failed(format!("{v}: {e}")))?;
+                    for sql in [format!("REFRESH MATERIALIZED VIEW {v}"), format!("ANALYZE {v}")] {
+                        client
+                            .batch_execute(&sql)
+                            .await
+                            .map_err(|e| failed(format!("{sql}: {e}")))?;
+                    }
                 }
+                client
+                    .batch_execute("VACUUM FULL pg_catalog.pg_statistic, pg_catalog.pg_statistic_ext_data")
+                    .await
+                    .map_err(|e| failed(format!("could not rewrite the statistics: {e}")))?;
                 tracing::info!(database = %db, update_ms, rewrite_ms = t_rewrite.elapsed().as_millis() as u64, materialized_views = views.len(), "masked a database (rules, then the rewrite)");
                 let has_pgss: bool = client
                     .query_one(
@@ -405,6 +486,64 @@ impl Engine {
     }
 }
 
+/// The masked tables with their partitions and inheritance children (quoted names),
+/// their triggers' states, and what would make an UPDATE unsafe.
+struct Family {
+    tables: Vec<String>,
+    partitioned: Vec<String>,
+    triggers: Vec<(String, String, String)>,
+    rewrite_rules: Vec<String>,
+}
+
+async fn family_of(
+    client: &tokio_postgres::Client,
+    tables: &[String],
+) -> Result<Family, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE fam(oid) AS ( \
+               SELECT t::regclass::oid FROM unnest($1::text[]) t \
+               UNION SELECT i.inhrelid FROM pg_inherits i JOIN fam ON i.inhparent = fam.oid) \
+             SELECT c.oid::regclass::text, c.relkind::text FROM fam JOIN pg_class c ON c.oid = fam.oid ORDER BY 1",
+            &[&tables],
+        )
+        .await?;
+    let mut family = Family {
+        tables: Vec::new(),
+        partitioned: Vec::new(),
+        triggers: Vec::new(),
+        rewrite_rules: Vec::new(),
+    };
+    for r in rows {
+        let (name, kind): (String, String) = (r.get(0), r.get(1));
+        if kind == "p" {
+            family.partitioned.push(name.clone());
+        }
+        family.tables.push(name);
+    }
+    for r in client
+        .query(
+            "SELECT t.tgrelid::regclass::text, t.tgname::text, t.tgenabled::text FROM pg_trigger t \
+             WHERE t.tgrelid = ANY ($1::text[]::regclass[]::oid[]) ORDER BY 1, 2",
+            &[&family.tables],
+        )
+        .await?
+    {
+        family.triggers.push((r.get(0), r.get(1), r.get(2)));
+    }
+    for r in client
+        .query(
+            "SELECT ev_class::regclass::text FROM pg_rewrite \
+             WHERE ev_class = ANY ($1::text[]::regclass[]::oid[]) AND rulename <> '_RETURN'",
+            &[&family.tables],
+        )
+        .await?
+    {
+        family.rewrite_rules.push(r.get(0));
+    }
+    Ok(family)
+}
+
 /// Tables smaller than this (8 MiB of pages) are masked by one statement.
 const SPLIT_PAGES: i64 = 1024;
 
@@ -422,7 +561,7 @@ fn reason(e: &tokio_postgres::Error) -> String {
 async fn run_in_ranges(
     inst: &Instance,
     db: &str,
-    key: &str,
+    key: Option<&str>,
     m: &pgfork_mask::plan::MaskStatement,
     pages: u64,
     workers: u64,
@@ -444,20 +583,21 @@ async fn run_in_ranges(
         let from = k * per;
         let to = (k + 1 < workers).then_some((k + 1) * per);
         let sql = m.in_pages(from, to);
-        let (inst, db, key) = (inst.clone(), db.to_string(), key.to_string());
+        let (inst, db, key) = (inst.clone(), db.to_string(), key.map(str::to_string));
         let snapshot = pgfork_pg::sql::quote_literal(&snapshot);
         tasks.push(tokio::spawn(async move {
             let c = sql::connect(&inst, &db).await.map_err(|e| e.to_string())?;
             c.batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {snapshot}; \
-                 SET ROLE {MASKER}; SET TimeZone = 'UTC'"
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {snapshot}; SET TimeZone = 'UTC'"
             ))
             .await
             .map_err(|e| reason(&e))?;
-            c.execute("SELECT set_config('pgfork.mask_key', $1, false)", &[&key])
-                .await
-                .map_err(|e| reason(&e))?;
-            c.batch_execute(&sql).await.map_err(|e| reason(&e))?;
+            if let Some(key) = &key {
+                c.execute("SELECT set_config('pgfork.mask_key', $1, false)", &[key])
+                    .await
+                    .map_err(|e| reason(&e))?;
+            }
+            c.execute(sql.as_str(), &[]).await.map_err(|e| reason(&e))?;
             c.batch_execute("COMMIT").await.map_err(|e| reason(&e))
         }));
     }
