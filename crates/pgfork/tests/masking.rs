@@ -904,7 +904,7 @@ fn rule_sql_cannot_escape_the_masking_role_or_read_the_key() {
             marker.display()
         ),
         "set_config('role', 'postgres', false)".to_string(),
-        format!("(SELECT note FROM (SELECT pg_read_file('/etc/hostname')) x)"),
+        "(SELECT note FROM (SELECT pg_read_file('/etc/hostname')) x)".to_string(),
     ];
     for (i, f) in attempts.iter().enumerate() {
         let file = env.home.join(format!("evil-{i}.toml"));
