@@ -284,6 +284,7 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
     } else {
         None
     };
+    let (mask_rules, mask_strict, mask_keep) = crate::project::masking_request(masking.as_ref());
     let t = Instant::now();
     let resp = ctx
         .client
@@ -295,14 +296,9 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                     parent_id,
                     git_branch: Some(git.to_string()),
                     pgfork_rotate_passwords: ctx.cfg.branches.rotate_passwords.clone(),
-                    pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
-                    pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
-                    pgfork_masking_rules: masking.as_ref().map(|m| {
-                        m.masking_rules
-                            .iter()
-                            .map(|r| serde_json::to_value(r).unwrap_or_default())
-                            .collect()
-                    }),
+                    pgfork_masking_rules: mask_rules,
+                    pgfork_masking_strict: mask_strict,
+                    pgfork_masking_keep: mask_keep,
                     ..Default::default()
                 },
                 endpoints: vec![],

@@ -324,6 +324,29 @@ pub fn project_name_from_dir(dir: &Path) -> String {
 
 /// The rules of `--mask FILE`, or of `[masking] rules` in .pgfork.toml (`--mask` alone),
 /// checked here so a typo is reported before anything is cloned.
+/// The masking fields of a branch or project create request, from a rules file.
+pub fn masking_request(
+    rules: Option<&pgfork_mask::MaskingRules>,
+) -> (
+    Option<Vec<serde_json::Value>>,
+    Option<bool>,
+    Option<Vec<String>>,
+) {
+    match rules {
+        None => (None, None, None),
+        Some(m) => (
+            Some(
+                m.masking_rules
+                    .iter()
+                    .map(|r| serde_json::to_value(r).unwrap_or_default())
+                    .collect(),
+            ),
+            Some(m.strict),
+            Some(m.keep.clone()),
+        ),
+    }
+}
+
 pub fn read_masking_rules(file: &str) -> anyhow::Result<pgfork_mask::MaskingRules> {
     let path = if file.is_empty() {
         let config = find_config().ok_or_else(|| {

@@ -40,13 +40,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             if pii && masking.is_none() {
                 let source = match &parent {
                     Some(name) => c.get_branch(&p, name, false).await?.branch,
-                    None => c
-                        .list_branches(&p, false, false)
-                        .await?
-                        .branches
-                        .into_iter()
-                        .find(|b| b.parent_id.is_none())
-                        .ok_or_else(|| anyhow::anyhow!("project {p:?} has no root branch"))?,
+                    None => root_branch(&c, &p).await?,
                 };
                 if !source.masked {
                     if !unmasked {
@@ -79,6 +73,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 None
             });
             let expires_at = parse_expiry(ttl.as_deref(), expires_at.as_deref())?;
+            let (mask_rules, mask_strict, mask_keep) = project::masking_request(masking.as_ref());
             let started = Instant::now();
             let resp = c
                 .create_branch(
@@ -93,14 +88,9 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             suspend_timeout_seconds,
                             pgfork_rotate_passwords: policy.rotate_passwords,
                             pgfork_unmasked_reason: unmasked_reason,
-                            pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
-                            pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
-                            pgfork_masking_rules: masking.map(|m| {
-                                m.masking_rules
-                                    .iter()
-                                    .map(|r| serde_json::to_value(r).unwrap_or_default())
-                                    .collect()
-                            }),
+                            pgfork_masking_rules: mask_rules,
+                            pgfork_masking_strict: mask_strict,
+                            pgfork_masking_keep: mask_keep,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn: None,

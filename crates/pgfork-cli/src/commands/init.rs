@@ -69,6 +69,7 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
         );
         return Ok(0);
     }
+    let (mask_rules, mask_strict, mask_keep) = project::masking_request(masking.as_ref());
     let started = Instant::now();
     let resp = c
         .create_project(&api::ProjectCreateRequest {
@@ -77,14 +78,9 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
                 pg_version: None,
                 default_branch_name: Some(args.root.clone()),
                 pgfork_source: Some(source),
-                pgfork_masking_strict: masking.as_ref().map(|m| m.strict),
-                pgfork_masking_keep: masking.as_ref().map(|m| m.keep.clone()),
-                pgfork_masking_rules: masking.as_ref().map(|m| {
-                    m.masking_rules
-                        .iter()
-                        .map(|r| serde_json::to_value(r).unwrap_or_default())
-                        .collect()
-                }),
+                pgfork_masking_rules: mask_rules,
+                pgfork_masking_strict: mask_strict,
+                pgfork_masking_keep: mask_keep,
             },
         })
         .await?;

@@ -24,14 +24,7 @@ pub(super) async fn mask(cmd: MaskCommand, explicit: Option<&str>) -> Result<i32
     let p = project::resolve(&c, explicit).await?;
     let target = match branch {
         Some(b) => b,
-        None => c
-            .list_branches(&p, false, false)
-            .await?
-            .branches
-            .into_iter()
-            .find(|b| b.parent_id.is_none())
-            .map(|b| b.id)
-            .ok_or_else(|| anyhow::anyhow!("project {p:?} has no root branch"))?,
+        None => root_branch(&c, &p).await?.id,
     };
     let req = api::MaskingCheckRequest {
         masking_rules: rules

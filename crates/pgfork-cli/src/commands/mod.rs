@@ -263,6 +263,16 @@ pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Resu
     Ok(())
 }
 
+/// The project's root branch.
+pub(super) async fn root_branch(c: &Client, p: &str) -> Result<api::Branch> {
+    c.list_branches(p, false, false)
+        .await?
+        .branches
+        .into_iter()
+        .find(|b| b.parent_id.is_none())
+        .ok_or_else(|| anyhow::anyhow!("project {p:?} has no root branch"))
+}
+
 /// An explicit branch, else the one named like the current git branch, else the root.
 pub(super) async fn resolve_default_branch(
     c: &Client,

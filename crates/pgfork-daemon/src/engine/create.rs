@@ -7,22 +7,9 @@
 
 use super::*;
 
+/// The bytes of the files below `path` (one walker for imports and copies).
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    total
+    import::dir_bytes(path)
 }
 
 impl Engine {

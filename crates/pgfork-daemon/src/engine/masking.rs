@@ -432,25 +432,17 @@ impl Engine {
         branch_ref: &str,
         req: api::MaskingCheckRequest,
     ) -> Result<api::MaskingCheckResponse, ApiError> {
-        let rules = MaskingRules {
-            masking_rules: req
-                .masking_rules
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    serde_json::from_value(v)
-                        .map_err(|e| ApiError::bad_request(format!("masking rule {}: {e}", i + 1)))
-                })
-                .collect::<Result<_, _>>()?,
-            strict: req.strict,
-            keep: req.keep,
-        };
         // No rule is a valid question ("what looks personal here?").
-        if !rules.masking_rules.is_empty() {
-            rules
-                .validate()
-                .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        }
+        let rules = if req.masking_rules.is_empty() {
+            MaskingRules {
+                strict: req.strict,
+                keep: req.keep,
+                ..MaskingRules::default()
+            }
+        } else {
+            rules_from_request(Some(req.masking_rules), Some(req.strict), Some(req.keep))?
+                .unwrap_or_default()
+        };
         let project = self.project(project_ref)?;
         let b = self.branch(&project, branch_ref)?;
         self.set_running(&project.id, &b.id, true).await?;
