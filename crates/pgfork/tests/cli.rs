@@ -323,3 +323,32 @@ fn the_documented_branch_fields_are_the_printed_ones() {
         "docs/json.md and `branch get --json` disagree"
     );
 }
+
+/// The README's first command: `pgfork demo` runs from start to end and cleans up.
+#[test]
+fn the_demo_runs_end_to_end() {
+    let tmp = std::env::temp_dir().join(format!("pgfork-t-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let out = std::process::Command::new(pgfork_exe())
+        .args(["demo", "--scale", "1"])
+        .env("TMPDIR", &tmp)
+        .env_remove("PGFORK_HOME")
+        .env_remove("PGFORK_API")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("pgfork demo runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("feature-x is back"), "{text}");
+    assert!(text.contains("That was pgfork."), "{text}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the demo cleans up after itself: {left:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
+    report("demo: `pgfork demo` ran end to end and removed its store");
+}
