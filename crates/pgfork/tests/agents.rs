@@ -754,15 +754,7 @@ fn an_agents_branch_in_a_project_with_personal_data_is_masked() {
         &env.url("main"),
         "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'gina@corp.example');",
     );
-    std::fs::write(
-        env.repo.join("masking.toml"),
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"users\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n",
-    )
-    .expect("rules");
-    let toml = env.repo.join(".pgfork.toml");
-    let mut text = std::fs::read_to_string(&toml).expect("config");
-    text.push_str("\n[masking]\nrules = \"masking.toml\"\npii = true\n");
-    std::fs::write(&toml, text).expect("config");
+    env.mark_pii(&mask_rule("users", "email", "email"));
     let (ok, made) = inspect(
         &env,
         &[],

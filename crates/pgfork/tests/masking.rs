@@ -266,26 +266,20 @@ fn pseudonyms_keep_joins_and_unsafe_or_failing_rules_leave_no_branch() {
     };
     let lossy = write(
         "lossy.toml",
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"customers\"\ncolumn_name = \"email\"\nmasking_function = \"partial(1, 4)\"\n",
+        &mask_rule("customers", "email", "partial(1, 4)"),
     );
     let err = env.fails(&["branch", "create", "lossy", "--mask", &lossy]);
     assert!(
         err.contains("masking rule 1 (postgres.public.customers.email)") && err.contains("unique"),
         "{err}"
     );
-    let missing = write(
-        "missing.toml",
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"customers\"\ncolumn_name = \"e_mail\"\nmasking_function = \"email\"\n",
-    );
+    let missing = write("missing.toml", &mask_rule("customers", "e_mail", "email"));
     let err = env.fails(&["branch", "create", "missing", "--mask", &missing]);
     assert!(
         err.contains("masking rule 1") && err.contains("no column \"e_mail\""),
         "{err}"
     );
-    let failing = write(
-        "failing.toml",
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"customers\"\ncolumn_name = \"phone\"\nmasking_function = \"1 / 0\"\n",
-    );
+    let failing = write("failing.toml", &mask_rule("customers", "phone", "1 / 0"));
     let err = env.fails(&["branch", "create", "failing", "--mask", &failing]);
     assert!(
         err.contains("masking rule 1 (postgres.public.customers.phone) failed")
@@ -512,15 +506,7 @@ fn a_project_with_personal_data_masks_its_checkouts() {
         "CREATE TABLE users (id bigint PRIMARY KEY, email text UNIQUE);
          INSERT INTO users SELECT g, 'u' || g || '@corp.example' FROM generate_series(1, 50) g;",
     );
-    std::fs::write(
-        env.repo.join("masking.toml"),
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"users\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n",
-    )
-    .expect("rules");
-    let toml = env.repo.join(".pgfork.toml");
-    let mut text = std::fs::read_to_string(&toml).expect("config");
-    text.push_str("\n[masking]\nrules = \"masking.toml\"\npii = true\n");
-    std::fs::write(&toml, text).expect("config");
+    env.mark_pii(&mask_rule("users", "email", "email"));
 
     let out = env.git_output(&env.repo, &["checkout", "-b", "feature"]);
     let said = String::from_utf8_lossy(&out.stderr).to_string();
@@ -583,22 +569,9 @@ fn a_masked_import_is_masked_before_it_exists() {
         r#"{"masking_rules": [{"database_name": "postgres", "schema_name": "public", "table_name": "users", "column_name": "email", "masking_function": "anon.fake_email()"}]}"#,
     )
     .expect("rules");
-    let mut init = dst.command(&[
-        "init",
-        "--from-env",
-        "PGFORK_TEST_SOURCE_URL",
-        "--mask",
-        &rules.display().to_string(),
-        "--no-hooks",
-    ]);
-    let out = init
-        .env("PGFORK_TEST_SOURCE_URL", src.url("main"))
-        .output()
-        .expect("init");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    dst.init_from(
+        &src.url("main"),
+        &["--mask", &rules.display().to_string(), "--no-hooks"],
     );
     let root = dst.branch("main");
     assert_eq!(root["masked"], true, "{root}");
@@ -648,7 +621,7 @@ fn a_big_table_masked_in_parallel_masks_each_row_once() {
     let rules = env.home.join("rules.toml");
     std::fs::write(
         &rules,
-        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"big\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n\n[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"small\"\ncolumn_name = \"email\"\nmasking_function = \"email\"\n",
+        mask_rule("big", "email", "email") + &mask_rule("small", "email", "email"),
     )
     .expect("rules");
     env.ok(&[

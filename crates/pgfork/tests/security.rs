@@ -395,23 +395,7 @@ fn each_role_logs_in_with_its_own_password_only() {
     let Some(dst) = Env::new("roles-import", Storage::Copy) else {
         return;
     };
-    let mut init = dst.command(&[
-        "init",
-        "--from-env",
-        "PGFORK_TEST_SOURCE_URL",
-        "--method",
-        "physical",
-        "--no-hooks",
-    ]);
-    let out = init
-        .env("PGFORK_TEST_SOURCE_URL", &admin)
-        .output()
-        .expect("init");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dst.init_from(&admin, &["--method", "physical", "--no-hooks"]);
     let imported = dst.ok(&["url", "main", "--role", "app"]).trim().to_string();
     assert_eq!(
         psql_ok(
@@ -635,23 +619,7 @@ fn the_url_role_owns_the_data_but_cannot_reach_the_server_os_user() {
     let Some(dst) = Env::new("owner-import", Storage::Copy) else {
         return;
     };
-    let mut init = dst.command(&[
-        "init",
-        "--from-env",
-        "PGFORK_TEST_SOURCE_URL",
-        "--method",
-        "physical",
-        "--no-hooks",
-    ]);
-    let out = init
-        .env("PGFORK_TEST_SOURCE_URL", &url)
-        .output()
-        .expect("init");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dst.init_from(&url, &["--method", "physical", "--no-hooks"]);
     let imported = dst.url("main");
     assert!(
         imported.starts_with("postgresql://pgfork_owner:"),

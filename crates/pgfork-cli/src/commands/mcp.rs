@@ -13,14 +13,11 @@ pub(super) async fn mcp(args: McpArgs, explicit: Option<&str>) -> Result<i32> {
             let pii_masking = match config {
                 Some(cfg) if cfg.masking.pii => {
                     let rules = project::read_masking_rules("")?;
+                    let (list, strict, keep) = project::masking_request(Some(&rules));
                     Some(pgfork_mcp::PiiMasking {
-                        rules: rules
-                            .masking_rules
-                            .iter()
-                            .map(|r| serde_json::to_value(r).unwrap_or_default())
-                            .collect(),
-                        strict: rules.strict,
-                        keep: rules.keep,
+                        rules: list.unwrap_or_default(),
+                        strict: strict.unwrap_or_default(),
+                        keep: keep.unwrap_or_default(),
                     })
                 }
                 _ => None,

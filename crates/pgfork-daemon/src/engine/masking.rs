@@ -412,11 +412,7 @@ impl Engine {
         .await;
         result?;
         admin
-            .batch_execute(&format!(
-                "DROP ROLE {MASKER}; \
-                 SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active; \
-                 CHECKPOINT"
-            ))
+            .batch_execute(&format!("DROP ROLE {MASKER}; CHECKPOINT"))
             .await
             .map_err(|e| failed(format!("could not finish masking: {e}")))?;
         Ok(())

@@ -358,6 +358,33 @@ impl Env {
         self.ok(&["url", branch]).trim().to_string()
     }
 
+    /// `pgfork init --from-env` with the source URL in the environment (never in argv),
+    /// plus `args`; panics unless it succeeds.
+    pub fn init_from(&self, source_url: &str, args: &[&str]) {
+        let mut a = vec!["init", "--from-env", "PGFORK_TEST_SOURCE_URL"];
+        a.extend_from_slice(args);
+        let out = self
+            .command(&a)
+            .env("PGFORK_TEST_SOURCE_URL", source_url)
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Marks the repository as holding personal data (`[masking] pii = true`), with
+    /// `rules` (TOML) as its masking rules in `masking.toml`.
+    pub fn mark_pii(&self, rules: &str) {
+        std::fs::write(self.repo.join("masking.toml"), rules).expect("rules");
+        let toml = self.repo.join(".pgfork.toml");
+        let mut text = std::fs::read_to_string(&toml).expect("config");
+        text.push_str("\n[masking]\nrules = \"masking.toml\"\npii = true\n");
+        std::fs::write(&toml, text).expect("config");
+    }
+
     /// The superuser's URL on a branch: through its private socket (the superuser has
     /// no password, so no TCP URL reaches it). Starts the branch.
     pub fn superuser_url(&self, branch: &str) -> String {
@@ -598,4 +625,11 @@ pub fn dechunk(body: &str) -> String {
         rest = after[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// One masking rule (TOML) on `public.<table>.<column>` of database `postgres`.
+pub fn mask_rule(table: &str, column: &str, function: &str) -> String {
+    format!(
+        "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"{table}\"\ncolumn_name = \"{column}\"\nmasking_function = \"{function}\"\n\n"
+    )
 }
