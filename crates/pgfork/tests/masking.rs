@@ -69,6 +69,10 @@ fn a_masked_branch_keeps_no_byte_of_the_originals() {
                  CREATE INDEX people_name ON people (name);
                  CREATE MATERIALIZED VIEW people_emails AS SELECT id, email FROM people;
                  UPDATE people SET name = name, bio = bio WHERE id = 1;
+                 -- A production-style policy that hides the row with the originals from
+                 -- anyone but the table's owner: masking must still reach it.
+                 ALTER TABLE people ENABLE ROW LEVEL SECURITY;
+                 CREATE POLICY not_the_first ON people USING (id > 1);
                  ANALYZE people;
                  SELECT count(*) FROM people WHERE email = '{email}'"
             ),
