@@ -399,9 +399,11 @@ fn components() -> utoipa::openapi::Components {
         BranchUpdateRequest,
         BranchRestoreRequest,
         NeonProjectFacts,
+        ImportReport,
         NeonEndpointFacts,
         ConnectionParameters,
         BranchSchemaCompareResponse,
+        SchemaChange,
         ProjectUpdate,
         ProjectUpdateRequest,
     );

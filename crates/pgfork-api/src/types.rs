@@ -104,10 +104,22 @@ pub struct Project {
     /// branch's private socket on the server's machine (`pgfork psql --superuser`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_superuser: Option<String>,
+    /// pgfork: what the logical import of the root copied from its source and where
+    /// the copy differs (a catalog inventory of both, compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_import_report: Option<ImportReport>,
     /// Neon's placement, limits and metering, which clients generated from Neon's
     /// schema require: pgfork has one place, no limits and meters nothing.
     #[serde(flatten, default)]
     pub neon: NeonProjectFacts,
+}
+
+/// What an import copied (`copied`) and what differs from the source, with why
+/// (`differs`); each entry one sentence.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+pub struct ImportReport {
+    pub copied: Vec<String>,
+    pub differs: Vec<String>,
 }
 
 /// The fields Neon requires of a project that describe Neon's service rather than the
@@ -554,6 +566,26 @@ pub struct CompareSchemaQuery {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BranchSchemaCompareResponse {
     pub diff: String,
+    /// pgfork: the same changes as a list of objects (columns, indexes, constraints,
+    /// functions, views, types, policies, grants, …), for tools.
+    #[serde(default)]
+    pub pgfork_changes: Vec<SchemaChange>,
+}
+
+/// One object that differs between two branches' schemas.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct SchemaChange {
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// `table`, `column`, `index`, `constraint`, `function`, `view`, `type`, `policy`,
+    /// `grant`, `trigger`, `sequence`, `schema`, `extension`, …
+    pub kind: String,
+    /// The qualified name (`schema.table.column` for a column).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 /// Neon's `GET /projects/{id}/connection_uri` query.
@@ -623,6 +655,14 @@ pub struct BranchRestoreRequest {
     /// Keep the branch's current state as a new branch of this name before resetting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_under_name: Option<String>,
+    /// pgfork: refuse (409) while clients are connected to the branch, instead of
+    /// ending their sessions as Neon does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pgfork_refuse_sessions: bool,
+    /// pgfork: with `pgfork_refuse_sessions`, wait up to this long for the sessions to
+    /// close before refusing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_wait_seconds: Option<u64>,
 }
 
 /// Query of DELETE: `?purge=true` removes for good instead of trashing.

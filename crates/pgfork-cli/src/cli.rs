@@ -120,6 +120,20 @@ pub enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Schema changes of a branch (default: HEAD's) against its parent, as a unified
+    /// diff of DDL; --json lists the changed tables, columns, indexes, constraints,
+    /// functions, views, types, policies and grants.
+    Diff {
+        branch: Option<String>,
+        /// Compare against this branch instead of the parent.
+        #[arg(long, value_name = "BRANCH")]
+        against: Option<String>,
+        /// The database to compare (default: the project's).
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Repository, HEAD, its branch, the daemon and the store.
     Status {
         #[arg(long)]
@@ -277,8 +291,20 @@ pub enum BranchCommand {
     },
     /// Bring a deleted branch back from the trash.
     Recover { name: String },
-    /// Reset a branch to its parent's current state (same URL and password).
-    Reset { name: String },
+    /// Reset a branch to its parent's current state (same URL and password). The state
+    /// it replaces is kept as a stopped branch for 7 days unless --discard.
+    Reset {
+        name: String,
+        #[command(flatten)]
+        opts: ResetOpts,
+    },
+    /// Reset onto the parent's current state, then run the after-create command (the
+    /// branch's own migrations) from its work tree: a database rebase.
+    Refresh {
+        name: String,
+        #[command(flatten)]
+        opts: ResetOpts,
+    },
     /// Start a branch's Postgres.
     Start { name: String },
     /// Stop a branch's Postgres.
@@ -309,6 +335,9 @@ pub enum BranchCommand {
         /// The database to compare (default: the project's).
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
+        /// The changed objects as JSON (kind, name, before, after), with the diff.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -518,4 +547,22 @@ pub enum DaemonCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What a reset or refresh keeps and whom it may interrupt.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResetOpts {
+    /// Keep the replaced state as a branch of this name (default
+    /// NAME-before-reset-TIME).
+    #[arg(long, value_name = "NAME", conflicts_with = "discard")]
+    pub preserve_as: Option<String>,
+    /// Do not keep the replaced state.
+    #[arg(long)]
+    pub discard: bool,
+    /// End the sessions of connected clients instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// Wait this long for connected clients to leave before refusing (e.g. 30s).
+    #[arg(long, value_name = "DURATION", conflicts_with = "force")]
+    pub wait: Option<String>,
 }

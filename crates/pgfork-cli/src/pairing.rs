@@ -326,6 +326,12 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
 
 /// Runs the repository's after-create command for `b`, recording the outcome.
 pub async fn run_after_create(ctx: &Ctx, b: &api::Branch) -> bool {
+    run_after_create_in(ctx, b, &ctx.repo.root).await
+}
+
+/// [`run_after_create`] in `dir`: the work tree where `b`'s git branch is checked out,
+/// whose migrations are the branch's own.
+pub async fn run_after_create_in(ctx: &Ctx, b: &api::Branch, dir: &Path) -> bool {
     let Some(cmd) = ctx
         .cfg
         .hooks
@@ -344,10 +350,7 @@ pub async fn run_after_create(ctx: &Ctx, b: &api::Branch) -> bool {
     }
     eprintln!("pgfork: running after-create command: {cmd}");
     let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg(cmd)
-        .current_dir(&ctx.repo.root)
-        .stdin(Stdio::null());
+    c.arg("-c").arg(cmd).current_dir(dir).stdin(Stdio::null());
     // Its output is for the user, on the terminal git is using.
     c.stdout(Stdio::inherit()).stderr(Stdio::inherit());
     for v in &ctx.cfg.env.vars {

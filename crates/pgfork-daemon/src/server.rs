@@ -553,7 +553,20 @@ impl Backend for Api {
                 ));
             }
         }
-        if let Some(keep) = req.preserve_under_name {
+        let sessions = if req.pgfork_refuse_sessions {
+            crate::engine::Sessions::RefuseAfter(std::time::Duration::from_secs(
+                req.pgfork_wait_seconds.unwrap_or(0).min(3600),
+            ))
+        } else {
+            crate::engine::Sessions::End
+        };
+        // A refusal must leave nothing behind, the preserved copy included.
+        if let crate::engine::Sessions::RefuseAfter(wait) = sessions {
+            let p = self.0.project(&project)?;
+            let b = self.0.branch(&p, &branch)?;
+            self.0.wait_for_no_sessions(&p, &b, wait).await?;
+        }
+        if let Some(keep) = req.preserve_under_name.clone() {
             // The state being replaced lives on as a branch of its own (a clone of the
             // branch as it is now), made before the reset starts.
             let p = self.0.project(&project)?;
@@ -586,7 +599,7 @@ impl Backend for Api {
                 })?;
             }
         }
-        self.0.reset_branch(&project, &branch).await
+        self.0.reset_branch(&project, &branch, sessions).await
     }
 
     async fn recover_branch(

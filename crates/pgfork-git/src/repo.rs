@@ -70,6 +70,20 @@ fn output_retrying(cmd: &mut Command) -> std::io::Result<std::process::Output> {
     }
 }
 
+/// In `git worktree list --porcelain` output, the work tree with `branch` checked out.
+pub fn worktree_of(porcelain: &str, branch: &str) -> Option<PathBuf> {
+    let want = format!("branch refs/heads/{branch}");
+    let mut current: Option<&str> = None;
+    for line in porcelain.lines() {
+        if let Some(path) = line.strip_prefix("worktree ") {
+            current = Some(path);
+        } else if line == want {
+            return current.map(PathBuf::from);
+        }
+    }
+    None
+}
+
 /// One work tree of a repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -300,6 +314,14 @@ impl Repo {
             .collect())
     }
 
+    /// The work tree where `branch` is checked out, if any.
+    pub fn worktree_of(&self, branch: &str) -> Result<Option<PathBuf>, GitError> {
+        Ok(worktree_of(
+            &self.must(&["worktree", "list", "--porcelain"])?,
+            branch,
+        ))
+    }
+
     /// Local branches whose upstream is gone (deleted on the remote, then pruned).
     pub fn upstream_gone(&self) -> Result<Vec<String>, GitError> {
         Ok(self
@@ -404,5 +426,24 @@ impl Repo {
             same_tip: tip.map(|t| self.branches_at(&t)).unwrap_or_default(),
             default_branch: self.default_branch(),
         }
+    }
+}
+
+#[cfg(test)]
+mod worktree_tests {
+    use super::*;
+
+    #[test]
+    fn the_work_tree_of_a_branch_is_found_in_porcelain_output() {
+        let porcelain = "worktree /src/app\nHEAD 1111\nbranch refs/heads/main\n\nworktree /src/app-login\nHEAD 2222\nbranch refs/heads/feature/login\n\nworktree /src/app-detached\nHEAD 3333\ndetached\n";
+        assert_eq!(
+            worktree_of(porcelain, "feature/login"),
+            Some(PathBuf::from("/src/app-login"))
+        );
+        assert_eq!(
+            worktree_of(porcelain, "main"),
+            Some(PathBuf::from("/src/app"))
+        );
+        assert_eq!(worktree_of(porcelain, "feature"), None);
     }
 }

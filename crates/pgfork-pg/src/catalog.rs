@@ -20,6 +20,22 @@ pub async fn roles(client: &Client) -> Result<Vec<(String, bool)>, PgError> {
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
+/// The client sessions of a running branch other than pgfork's own, each as
+/// "application as role" (what the user needs to find and close them).
+pub async fn client_sessions(client: &Client) -> Result<Vec<String>, PgError> {
+    let rows = client
+        .query(
+            "SELECT coalesce(nullif(application_name, ''), 'a client') || ' as ' || coalesce(usename::text, '?') || ' (pid ' || pid || ')' \
+             FROM pg_stat_activity \
+             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> 'pgfork' \
+             ORDER BY pid",
+            &[],
+        )
+        .await
+        .map_err(sql_err("list the open sessions"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Databases that accept connections: (oid, name, owner).
 pub async fn databases(client: &Client) -> Result<Vec<(i64, String, String)>, PgError> {
     let rows = client

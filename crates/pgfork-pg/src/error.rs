@@ -40,7 +40,7 @@ pub enum PgError {
     },
     #[error(transparent)]
     Cow(#[from] pgfork_cow::CowError),
-    #[error("SQL on {what} failed: {source}")]
+    #[error("SQL to {what} failed: {}", crate::sql::db_message(source))]
     Sql {
         what: String,
         source: tokio_postgres::Error,

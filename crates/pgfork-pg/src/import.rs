@@ -77,6 +77,17 @@ fn with_bytes_progress<T>(
     })
 }
 
+/// A failed psql against a source, said as what the user must check.
+pub(crate) fn source_unreachable(e: PgError) -> PgError {
+    match e {
+        PgError::Command { stderr, .. } if stderr.contains("connection to server") || stderr.contains("could not") || stderr.contains("authentication") => PgError::Unsupported(format!(
+            "could not connect to the source database: {}: check the URL, that the server is reachable and that the role may log in",
+            stderr.lines().last().unwrap_or("").trim_start_matches("psql: ").trim()
+        )),
+        other => other,
+    }
+}
+
 /// Connects to `url` with psql and reads what an import needs to know.
 pub fn source_info(
     install: &PgInstall,
@@ -90,13 +101,8 @@ pub fn source_info(
         .arg("SELECT current_database(), current_setting('server_version_num'), (SELECT rolname FROM pg_roles WHERE oid = 10), \
               coalesce((SELECT sum(pg_database_size(oid)) FROM pg_database WHERE datallowconn AND has_database_privilege(oid, 'CONNECT')), 0)")
         .env("PGCONNECT_TIMEOUT", "10");
-    let out = run(user, &mut cmd, "connecting to the source database").map_err(|e| match e {
-        PgError::Command { stderr, .. } => PgError::Unsupported(format!(
-            "could not connect to the source database: {}: check the URL, that the server is reachable and that the role may log in",
-            stderr.lines().last().unwrap_or("").trim_start_matches("psql: ").trim()
-        )),
-        other => other,
-    })?;
+    let out =
+        run(user, &mut cmd, "connecting to the source database").map_err(source_unreachable)?;
     let fields: Vec<&str> = out.trim().split('\t').collect();
     match fields.as_slice() {
         [db, num, su, bytes] => Ok(SourceInfo {
@@ -178,7 +184,10 @@ pub fn logical_dump(
 }
 
 /// Restores a directory-format dump into `dbname` of a running cluster with `jobs`
-/// workers, reporting items restored against the dump's table of contents.
+/// workers, reporting items restored against the dump's table of contents. Owners and
+/// privileges are restored (the roles must exist: see [`crate::logical`]); never
+/// subscriptions (a branch must not connect to a publisher), tablespaces (the source's
+/// paths mean nothing here) or security labels (no label provider is loaded here).
 pub fn logical_restore(
     install: &PgInstall,
     user: &ServerUser,
@@ -199,20 +208,26 @@ pub fn logical_restore(
         p.phase("pg_restore", total);
     }
     let mut cmd = Command::new(install.bin("pg_restore"));
-    cmd.args(["-v", "--no-owner", "--no-privileges", "--exit-on-error"])
-        .arg(format!("-j{jobs}"))
-        .arg("-h")
-        .arg(&inst.socket_dir)
-        .arg("-p")
-        .arg(inst.port.to_string())
-        .arg("-U")
-        .arg(&inst.superuser)
-        .arg("-d")
-        .arg(dbname)
-        .arg(dump_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-v",
+        "--no-subscriptions",
+        "--no-tablespaces",
+        "--no-security-labels",
+        "--exit-on-error",
+    ])
+    .arg(format!("-j{jobs}"))
+    .arg("-h")
+    .arg(&inst.socket_dir)
+    .arg("-p")
+    .arg(inst.port.to_string())
+    .arg("-U")
+    .arg(&inst.superuser)
+    .arg("-d")
+    .arg(dbname)
+    .arg(dump_dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     user.apply(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| PgError::Spawn {
         what: "pg_restore".into(),

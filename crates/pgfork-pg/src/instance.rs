@@ -87,6 +87,17 @@ pub fn initdb(
     pgdata: &Path,
     superuser: &str,
 ) -> Result<(), PgError> {
+    initdb_with(install, user, pgdata, superuser, false)
+}
+
+/// [`initdb`], with data checksums when `checksums` (a copy of a source that has them).
+pub fn initdb_with(
+    install: &PgInstall,
+    user: &ServerUser,
+    pgdata: &Path,
+    superuser: &str,
+    checksums: bool,
+) -> Result<(), PgError> {
     user.create_private_dir(pgdata)?;
     let mut cmd = Command::new(install.bin("initdb"));
     cmd.arg("-D")
@@ -103,6 +114,9 @@ pub fn initdb(
         ])
         // No per-file fsync: the daemon makes the finished tree durable with one syncfs.
         .arg("--no-sync");
+    if checksums {
+        cmd.arg("--data-checksums");
+    }
     run(user, &mut cmd, "initdb")?;
     configure(user, pgdata, install.major)
 }

@@ -10,18 +10,25 @@
 //!   clone of a *running* cluster without stopping or pausing it.
 //! - [`import`]: root branch sources (sample data, pg_dump/pg_restore, pg_basebackup,
 //!   adopting a stopped data directory).
+//! - [`logical`]: the faithful logical import (roles, ownership, grants, settings,
+//!   extension versions) and its [`fidelity`] report.
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
+//! - [`schema`]: a database's schema as named objects, and the changes between two.
 //! - [`sanitize`]: what keeps a copy of production from acting on its behalf.
 
 pub mod catalog;
 pub mod clone;
 pub mod conninfo;
+pub mod dump_sql;
 mod error;
+pub mod fidelity;
 pub mod import;
 pub mod install;
 pub mod instance;
+pub mod logical;
 pub mod roles;
 pub mod sanitize;
+pub mod schema;
 pub mod sql;
 pub mod user;
 

@@ -149,15 +149,27 @@ pub async fn create_import_role(client: &Client) -> Result<(), PgError> {
 }
 
 /// Hands everything the import role created in the connected database to the owner,
-/// and the database itself.
-pub async fn hand_over_database(client: &Client, dbname: &str) -> Result<(), PgError> {
+/// and the database itself when `take_database` (not an imported database, which keeps
+/// the owner its source gave it).
+pub async fn hand_over_database(
+    client: &Client,
+    dbname: &str,
+    take_database: bool,
+) -> Result<(), PgError> {
+    let mut sql = format!(
+        "REASSIGN OWNED BY {import} TO {owner}; DROP OWNED BY {import};",
+        import = quote_ident(IMPORT_ROLE),
+        owner = quote_ident(OWNER_ROLE),
+    );
+    if take_database {
+        sql.push_str(&format!(
+            "ALTER DATABASE {} OWNER TO {};",
+            quote_ident(dbname),
+            quote_ident(OWNER_ROLE)
+        ));
+    }
     client
-        .batch_execute(&format!(
-            "REASSIGN OWNED BY {import} TO {owner}; DROP OWNED BY {import}; ALTER DATABASE {db} OWNER TO {owner};",
-            import = quote_ident(IMPORT_ROLE),
-            owner = quote_ident(OWNER_ROLE),
-            db = quote_ident(dbname),
-        ))
+        .batch_execute(&sql)
         .await
         .map_err(sql_err("hand the imported objects to the owner"))
 }

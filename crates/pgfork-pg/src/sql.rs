@@ -32,6 +32,14 @@ pub(crate) fn sql_err(what: &str) -> impl FnOnce(tokio_postgres::Error) -> PgErr
     }
 }
 
+/// The server's message of a failed statement (the error's text otherwise), for a
+/// report line.
+pub(crate) fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
 /// Quotes a string literal for SQL text (for statements that cannot take parameters,
 /// like `ALTER ROLE ... PASSWORD`).
 pub fn quote_literal(s: &str) -> String {

@@ -190,6 +190,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE TABLE branch_masking (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, rules TEXT NOT NULL); \
          CREATE TABLE project_mask_keys (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, mask_key TEXT NOT NULL);",
     ),
+    // What a logical import copied and where it differs from its source (JSON).
+    (
+        12,
+        "CREATE TABLE project_import_reports (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, report TEXT NOT NULL);",
+    ),
 ];
 
 /// A follow-HEAD endpoint of a work tree.
@@ -688,6 +693,27 @@ impl Store {
             params![branch_id, rules_json],
         )?;
         Ok(())
+    }
+
+    /// Records what the import of a project's root copied (JSON).
+    pub fn set_import_report(&self, project_id: &str, report_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO project_import_reports (project_id, report) VALUES (?1, ?2) ON CONFLICT (project_id) DO UPDATE SET report = excluded.report",
+            params![project_id, report_json],
+        )?;
+        Ok(())
+    }
+
+    /// What the import of a project's root copied, when it was a logical import.
+    pub fn import_report(&self, project_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT report FROM project_import_reports WHERE project_id = ?1",
+                params![project_id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// The rules a branch was masked with, when it was masked itself (not by

@@ -222,16 +222,11 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 b.name
             );
         }
-        BranchCommand::Reset { name } => {
-            let started = Instant::now();
-            let resp = c.restore_branch(&p, &name).await?;
-            wait_ops(&c, &p, &resp.operations).await?;
-            println!(
-                "reset {:?} to the current state of {:?} in {:.2} s; its URL is unchanged",
-                resp.branch.name,
-                resp.branch.parent_name.as_deref().unwrap_or("-"),
-                started.elapsed().as_secs_f64()
-            );
+        BranchCommand::Reset { name, opts } => {
+            return super::reset::reset(&c, &p, reset_request(name, opts, false), explicit).await;
+        }
+        BranchCommand::Refresh { name, opts } => {
+            return super::reset::reset(&c, &p, reset_request(name, opts, true), explicit).await;
         }
         BranchCommand::Start { name } => {
             let b = c.set_running(&p, &name, true).await?.branch;
@@ -299,28 +294,19 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             name,
             against,
             database,
+            json,
         } => {
-            let database = match database {
-                Some(d) => d,
-                None => {
-                    let db = c.get_project(&p).await?.project.database_name;
-                    // Neon's projects do not name a default database.
-                    if db.is_empty() {
-                        "postgres".to_string()
-                    } else {
-                        db
-                    }
-                }
-            };
-            let diff = c
-                .compare_schema(&p, &name, against.as_deref(), &database)
-                .await?
-                .diff;
-            if diff.trim().is_empty() {
-                crate::note!("no schema differences");
-            } else {
-                print!("{diff}");
-            }
+            return super::diff::diff(
+                &c,
+                &p,
+                super::diff::DiffRequest {
+                    branch: Some(name),
+                    against,
+                    database,
+                    json,
+                },
+            )
+            .await;
         }
         BranchCommand::Protect { name } => set_protected(&c, &p, &name, true).await?,
         BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
@@ -379,4 +365,19 @@ pub(super) async fn set_protected(c: &Client, p: &str, name: &str, protected: bo
         }
     );
     Ok(())
+}
+
+fn reset_request(
+    name: String,
+    opts: crate::cli::ResetOpts,
+    migrate: bool,
+) -> super::reset::ResetRequest {
+    super::reset::ResetRequest {
+        name,
+        preserve_as: opts.preserve_as,
+        discard: opts.discard,
+        force: opts.force,
+        wait: opts.wait,
+        migrate,
+    }
 }

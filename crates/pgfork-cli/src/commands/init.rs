@@ -107,6 +107,11 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
         for line in git_setup {
             println!("  {line}");
         }
+        if let Ok(p) = c.get_project(&name).await {
+            if let Some(report) = p.project.pgfork_import_report {
+                print_import_report(&report);
+            }
+        }
     }
     // Said once, where the user starts: branches here will be full copies.
     if let Ok(Some(w)) = c.status().await.map(|st| st.store_warning) {
@@ -205,4 +210,17 @@ pub(super) async fn setup_git(
         ));
     }
     Ok(lines)
+}
+
+/// The fidelity report of a logical import: what was copied, then what differs.
+fn print_import_report(report: &api::ImportReport) {
+    for (label, lines) in [("copied: ", &report.copied), ("differs:", &report.differs)] {
+        for (i, line) in lines.iter().enumerate() {
+            let head = if i == 0 { label } else { "        " };
+            println!("  {head} {line}");
+        }
+    }
+    if report.differs.is_empty() {
+        println!("  differs: nothing (the catalog inventory equals the source's)");
+    }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 mod allow;
 mod branch;
 mod daemon;
+mod diff;
 mod doctor;
 mod gc;
 mod hooks;
@@ -28,6 +29,7 @@ mod mcp;
 mod project_cmd;
 mod psql;
 mod remote;
+mod reset;
 mod status;
 mod token;
 mod trash;
@@ -142,6 +144,26 @@ pub async fn run(cli: Cli) -> Result<i32> {
             superuser,
             args,
         } => psql(explicit, branch, superuser, args).await,
+        Command::Diff {
+            branch,
+            against,
+            database,
+            json,
+        } => {
+            let c = ensure_daemon().await?;
+            let p = project::resolve(&c, explicit).await?;
+            diff::diff(
+                &c,
+                &p,
+                diff::DiffRequest {
+                    branch,
+                    against,
+                    database,
+                    json,
+                },
+            )
+            .await
+        }
         Command::Status { json } => status(explicit, json).await,
         Command::Doctor { json } => doctor(json).await,
         Command::Daemon { command } => daemon(command).await,

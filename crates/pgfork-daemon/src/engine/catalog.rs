@@ -215,6 +215,23 @@ impl Engine {
         };
         let base_sql = self.branch_schema(project, &base.id, query()).await?.sql;
         let this_sql = self.branch_schema(project, &b.id, query()).await?.sql;
+        let db = q.db_name.clone().unwrap_or_default();
+        let base_objects = self.schema_objects(&p, &base, &db).await?;
+        let this_objects = self.schema_objects(&p, &b, &db).await?;
+        let pgfork_changes = pgfork_pg::schema::changes(&base_objects, &this_objects)
+            .into_iter()
+            .map(|c| api::SchemaChange {
+                change: c.change,
+                kind: c.kind,
+                name: c.name,
+                before: c.before,
+                after: c.after,
+            })
+            .collect();
+        let (base_sql, this_sql) = (
+            pgfork_pg::schema::normalised_ddl(&base_sql),
+            pgfork_pg::schema::normalised_ddl(&this_sql),
+        );
         let diff = similar::TextDiff::from_lines(&base_sql, &this_sql)
             .unified_diff()
             .context_radius(3)
@@ -223,7 +240,26 @@ impl Engine {
                 &format!("{} ({})", b.name, b.id),
             )
             .to_string();
-        Ok(api::BranchSchemaCompareResponse { diff })
+        Ok(api::BranchSchemaCompareResponse {
+            diff,
+            pgfork_changes,
+        })
+    }
+
+    /// The schema objects of one database of a branch (which [`Engine::branch_schema`]
+    /// checked exists).
+    async fn schema_objects(
+        &self,
+        p: &Project,
+        b: &Branch,
+        db: &str,
+    ) -> Result<Vec<pgfork_pg::schema::SchemaObject>, ApiError> {
+        let db = db.to_string();
+        self.while_running(p, b, |inst| async move {
+            let client = sql::connect(&inst, &db).await.map_err(pg_err)?;
+            pgfork_pg::schema::objects(&client).await.map_err(pg_err)
+        })
+        .await
     }
 
     /// Waits for an operation to end; its error when it failed.

@@ -6,6 +6,7 @@
 //! leave the store nearly full (the parent would PANIC on its next write).
 
 use super::*;
+use pgfork_pg::{fidelity, logical};
 
 /// The bytes of the files below `path` (one walker for imports and copies).
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
@@ -154,6 +155,7 @@ impl Engine {
             log_file: self.layout.branch_log(&branch_id),
             superuser: "postgres".to_string(),
         };
+        let mut import_report = None;
         let result = self
             .import_root(
                 &mut project,
@@ -164,7 +166,8 @@ impl Engine {
                 &tmp,
                 &progress,
             )
-            .await;
+            .await
+            .map(|report| import_report = report);
         // A masked base: the root itself is masked before it exists, so no branch of
         // the project ever holds the originals.
         let key = crate::ids::new_password();
@@ -193,6 +196,17 @@ impl Engine {
                 .map_err(store_err),
             (r, _) => r,
         };
+        let result = match (result, &import_report) {
+            (Ok(()), Some(report)) => {
+                for d in &report.differs {
+                    tracing::warn!(project = %project.name, "import: {d}");
+                }
+                let json = serde_json::to_string(report).unwrap_or_default();
+                self.write_store(|s| s.set_import_report(&project.id, &json))
+                    .map_err(store_err)
+            }
+            (r, _) => r,
+        };
         if result.is_err() {
             // An import may have left its build Postgres running in tmp/.
             let _ = self.stop_instance(build_inst.clone()).await;
@@ -204,6 +218,7 @@ impl Engine {
     }
 
     /// Fills `tmp/pgdata` from the root source; leaves the build instance stopped.
+    /// A logical import returns its fidelity report.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn import_root(
         &self,
@@ -214,8 +229,9 @@ impl Engine {
         source: &api::RootSource,
         tmp: &Path,
         progress: &Arc<Progress>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<fidelity::Report>, ApiError> {
         std::fs::create_dir_all(tmp).map_err(io_err("create", tmp))?;
+        let mut import_differs = Vec::new();
         self.user.chown(tmp).map_err(pg_err)?;
         let install = match pg_version {
             Some(v) => self.installs.for_major(v).map_err(pg_err)?.clone(),
@@ -223,13 +239,33 @@ impl Engine {
         };
         let user = self.user.clone();
         let pgdata = inst.pgdata.clone();
+        // A logical import is told about its source first: data checksums are chosen
+        // at initdb, and a missing extension refuses the import before anything is made.
+        let facts = match source {
+            api::RootSource::Logical { url } => {
+                let (i, u, url) = (install.clone(), user.clone(), url.clone());
+                Some(blocking(move || logical::source_facts(&i, &u, &url).map_err(pg_err)).await?)
+            }
+            _ => None,
+        };
         let install_used: PgInstall = match source {
-            api::RootSource::Empty
-            | api::RootSource::Sample { .. }
-            | api::RootSource::Logical { .. } => {
+            api::RootSource::Empty | api::RootSource::Sample { .. } => {
                 progress.phase("initdb", 0);
                 let (i, u, d) = (install.clone(), user.clone(), pgdata.clone());
                 blocking(move || instance::initdb(&i, &u, &d, "postgres").map_err(pg_err)).await?;
+                root.clone_method = "initdb".into();
+                install
+            }
+            api::RootSource::Logical { .. } => {
+                progress.phase("initdb", 0);
+                let checksums = facts.as_ref().is_some_and(|f| f.data_checksums);
+                let (i, u, d) = (install.clone(), user.clone(), pgdata.clone());
+                blocking(move || {
+                    instance::initdb_with(&i, &u, &d, logical::IMPORT_BOOTSTRAP, checksums)
+                        .map_err(pg_err)
+                })
+                .await?;
+                inst.superuser = logical::IMPORT_BOOTSTRAP.to_string();
                 root.clone_method = "initdb".into();
                 install
             }
@@ -322,45 +358,21 @@ impl Engine {
                 .await?;
             }
             api::RootSource::Logical { url } => {
-                let (i, u, url2) = (install_used.clone(), user.clone(), url.clone());
-                let info =
-                    blocking(move || import::source_info(&i, &u, &url2).map_err(pg_err)).await?;
-                let dump = tmp.join("dump");
-                let jobs = std::thread::available_parallelism()
-                    .map(|n| n.get() as u32)
-                    .unwrap_or(2)
-                    .clamp(2, 8);
-                let (i, u, url2, d, p) = (
-                    install_used.clone(),
-                    user.clone(),
-                    url.clone(),
-                    dump.clone(),
-                    progress.clone(),
-                );
-                blocking(move || {
-                    import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err)
-                })
-                .await?;
-                import::create_database(&loader, &info.dbname)
-                    .await
-                    .map_err(pg_err)?;
-                let (i, u, b, d, p, db) = (
-                    install_used.clone(),
-                    user.clone(),
-                    loader.clone(),
-                    dump.clone(),
-                    progress.clone(),
-                    info.dbname.clone(),
-                );
-                blocking(move || {
-                    import::logical_restore(&i, &u, &b, &db, &d, jobs, Some(&p)).map_err(pg_err)
-                })
-                .await?;
-                remove_tree(&dump);
-                project.db_name = info.dbname;
+                let facts = facts.as_ref().ok_or_else(|| {
+                    ApiError::internal("a logical import without its source's facts")
+                })?;
+                let (dbname, differs) = self
+                    .import_logical(url, facts, &install_used, &loader, tmp, progress)
+                    .await?;
+                project.db_name = dbname;
+                import_differs = differs;
             }
             _ => {}
         }
+        let superusers = facts
+            .as_ref()
+            .map(|f| f.superusers.clone())
+            .unwrap_or_default();
         if loads {
             let mut databases = vec!["postgres".to_string()];
             if project.db_name != "postgres" {
@@ -368,16 +380,159 @@ impl Engine {
             }
             for db in &databases {
                 let client = sql::connect(inst, db).await.map_err(pg_err)?;
-                roles::hand_over_database(&client, db)
+                logical::hand_over_superusers(&client, &superusers, roles::OWNER_ROLE)
+                    .await
+                    .map_err(pg_err)?;
+                // An imported database keeps the owner the source gave it.
+                let take_database = facts.is_none() || db == "postgres";
+                roles::hand_over_database(&client, db, take_database)
                     .await
                     .map_err(pg_err)?;
             }
             let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;
             roles::drop_import_role(&client).await.map_err(pg_err)?;
         }
+        let report = match (source, &facts) {
+            (api::RootSource::Logical { url }, Some(facts)) => {
+                progress.phase("checking the copy against the source", 0);
+                let (i, u, url, here, db, passwords) = (
+                    install_used.clone(),
+                    user.clone(),
+                    url.clone(),
+                    inst.clone(),
+                    project.db_name.clone(),
+                    facts.reads_passwords,
+                );
+                let (source_inv, here_inv) = blocking(move || {
+                    let s = logical::inventory(&i, &u, &logical::Target::Url(&url), passwords)
+                        .map_err(pg_err)?;
+                    let h = logical::inventory(&i, &u, &logical::Target::Local(&here, &db), true)
+                        .map_err(pg_err)?;
+                    Ok((s, h))
+                })
+                .await?;
+                let choices = fidelity::Choices {
+                    superusers: superusers
+                        .iter()
+                        .filter(|s| !logical::is_pgfork_role(s))
+                        .cloned()
+                        .collect(),
+                    owner_role: roles::OWNER_ROLE.to_string(),
+                    own_roles: vec![
+                        logical::IMPORT_BOOTSTRAP.to_string(),
+                        roles::IMPORT_ROLE.to_string(),
+                    ],
+                };
+                let mut report = fidelity::compare(&source_inv, &here_inv, &choices);
+                if !facts.reads_passwords {
+                    report.differs.push(
+                        "roles have no password here: the source role may not read pg_authid (import as a superuser to keep them, or set them with ALTER ROLE)".to_string(),
+                    );
+                }
+                report.differs.extend(import_differs);
+                report.differs.dedup();
+                Some(report)
+            }
+            _ => None,
+        };
         progress.phase("finishing", 0);
         self.stop_instance(inst.clone()).await?;
-        Ok(())
+        Ok(report)
+    }
+
+    /// The faithful logical import (see `pgfork_pg::logical`): roles, the database as
+    /// the source made it, the extensions at the source's versions, then the dump with
+    /// its owners and privileges. Returns the database's name and what could not be
+    /// kept.
+    async fn import_logical(
+        &self,
+        url: &str,
+        facts: &logical::SourceFacts,
+        install: &PgInstall,
+        loader: &Instance,
+        tmp: &Path,
+        progress: &Arc<Progress>,
+    ) -> Result<(String, Vec<String>), ApiError> {
+        let user = self.user.clone();
+        let admin = sql::connect(loader, "postgres").await.map_err(pg_err)?;
+        let missing = logical::missing_extensions(&admin, facts)
+            .await
+            .map_err(pg_err)?;
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "the source uses extensions this server does not have ({}): install them here (on Debian, the postgresql-{}-… package of each) and run the import again",
+                missing.join(", "),
+                install.major
+            )));
+        }
+        let (i, u, url2) = (install.clone(), user.clone(), url.to_string());
+        let info = blocking(move || import::source_info(&i, &u, &url2).map_err(pg_err)).await?;
+        progress.phase("copying roles", 0);
+        let (i, u, url2, pw) = (
+            install.clone(),
+            user.clone(),
+            url.to_string(),
+            facts.reads_passwords,
+        );
+        let role_script =
+            blocking(move || logical::dump_roles(&i, &u, &url2, pw).map_err(pg_err)).await?;
+        let reserved = [
+            roles::OWNER_ROLE,
+            roles::IMPORT_ROLE,
+            logical::IMPORT_BOOTSTRAP,
+        ];
+        let mut differs = logical::apply_roles(&admin, &role_script, &reserved)
+            .await
+            .map_err(pg_err)?;
+        let dump = tmp.join("dump");
+        let jobs = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(2)
+            .clamp(2, 8);
+        let (i, u, url2, d, p) = (
+            install.clone(),
+            user.clone(),
+            url.to_string(),
+            dump.clone(),
+            progress.clone(),
+        );
+        blocking(move || import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err))
+            .await?;
+        let (i, u, d, scratch) = (
+            install.clone(),
+            user.clone(),
+            dump.clone(),
+            tmp.to_path_buf(),
+        );
+        let db_script =
+            blocking(move || logical::database_script(&i, &u, &d, &scratch).map_err(pg_err))
+                .await?;
+        differs.extend(
+            logical::create_database(&admin, &info.dbname, &db_script, facts)
+                .await
+                .map_err(pg_err)?,
+        );
+        let in_db = sql::connect(loader, &info.dbname).await.map_err(pg_err)?;
+        logical::precreate_extensions(&in_db, facts)
+            .await
+            .map_err(pg_err)?;
+        let (i, u, b, d, p, db) = (
+            install.clone(),
+            user.clone(),
+            loader.clone(),
+            dump.clone(),
+            progress.clone(),
+            info.dbname.clone(),
+        );
+        blocking(move || {
+            import::logical_restore(&i, &u, &b, &db, &d, jobs, Some(&p)).map_err(pg_err)
+        })
+        .await?;
+        logical::align_extensions(&in_db, facts)
+            .await
+            .map_err(pg_err)?;
+        remove_tree(&dump);
+        Ok((info.dbname, differs))
     }
 
     /// Reflink when `src` is on the same reflink-capable filesystem as the store.

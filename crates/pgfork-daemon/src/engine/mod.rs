@@ -49,6 +49,7 @@ mod update;
 mod views;
 
 use reservations::Pending;
+pub use reset::Sessions;
 use staged::StagedDir;
 pub use views::human_bytes;
 

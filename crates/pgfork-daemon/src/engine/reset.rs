@@ -4,11 +4,21 @@
 
 use super::*;
 
+/// What a reset does to clients connected to the branch it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// End them (Neon's behaviour, for API clients that expect it).
+    End,
+    /// Wait up to this long for them to close, then refuse the reset.
+    RefuseAfter(std::time::Duration),
+}
+
 impl Engine {
     pub async fn reset_branch(
         self: &Arc<Self>,
         project_ref: &str,
         branch_ref: &str,
+        sessions: Sessions,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
         let b = self.branch(&project, branch_ref)?;
@@ -18,6 +28,10 @@ impl Engine {
                 b.name
             ))
         })?;
+        // Refused before anything is cloned, so a refusal costs nothing.
+        if let Sessions::RefuseAfter(wait) = sessions {
+            self.wait_for_no_sessions(&project, &b, wait).await?;
+        }
         let this = self.clone();
         let p2 = project.clone();
         let b2 = b.clone();
@@ -38,6 +52,43 @@ impl Engine {
             None => b,
         };
         Ok(self.branch_response(&project, &b, Some(&op_id)))
+    }
+
+    /// Waits up to `wait` for every client session of a running branch to close; a
+    /// 409 naming them when some stay.
+    pub async fn wait_for_no_sessions(
+        &self,
+        project: &Project,
+        b: &Branch,
+        wait: std::time::Duration,
+    ) -> Result<(), ApiError> {
+        let inst = self.instance(project, b);
+        if !inst.is_running() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
+            let open = pgfork_pg::catalog::client_sessions(&client)
+                .await
+                .map_err(pg_err)?;
+            if open.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ApiError::conflict(format!(
+                    "{:?} has {} open session{} ({}): close {}, wait for {} (--wait 30s), or end {} with --force",
+                    b.name,
+                    open.len(),
+                    if open.len() == 1 { "" } else { "s" },
+                    open.join(", "),
+                    if open.len() == 1 { "it" } else { "them" },
+                    if open.len() == 1 { "it" } else { "them" },
+                    if open.len() == 1 { "it" } else { "them" },
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     pub(crate) async fn do_reset(

@@ -157,6 +157,12 @@ impl Engine {
             database_name: p.db_name.clone(),
             role_name: p.role_name.clone(),
             pgfork_superuser: Some(p.superuser.clone()),
+            pgfork_import_report: self
+                .store()
+                .import_report(&p.id)
+                .ok()
+                .flatten()
+                .and_then(|j| serde_json::from_str(&j).ok()),
         }
     }
 

@@ -7,6 +7,10 @@
 //! needed it says so in the report (`PGFORK_TEST_REPORT`) instead of passing silently.
 #![allow(dead_code)]
 
+pub mod production;
+#[allow(unused_imports)]
+pub use production::Production;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

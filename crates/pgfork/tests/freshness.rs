@@ -1,0 +1,205 @@
+//! Keeping branches current with their parent: schema diff (text and JSON), refresh
+//! (reset onto the parent, then the branch's own migrations again), what a reset keeps,
+//! and that a reset never ends someone's session unasked.
+
+mod common;
+use common::*;
+
+/// A repository whose after-create command applies the branch's `migrate.sql`, if it
+/// has one (with psql on PATH for it).
+fn repo_with_migrations(name: &str) -> Option<Env> {
+    let mut env = Env::new(name, Storage::Copy)?;
+    env.ok(&["init", "--sample", "--scale", "1"]);
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace(
+            "# after_create = \"npm run migrate\"",
+            "after_create = \"test ! -f migrate.sql || psql \\\"$DATABASE_URL\\\" -v ON_ERROR_STOP=1 -q -f migrate.sql\"",
+        );
+    assert!(
+        cfg.contains("migrate.sql"),
+        "the template has an after_create line"
+    );
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pgfork"]);
+    env.ok(&["allow"]);
+    let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
+    env.extra_env.push(("PATH".into(), path));
+    Some(env)
+}
+
+#[test]
+fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
+    let Some(env) = repo_with_migrations("fresh-refresh") else {
+        return;
+    };
+    env.git(&["checkout", "-q", "-b", "feature"]);
+    std::fs::write(
+        env.repo.join("migrate.sql"),
+        "ALTER TABLE pgbench_branches ADD COLUMN region text;\nCREATE INDEX branches_region ON pgbench_branches (region);\n",
+    )
+    .expect("migration");
+    env.git(&["add", "migrate.sql"]);
+    env.git(&["commit", "-q", "-m", "region"]);
+    env.ok(&["branch", "migrate", "feature"]);
+
+    // Diff: HEAD's branch against its parent, exactly the column and the index.
+    let diff = env.json(&["diff"]);
+    let changes: Vec<(String, String, String)> = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["change"].as_str().unwrap_or("").to_string(),
+                c["kind"].as_str().unwrap_or("").to_string(),
+                c["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "added".into(),
+                "column".into(),
+                "public.pgbench_branches.region".into()
+            ),
+            (
+                "added".into(),
+                "index".into(),
+                "public.branches_region".into()
+            ),
+        ],
+        "{diff:#}"
+    );
+    let text = env.ok(&["diff"]);
+    assert!(text.contains("+    region text"), "{text}");
+    assert!(text.contains("+CREATE INDEX branches_region"), "{text}");
+    assert!(
+        !text.contains("\\restrict") && !text.contains("-- Dumped"),
+        "{text}"
+    );
+    assert!(env.ok(&["diff", "main", "--against", "main"]).is_empty());
+    let err = env.fails(&["diff", "main"]);
+    assert!(err.contains("root") && err.contains("--against"), "{err}");
+
+    // The parent moves on.
+    psql_ok(
+        &env.url("main"),
+        "INSERT INTO pgbench_branches (bid, bbalance) VALUES (1001, 0)",
+    );
+
+    // A connected client is never cut off unasked: refused, or waited for.
+    let feature = env.url("feature");
+    let mut session = std::process::Command::new(std::path::Path::new(PG_BIN).join("psql"))
+        .args(["-X", "-q", "-d", &feature, "-c", "SELECT pg_sleep(60)"])
+        .env("PGAPPNAME", "held-session")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    wait_until(
+        "the session to open",
+        std::time::Duration::from_secs(10),
+        || {
+            psql_ok(
+                &feature,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held-session'",
+            ) == "1"
+        },
+    );
+    let err = env.fails(&["branch", "refresh", "feature", "--wait", "1s"]);
+    assert!(
+        err.contains("1 open session") && err.contains("held-session"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(
+        psql_ok(
+            &feature,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held-session'"
+        ),
+        "1",
+        "the refused refresh left the session alone"
+    );
+    // The user closes it (the backend outlives a killed psql in pg_sleep).
+    psql_ok(&feature, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'held-session'");
+    let _ = session.wait();
+
+    // Refresh: the parent's new row, and the branch's own column again.
+    let out = env.ok(&["branch", "refresh", "feature"]);
+    assert!(out.contains("ran the after-create command"), "{out}");
+    assert_eq!(
+        psql_ok(
+            &feature,
+            "SELECT count(*) FROM pgbench_branches WHERE bid = 1001"
+        ),
+        "1",
+        "the parent's new row"
+    );
+    assert_eq!(
+        psql_ok(&feature, "SELECT count(region) FROM pgbench_branches"),
+        "0",
+        "the branch's own column"
+    );
+    assert_eq!(env.url("feature"), feature, "the URL is unchanged");
+
+    // What the refresh replaced is kept, stopped, expiring: never lost.
+    let list = env.json(&["branch", "list"]);
+    let kept = list
+        .as_array()
+        .expect("branches")
+        .iter()
+        .find(|b| {
+            b["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("feature-before-refresh-"))
+        })
+        .unwrap_or_else(|| panic!("a preserved state in {list:#}"))
+        .clone();
+    assert!(
+        out.contains(kept["name"].as_str().expect("name")),
+        "{out} {kept:#}"
+    );
+    assert!(!kept["expires_at"].is_null(), "{kept:#}");
+    let kept_name = kept["name"].as_str().expect("name").to_string();
+    assert_eq!(
+        env.states()[&kept_name],
+        "suspended",
+        "it costs nothing until used"
+    );
+    let kept_url = env.url(&kept_name);
+    assert_eq!(
+        psql_ok(
+            &kept_url,
+            "SELECT count(*) FROM pgbench_branches WHERE bid = 1001"
+        ),
+        "0",
+        "the preserved state is the old one"
+    );
+    psql_ok(&kept_url, "SELECT count(region) FROM pgbench_branches");
+
+    // --discard keeps nothing; --force ends a session instead of refusing.
+    let mut session = std::process::Command::new(std::path::Path::new(PG_BIN).join("psql"))
+        .args(["-X", "-q", "-d", &feature, "-c", "SELECT pg_sleep(60)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    let before = env.json(&["branch", "list"]).as_array().map(Vec::len);
+    env.ok(&["branch", "reset", "feature", "--discard", "--force"]);
+    let after = env.json(&["branch", "list"]).as_array().map(Vec::len);
+    assert_eq!(before, after, "--discard kept no state");
+    let status = session.wait().expect("psql ended");
+    assert!(!status.success(), "the forced reset ended the session");
+    assert_eq!(
+        psql_ok(
+            &feature,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'region'"
+        ),
+        "0",
+        "a reset does not migrate"
+    );
+}
