@@ -441,6 +441,10 @@ pub struct BranchCreate {
     /// holds personal data (recorded in the server's log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_unmasked_reason: Option<String>,
+    /// pgfork: server settings for the branch on top of pgfork's developer defaults
+    /// (a repository's `.pgfork.toml` `[postgres]`); absent: the parent branch's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_postgres_settings: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Neon's `reveal_password` answer.

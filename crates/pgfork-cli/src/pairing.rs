@@ -299,6 +299,7 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                     pgfork_masking_rules: mask_rules,
                     pgfork_masking_strict: mask_strict,
                     pgfork_masking_keep: mask_keep,
+                    pgfork_postgres_settings: ctx.cfg.postgres_settings(),
                     ..Default::default()
                 },
                 endpoints: vec![],

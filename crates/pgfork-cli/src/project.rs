@@ -20,6 +20,32 @@ pub struct RepoConfig {
     pub hooks: HooksSection,
     #[serde(default, skip_serializing_if = "MaskingSection::is_empty")]
     pub masking: MaskingSection,
+    /// `[postgres]`: server settings for this repository's branches, on top of pgfork's
+    /// developer defaults (the root keeps its own).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub postgres: std::collections::BTreeMap<String, toml::Value>,
+}
+
+impl RepoConfig {
+    /// `[postgres]` as setting values (numbers and booleans as Postgres writes them).
+    pub fn postgres_settings(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        if self.postgres.is_empty() {
+            return None;
+        }
+        Some(
+            self.postgres
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        toml::Value::String(s) => s.clone(),
+                        toml::Value::Boolean(b) => if *b { "on" } else { "off" }.to_string(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// `[masking]`: the rules file masked branches use (`branch create --mask`).
@@ -273,7 +299,12 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
          \n\
          [hooks]\n\
          # Runs after a database branch is created for a git branch, with the vars set:\n\
-         # after_create = \"npm run migrate\"\n",
+         # after_create = \"npm run migrate\"\n\
+         \n\
+         # [postgres]\n\
+         # Server settings for branches (not the root), on top of developer defaults\n\
+         # (shared_buffers 128MB, huge_pages off, max_wal_size 1GB, ...):\n\
+         # work_mem = \"16MB\"\n",
         toml::Value::String(name.to_string())
     );
     std::fs::write(path, text).with_context(|| format!("could not write {}", path.display()))

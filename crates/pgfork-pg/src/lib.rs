@@ -14,6 +14,7 @@
 //!   extension versions) and its [`fidelity`] report.
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
 //! - [`schema`]: a database's schema as named objects, and the changes between two.
+//! - [`settings`]: developer defaults for the server settings of every non-root branch.
 //! - [`sanitize`]: what keeps a copy of production from acting on its behalf.
 
 pub mod catalog;
@@ -29,6 +30,7 @@ pub mod logical;
 pub mod roles;
 pub mod sanitize;
 pub mod schema;
+pub mod settings;
 pub mod sql;
 pub mod user;
 

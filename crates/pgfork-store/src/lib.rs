@@ -195,6 +195,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         "CREATE TABLE project_import_reports (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, report TEXT NOT NULL);",
     ),
+    // A branch's own server settings (`.pgfork.toml` `[postgres]`), applied again on
+    // every reset (JSON object).
+    (
+        13,
+        "CREATE TABLE branch_pg_settings (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, settings TEXT NOT NULL);",
+    ),
 ];
 
 /// A follow-HEAD endpoint of a work tree.
@@ -693,6 +699,27 @@ impl Store {
             params![branch_id, rules_json],
         )?;
         Ok(())
+    }
+
+    /// Records a branch's own server settings (JSON object).
+    pub fn set_branch_pg_settings(&self, branch_id: &str, settings_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO branch_pg_settings (branch_id, settings) VALUES (?1, ?2) ON CONFLICT (branch_id) DO UPDATE SET settings = excluded.settings",
+            params![branch_id, settings_json],
+        )?;
+        Ok(())
+    }
+
+    /// A branch's own server settings, when it has any.
+    pub fn branch_pg_settings(&self, branch_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT settings FROM branch_pg_settings WHERE branch_id = ?1",
+                params![branch_id],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Records what the import of a project's root copied (JSON).

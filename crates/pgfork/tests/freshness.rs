@@ -203,3 +203,37 @@ fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
         "a reset does not migrate"
     );
 }
+
+#[test]
+fn branches_get_developer_settings_while_the_root_keeps_its_own() {
+    let Some(env) = repo_with_migrations("fresh-settings") else {
+        return;
+    };
+    // The root is tuned like production (ALTER SYSTEM, which a copy carries along).
+    let su = env.superuser_url("main");
+    psql_ok(&su, "ALTER SYSTEM SET shared_buffers = '256MB'");
+    psql_ok(&su, "ALTER SYSTEM SET work_mem = '64MB'");
+    env.ok(&["branch", "stop", "main"]);
+    env.ok(&["branch", "start", "main"]);
+    let show = |branch: &str| psql_ok(&env.url(branch), "SHOW shared_buffers; SHOW work_mem");
+    assert_eq!(show("main"), "256MB\n64MB");
+    let mut cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml")).expect("cfg");
+    cfg.push_str("\n[postgres]\nwork_mem = \"16MB\"\n");
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["checkout", "-q", "-b", "tuned"]);
+    assert_eq!(
+        show("tuned"),
+        "128MB\n16MB",
+        "developer defaults, then [postgres]"
+    );
+    env.ok(&["branch", "reset", "tuned", "--discard"]);
+    assert_eq!(show("tuned"), "128MB\n16MB", "a reset applies them again");
+    assert_eq!(show("main"), "256MB\n64MB", "the root keeps its own");
+    // A setting name that is not one is refused before anything is made.
+    let mut cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml")).expect("cfg");
+    cfg.push_str("\"bad name\" = \"1\"\n");
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    let err = env.fails(&["branch", "create", "bad-settings"]);
+    assert!(err.contains("is not a PostgreSQL setting name"), "{err}");
+    assert!(!env.states().contains_key("bad-settings"));
+}

@@ -61,11 +61,11 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             // The repository's policy applies to branches made by hand (CI jobs, agents):
             // its default TTL and password rotation. A broken policy file is an error,
             // not a silent default.
-            let policy = project::find_config()
+            let repo_cfg = project::find_config()
                 .map(|path| project::read_config(&path))
-                .transpose()?
-                .map(|cfg| cfg.branches)
-                .unwrap_or_default();
+                .transpose()?;
+            let postgres_settings = repo_cfg.as_ref().and_then(|c| c.postgres_settings());
+            let policy = repo_cfg.map(|cfg| cfg.branches).unwrap_or_default();
             let default_ttl = policy.default_ttl;
             let ttl = ttl.or(if expires_at.is_none() {
                 default_ttl
@@ -91,6 +91,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             pgfork_masking_rules: mask_rules,
                             pgfork_masking_strict: mask_strict,
                             pgfork_masking_keep: mask_keep,
+                            pgfork_postgres_settings: postgres_settings,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn: None,

@@ -9,6 +9,15 @@ use super::*;
 use pgfork_pg::{fidelity, logical};
 
 /// The bytes of the files below `path` (one walker for imports and copies).
+/// What a new branch is made into beyond a clone of its parent.
+pub(crate) struct BranchRecipe<'a> {
+    /// Fresh passwords for the application's login roles.
+    pub rotate: bool,
+    pub mask: Option<&'a pgfork_mask::MaskingRules>,
+    /// Server settings on top of the developer defaults.
+    pub settings: &'a [(String, String)],
+}
+
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
     import::dir_bytes(path)
 }
@@ -673,6 +682,11 @@ impl Engine {
             spec.pgfork_masking_strict,
             spec.pgfork_masking_keep.take(),
         )?;
+        let settings: Vec<(String, String)> = match spec.pgfork_postgres_settings.take() {
+            Some(s) => s.into_iter().collect(),
+            None => self.pg_settings_of(&parent.id)?,
+        };
+        pgfork_pg::settings::check(&settings).map_err(ApiError::bad_request)?;
         if let Some(why) = &spec.pgfork_unmasked_reason {
             tracing::warn!(project = %project.name, branch = %name, parent = %parent.name, reason = %why, "an unmasked branch of unmasked data was asked for by name in a project that holds personal data");
         }
@@ -706,7 +720,17 @@ impl Engine {
                 move |op_id, progress| async move {
                     let _op = this.in_flight().await;
                     let r = this
-                        .build_branch(&p2, b2, op_id, progress, rotate, mask.as_ref())
+                        .build_branch(
+                            &p2,
+                            b2,
+                            op_id,
+                            progress,
+                            BranchRecipe {
+                                rotate,
+                                mask: mask.as_ref(),
+                                settings: &settings,
+                            },
+                        )
                         .await;
                     drop(building);
                     drop(reservation);
@@ -776,9 +800,13 @@ impl Engine {
         mut b: Branch,
         op_id: String,
         progress: Arc<Progress>,
-        rotate: bool,
-        mask: Option<&pgfork_mask::MaskingRules>,
+        recipe: BranchRecipe<'_>,
     ) -> Result<Branch, ApiError> {
+        let BranchRecipe {
+            rotate,
+            mask,
+            settings,
+        } = recipe;
         // Re-check under the lock: the parent may have gone, the name been taken.
         if self
             .store()
@@ -806,6 +834,8 @@ impl Engine {
                     .await?
             };
             b.parent_lsn = lsn;
+            // Before anything starts it: production's tuning may not even start here.
+            self.apply_branch_settings(&built, settings).await?;
             if let Some(rules) = mask {
                 let key = self
                     .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
@@ -815,6 +845,12 @@ impl Engine {
             }
             self.commit_new_branch(project, &mut b, &built, None, rotate)
                 .await?;
+            if !settings.is_empty() {
+                let json = serde_json::to_string(&settings).unwrap_or_default();
+                let id = b.id.clone();
+                self.write_store(|s| s.set_branch_pg_settings(&id, &json))
+                    .map_err(store_err)?;
+            }
             if let Some(rules) = mask {
                 let id = b.id.clone();
                 self.write_store(|s| s.set_branch_masking(&id, &rules.to_json()))
@@ -830,6 +866,31 @@ impl Engine {
         result?;
         tracing::info!(branch = %b.name, parent = %parent.name, method = %b.clone_method, "branch created");
         Ok(b)
+    }
+
+    /// A branch's own server settings as stored (none: the developer defaults only).
+    pub(crate) fn pg_settings_of(
+        &self,
+        branch_id: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let json = self
+            .store()
+            .branch_pg_settings(branch_id)
+            .map_err(store_err)?;
+        Ok(json
+            .and_then(|j| serde_json::from_str::<Vec<(String, String)>>(&j).ok())
+            .unwrap_or_default())
+    }
+
+    /// Writes the developer defaults and `settings` into a staged branch's own
+    /// `postgresql.conf` (never a root's).
+    pub(crate) async fn apply_branch_settings(
+        &self,
+        built: &Path,
+        settings: &[(String, String)],
+    ) -> Result<(), ApiError> {
+        let (user, built, settings) = (self.user.clone(), built.to_path_buf(), settings.to_vec());
+        blocking(move || pgfork_pg::settings::apply(&user, &built, &settings).map_err(pg_err)).await
     }
 
     /// Clones `parent` into `built` (inside `tmp`), online when it runs. Returns the

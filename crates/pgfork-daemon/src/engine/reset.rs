@@ -124,6 +124,8 @@ impl Engine {
             .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &label)
             .await?;
         drop(_parent);
+        let settings = self.pg_settings_of(&b.id)?;
+        self.apply_branch_settings(&built, &settings).await?;
         // A branch masked from an unmasked parent is masked again: a reset never
         // brings the originals back (a child of a masked parent copies masked data).
         let rules = self.store().branch_masking(&b.id).map_err(store_err)?;
