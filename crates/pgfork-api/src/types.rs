@@ -56,10 +56,22 @@ impl std::error::Error for ApiError {}
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RootSource {
     Empty,
-    Sample { scale: u32 },
-    Logical { url: String },
-    Physical { url: String },
-    Dir { path: String },
+    Sample {
+        scale: u32,
+    },
+    Logical {
+        url: String,
+    },
+    Physical {
+        url: String,
+    },
+    /// A streaming standby of the source: the root follows it.
+    Replica {
+        url: String,
+    },
+    Dir {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]

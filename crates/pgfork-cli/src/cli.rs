@@ -26,8 +26,14 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ImportMethod {
+    /// pg_dump/pg_restore with roles, owners, grants and settings (any major, managed
+    /// services included).
     Logical,
+    /// A physical copy (pg_basebackup), once.
     Physical,
+    /// A streaming standby of the source that stays seconds behind it (same major);
+    /// branches are cloned from it as it runs.
+    Replica,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,15 @@
 //!    to and past the backup-end record.
 //! 6. Write `backup_label` into the clone. Its Postgres then starts with recovery from
 //!    the checkpoint and is consistent once it replays past the backup end.
+//!
+//! A parent that is a standby (the root of a project that follows production) takes
+//! the same steps, as pg_basebackup does from a standby, with two differences. The
+//! backup's end is the standby's `minRecoveryPoint`, read from `pg_control` at start,
+//! so `global/pg_control` is cloned *last*, after the stop and the WAL (a control file
+//! older than the data would end recovery too early). And the clone must not stay a
+//! standby: its recovery signal and connection to the primary are removed, so it
+//! replays what it has, ends recovery and becomes a primary of its own that never
+//! streams from (or archives to) production.
 
 use crate::sql::{connect, sql_err};
 use crate::{Instance, PgError, ServerUser};
@@ -154,6 +163,11 @@ pub async fn clone_running(
         online: true,
         ..Default::default()
     };
+    let standby: bool = client
+        .query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .map_err(sql_err("ask whether the parent is a standby"))?
+        .get(0);
 
     // 1. Pin WAL from now on for the life of this session.
     let slot = format!(
@@ -197,7 +211,14 @@ pub async fn clone_running(
         progress.clone(),
     );
     let stats = tokio::task::spawn_blocking(move || {
-        clone_tree_blocking(&src, &dst_owned, method, &user_owned, prog.as_deref(), true)
+        clone_tree_blocking(
+            &src,
+            &dst_owned,
+            method,
+            &user_owned,
+            prog.as_deref(),
+            Online::Yes { standby },
+        )
     })
     .await
     .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
@@ -259,6 +280,17 @@ pub async fn clone_running(
     .map_err(|e| PgError::Unsupported(format!("clone worker panicked: {e}")))??;
     report.wal_clone = t.elapsed();
 
+    // 5b. From a standby: the control file last (its minRecoveryPoint is the backup's
+    //     end), and the clone made a primary of its own.
+    if standby {
+        let (src_ctl, dst_ctl) = (
+            parent.pgdata.join("global/pg_control"),
+            dst.join("global/pg_control"),
+        );
+        pgfork_cow::clone_file(&src_ctl, &dst_ctl, method, user.owner())?;
+        crate::import::detach_from_primary(user, dst)?;
+    }
+
     // 6. The label (and tablespace map) turn the clone into a restorable backup.
     crate::instance::write_owned(user, &dst.join("backup_label"), &label_file)?;
     drop(client); // ends the session: the temporary slot goes with it.
@@ -270,15 +302,28 @@ pub async fn clone_running(
     Ok(report)
 }
 
+/// Whether a cluster being cloned runs, and is a standby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Online {
+    Yes { standby: bool },
+}
+
 fn clone_tree_blocking(
     src: &Path,
     dst: &Path,
     method: CloneMethod,
     user: &ServerUser,
     progress: Option<&Progress>,
-    online: bool,
+    online: Online,
 ) -> Result<TreeStats, PgError> {
-    let filter = move |rel: &Path| pgdata_filter(rel, online);
+    let Online::Yes { standby } = online;
+    let filter = move |rel: &Path| {
+        // From a standby, the control file is cloned last, on its own.
+        if standby && rel == Path::new("global/pg_control") {
+            return Visit::Skip;
+        }
+        pgdata_filter(rel, true)
+    };
     let cb = |done: u64, total: u64| {
         if let Some(p) = progress {
             p.set(done, total)

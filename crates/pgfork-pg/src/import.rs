@@ -278,6 +278,84 @@ pub fn physical(
     pgdata: &Path,
     progress: Option<&Progress>,
 ) -> Result<(PgInstall, SourceInfo), PgError> {
+    let (install, info) = base_backup(installs, user, url, pgdata, progress)?;
+    detach_from_primary(user, pgdata)?;
+    configure(user, pgdata, install.major)?;
+    ensure_ident(user, pgdata)?;
+    Ok((install, info))
+}
+
+/// The password file a standby root reads its primary's password from: inside its
+/// PGDATA (0700), never in a setting a role could read, and removed from every clone.
+pub const PRIMARY_PASSFILE: &str = "pgfork_primary.pgpass";
+
+/// A physical copy of `url` that stays a streaming standby of it (a root that follows
+/// production): pg_basebackup, then `standby.signal` and a `primary_conninfo` whose
+/// password lives in [`PRIMARY_PASSFILE`]. No replication slot is made on the source:
+/// a slot would keep production's WAL forever if pgfork went away.
+pub fn standby(
+    installs: &PgInstalls,
+    user: &ServerUser,
+    url: &str,
+    pgdata: &Path,
+    application_name: &str,
+    progress: Option<&Progress>,
+) -> Result<(PgInstall, SourceInfo), PgError> {
+    let (install, info) = base_backup(installs, user, url, pgdata, progress)?;
+    detach_from_primary(user, pgdata)?;
+    let (clean, password) = crate::conninfo::split_password(url);
+    let passfile = pgdata.join(PRIMARY_PASSFILE);
+    let mut conninfo = clean.clone();
+    // Relative: a postmaster runs in its data directory, which moves from the staging
+    // area into place (and is a different one in every restore of a backup).
+    let extra = [
+        ("passfile", PRIMARY_PASSFILE.to_string()),
+        ("application_name", application_name.to_string()),
+    ];
+    if clean.starts_with("postgresql://") || clean.starts_with("postgres://") {
+        let mut u = url::Url::parse(&clean)
+            .map_err(|e| PgError::Unsupported(format!("the source URL does not parse: {e}")))?;
+        u.query_pairs_mut()
+            .extend_pairs(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        conninfo = u.to_string();
+    } else {
+        for (k, v) in &extra {
+            conninfo.push_str(&format!(
+                " {k}='{}'",
+                v.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
+        }
+    }
+    let pgpass_escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+    write_owned(
+        user,
+        &passfile,
+        &format!(
+            "*:*:*:*:{}\n",
+            pgpass_escape(password.as_deref().unwrap_or(""))
+        ),
+    )?;
+    let auto = pgdata.join("postgresql.auto.conf");
+    let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+    text.push_str(&format!(
+        "primary_conninfo = '{}'\nhot_standby = on\n",
+        conninfo.replace('\'', "''")
+    ));
+    write_owned(user, &auto, &text)?;
+    write_owned(user, &pgdata.join("standby.signal"), "")?;
+    configure(user, pgdata, install.major)?;
+    ensure_ident(user, pgdata)?;
+    Ok((install, info))
+}
+
+/// pg_basebackup of `url` into `pgdata` with the installation of the source's major.
+fn base_backup(
+    installs: &PgInstalls,
+    user: &ServerUser,
+    url: &str,
+    pgdata: &Path,
+    progress: Option<&Progress>,
+) -> Result<(PgInstall, SourceInfo), PgError> {
     let probe_install = installs.newest();
     let info = source_info(probe_install, user, url)?;
     let install = installs.for_major(info.major).map_err(|_| {
@@ -300,9 +378,6 @@ pub fn physical(
     with_bytes_progress(progress, pgdata, info.cluster_bytes, || {
         run(user, &mut cmd, "pg_basebackup")
     })?;
-    detach_from_primary(user, pgdata)?;
-    configure(user, pgdata, install.major)?;
-    ensure_ident(user, pgdata)?;
     Ok((install.clone(), info))
 }
 
@@ -336,10 +411,11 @@ pub fn adopt_dir(
     Ok(install)
 }
 
-/// A root branch is an independent primary: drop standby/recovery signals and any
-/// replication settings that would make it follow (or connect to) its source.
-fn detach_from_primary(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
-    for stale in ["standby.signal", "recovery.signal"] {
+/// A root branch (or the child of a standby) is an independent primary: drop
+/// standby/recovery signals, any replication settings that would make it follow (or
+/// connect to) its source, and the password file a standby root keeps for that.
+pub(crate) fn detach_from_primary(user: &ServerUser, pgdata: &Path) -> Result<(), PgError> {
+    for stale in ["standby.signal", "recovery.signal", PRIMARY_PASSFILE] {
         match std::fs::remove_file(pgdata.join(stale)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -37,6 +37,7 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
         match args.method {
             ImportMethod::Logical => api::RootSource::Logical { url },
             ImportMethod::Physical => api::RootSource::Physical { url },
+            ImportMethod::Replica => api::RootSource::Replica { url },
         }
     } else if let Some(dir) = args.from_dir {
         let abs = std::fs::canonicalize(&dir).with_context(|| {

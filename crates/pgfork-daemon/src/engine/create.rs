@@ -9,6 +9,9 @@ use super::*;
 use pgfork_pg::{fidelity, logical};
 
 /// The bytes of the files below `path` (one walker for imports and copies).
+/// The clone method recorded for a root that is a streaming standby of its source.
+pub(crate) const REPLICA_ROOT: &str = "replica";
+
 /// What a new branch is made into beyond a clone of its parent.
 pub(crate) struct BranchRecipe<'a> {
     /// Fresh passwords for the application's login roles.
@@ -181,6 +184,9 @@ impl Engine {
         // the project ever holds the originals.
         let key = crate::ids::new_password();
         let result = match (result, &mask) {
+            (Ok(()), Some(_)) if root.clone_method == REPLICA_ROOT => Err(ApiError::bad_request(
+                "a root that follows production cannot be masked (masking writes, a standby is read-only): mask its branches instead ([masking] pii = true in .pgfork.toml)",
+            )),
             (Ok(()), Some(rules)) => {
                 root.masked = true;
                 let label = root.id.clone();
@@ -295,6 +301,29 @@ impl Engine {
                 root.clone_method = "pg_basebackup".into();
                 i
             }
+            api::RootSource::Replica { url } => {
+                let (installs, u, d, url, p, app) = (
+                    self.installs.clone(),
+                    user.clone(),
+                    pgdata.clone(),
+                    url.clone(),
+                    progress.clone(),
+                    format!(
+                        "pgfork_{}",
+                        project
+                            .name
+                            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+                    ),
+                );
+                let (i, info) = blocking(move || {
+                    import::standby(&installs, &u, &url, &d, &app, Some(&p)).map_err(pg_err)
+                })
+                .await?;
+                inst.superuser = info.bootstrap_superuser.clone();
+                project.db_name = info.dbname;
+                root.clone_method = REPLICA_ROOT.into();
+                i
+            }
             api::RootSource::Dir { path } => {
                 let src = PathBuf::from(path);
                 if !src.is_dir() {
@@ -341,7 +370,9 @@ impl Engine {
                 | api::RootSource::Logical { .. }
                 | api::RootSource::Empty
         );
-        {
+        // A standby is read-only: its roles are production's own; its branches get the
+        // owner role when they first start as primaries.
+        if root.clone_method != REPLICA_ROOT {
             let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;
             roles::ensure_owner(&client, project.pg_major, &root.password)
                 .await

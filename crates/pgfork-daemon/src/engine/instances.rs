@@ -33,7 +33,10 @@ impl Engine {
                 .map_err(pg_err)
         })
         .await?;
-        if set_password {
+        // A root that follows production is a read-only standby: nothing in it can or
+        // may be changed; what sanitizing protects against is removed from its clones.
+        let standby_root = b.parent_id.is_none() && b.clone_method == super::create::REPLICA_ROOT;
+        if set_password && !standby_root {
             let done = pgfork_pg::sanitize::sanitize(&inst).await.map_err(pg_err)?;
             if !done.is_empty() {
                 tracing::info!(branch = %b.name, slots = ?done.slots, subscriptions = ?done.subscriptions, cron_jobs = done.cron_jobs, "a branch must not act for its parent: dropped its replication slots, disabled its subscriptions and pg_cron jobs");
