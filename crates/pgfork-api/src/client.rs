@@ -546,6 +546,20 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// pgfork: how current a branch is (its parent, the root's source, migrations).
+    pub async fn branch_freshness(
+        &self,
+        project: &str,
+        branch: &str,
+    ) -> Result<BranchFreshness, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("{}/pgfork_freshness", Self::branch_path(project, branch)),
+            None::<&()>,
+        )
+        .await
+    }
+
     pub async fn recover_branch(
         &self,
         project: &str,

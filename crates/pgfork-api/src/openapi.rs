@@ -241,6 +241,14 @@ pub const ROUTES: &[Route] = &[
         200,
         Some("DatabaseResponse"),
     ),
+    r(
+        "get",
+        "/api/v2/projects/{project}/branches/{branch}/pgfork_freshness",
+        "pgfork: how current a branch is with its parent (and the root with its source)",
+        None,
+        200,
+        Some("BranchFreshness"),
+    ),
     Route {
         query: &[
             ("db_name", "string", true),
@@ -404,6 +412,9 @@ fn components() -> utoipa::openapi::Components {
         ConnectionParameters,
         BranchSchemaCompareResponse,
         SchemaChange,
+        BranchFreshness,
+        RootFollowing,
+        MigrationConflict,
         ProjectUpdate,
         ProjectUpdateRequest,
     );

@@ -161,6 +161,11 @@ pub trait Backend: Send + Sync + 'static {
         branch: String,
         q: CompareSchemaQuery,
     ) -> impl Future<Output = Result<BranchSchemaCompareResponse, ApiError>> + Send;
+    fn branch_freshness(
+        &self,
+        project: String,
+        branch: String,
+    ) -> impl Future<Output = Result<BranchFreshness, ApiError>> + Send;
     fn restart(
         &self,
         project: String,
@@ -498,6 +503,12 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/branches/{branch}/compare_schema",
             get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<CompareSchemaQuery>| async move {
                 b.compare_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/pgfork_freshness",
+            get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>| async move {
+                b.branch_freshness(p, br).await.map(Json)
             }),
         )
         .route(

@@ -890,3 +890,43 @@ pub struct WebhookOutcome {
     pub branch: Option<String>,
     pub detail: String,
 }
+
+/// pgfork: how current a branch is with its parent, how far the project's root is
+/// behind its source, and which live branches applied diverging migrations.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+pub struct BranchFreshness {
+    pub branch: String,
+    pub parent: Option<String>,
+    /// When the branch last took its parent's state (create, reset, refresh).
+    pub forked_at: Option<DateTime<Utc>>,
+    /// WAL the parent wrote since then (unknown while the parent is suspended).
+    pub parent_wal_bytes_since_fork: Option<i64>,
+    /// The parent's schema differs from the one the branch took.
+    pub parent_schema_changed: Option<bool>,
+    /// The project's root, when it follows its source.
+    pub root: Option<RootFollowing>,
+    pub migration_conflicts: Vec<MigrationConflict>,
+    /// Why a figure above is unknown.
+    pub notes: Vec<String>,
+}
+
+/// A root that follows its source (`replica`): whether it streams and how far behind.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+pub struct RootFollowing {
+    pub method: String,
+    pub streaming: bool,
+    /// WAL received but not replayed yet.
+    pub replay_lag_bytes: Option<i64>,
+    /// How long ago the last replayed transaction committed on the source.
+    pub last_commit_seconds_ago: Option<f64>,
+}
+
+/// Two live branches that each applied migrations the other lacks, past their parent.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+pub struct MigrationConflict {
+    pub tool: String,
+    pub branch_a: String,
+    pub branch_b: String,
+    pub only_a: Vec<String>,
+    pub only_b: Vec<String>,
+}

@@ -102,6 +102,17 @@ pub fn bytes(n: Option<u64>) -> String {
     }
 }
 
+/// A past duration in the largest unit that fits: `40 s`, `12 min`, `3 h`, `2 d`.
+pub fn ago(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
 pub fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())

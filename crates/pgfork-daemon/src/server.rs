@@ -602,6 +602,14 @@ impl Backend for Api {
         self.0.reset_branch(&project, &branch, sessions).await
     }
 
+    async fn branch_freshness(
+        &self,
+        project: String,
+        branch: String,
+    ) -> Result<api::BranchFreshness, ApiError> {
+        self.0.branch_freshness(&project, &branch).await
+    }
+
     async fn recover_branch(
         &self,
         project: String,

@@ -12,6 +12,7 @@
 //!   adopting a stopped data directory).
 //! - [`logical`]: the faithful logical import (roles, ownership, grants, settings,
 //!   extension versions) and its [`fidelity`] report.
+//! - [`migrations`]: which branches applied diverging migrations (alembic, Django, …).
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
 //! - [`schema`]: a database's schema as named objects, and the changes between two.
 //! - [`settings`]: developer defaults for the server settings of every non-root branch.
@@ -27,6 +28,7 @@ pub mod import;
 pub mod install;
 pub mod instance;
 pub mod logical;
+pub mod migrations;
 pub mod roles;
 pub mod sanitize;
 pub mod schema;

@@ -145,6 +145,20 @@ pub async fn objects(client: &Client) -> Result<Vec<SchemaObject>, PgError> {
         .collect())
 }
 
+/// A digest of the connected database's schema objects: equal digests, equal schemas
+/// (for "has the parent's schema changed since this branch forked?").
+pub async fn fingerprint(client: &Client) -> Result<String, PgError> {
+    let sql = format!(
+        "SELECT md5(coalesce(string_agg(k || ':' || n || ':' || coalesce(d, ''), E'\\n' ORDER BY k, n), '')) FROM ({}) AS o(k, n, d)",
+        objects_sql()
+    );
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(sql_err("digest the schema"))?;
+    Ok(row.get(0))
+}
+
 /// Where a kind sorts in a list of changes: containers before what they contain.
 fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[

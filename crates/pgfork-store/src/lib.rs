@@ -97,7 +97,10 @@ pub struct Branch {
     pub suspend_timeout_seconds: i64,
 }
 
-const SCHEMA_VERSION: i64 = 12;
+/// The `user_version` a store has after every migration: one past the last migration's
+/// starting version. Derived, so that adding a migration cannot leave it behind (a
+/// store would then be "too new" for the very binary that wrote it).
+const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0 + 1;
 
 const SCHEMA: &str = r#"
 CREATE TABLE projects (
@@ -200,6 +203,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         13,
         "CREATE TABLE branch_pg_settings (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, settings TEXT NOT NULL);",
+    ),
+    // When a branch last took its parent's state (create, reset) and the digest of the
+    // schema it took: how far behind it is, and whether the parent's schema moved.
+    (
+        14,
+        "CREATE TABLE branch_forks (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, forked_at TEXT NOT NULL, schema_digest TEXT);",
     ),
 ];
 
@@ -699,6 +708,38 @@ impl Store {
             params![branch_id, rules_json],
         )?;
         Ok(())
+    }
+
+    /// Records that a branch took its parent's state now, with that schema's digest.
+    pub fn set_branch_fork(
+        &self,
+        branch_id: &str,
+        forked_at: DateTime<Utc>,
+        schema_digest: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO branch_forks (branch_id, forked_at, schema_digest) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (branch_id) DO UPDATE SET forked_at = excluded.forked_at, schema_digest = excluded.schema_digest",
+            params![branch_id, forked_at.to_rfc3339(), schema_digest],
+        )?;
+        Ok(())
+    }
+
+    /// When a branch last took its parent's state, and that schema's digest.
+    pub fn branch_fork(&self, branch_id: &str) -> Result<Option<(DateTime<Utc>, Option<String>)>> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT forked_at, schema_digest FROM branch_forks WHERE branch_id = ?1",
+                params![branch_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(at, digest)| {
+            DateTime::parse_from_rfc3339(&at)
+                .ok()
+                .map(|t| (t.with_timezone(&Utc), digest))
+        }))
     }
 
     /// Records a branch's own server settings (JSON object).

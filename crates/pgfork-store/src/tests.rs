@@ -224,3 +224,20 @@ fn role_secrets_are_replaced_per_branch_and_go_with_it() {
     s.purge_branch("br-root").expect("purge");
     assert_eq!(s.role_secret("br-root", "other").expect("get"), None);
 }
+
+#[test]
+fn migrations_follow_each_other_and_end_at_the_schema_version() {
+    for (i, (from, _)) in MIGRATIONS.iter().enumerate() {
+        assert_eq!(
+            *from,
+            i as i64 + 1,
+            "migration {i} starts at the version the previous one left"
+        );
+    }
+    let s = Store::open_in_memory().expect("open");
+    let v: i64 = s
+        .conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(v, SCHEMA_VERSION);
+}

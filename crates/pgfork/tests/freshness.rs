@@ -237,3 +237,76 @@ fn branches_get_developer_settings_while_the_root_keeps_its_own() {
     assert!(err.contains("is not a PostgreSQL setting name"), "{err}");
     assert!(!env.states().contains_key("bad-settings"));
 }
+
+#[test]
+fn status_says_how_far_behind_a_branch_is_and_which_migrations_diverge() {
+    let Some(env) = repo_with_migrations("fresh-status") else {
+        return;
+    };
+    psql_ok(
+        &env.url("main"),
+        "CREATE TABLE knex_migrations (id serial PRIMARY KEY, name text); INSERT INTO knex_migrations (name) VALUES ('001_init')",
+    );
+    for (branch, column) in [("feature-a", "a"), ("feature-b", "b")] {
+        env.git(&["checkout", "-q", "main"]);
+        env.git(&["checkout", "-q", "-b", branch]);
+        std::fs::write(
+            env.repo.join("migrate.sql"),
+            format!("INSERT INTO knex_migrations (name) VALUES ('002_{column}');\nALTER TABLE pgbench_branches ADD COLUMN {column} int;\n"),
+        )
+        .expect("migration");
+        env.git(&["add", "migrate.sql"]);
+        env.git(&["commit", "-q", "-m", branch]);
+        env.ok(&["branch", "migrate", branch]);
+    }
+    // Fresh: nothing moved on main yet.
+    let fresh = env.json(&["status"]);
+    assert_eq!(fresh["freshness"]["parent"], "main", "{fresh:#}");
+    assert_eq!(
+        fresh["freshness"]["parent_schema_changed"], false,
+        "{fresh:#}"
+    );
+    // main moves on: a schema change and writes.
+    psql_ok(
+        &env.url("main"),
+        "ALTER TABLE pgbench_tellers ADD COLUMN note text; UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid < 5000",
+    );
+    let st = env.json(&["status"]);
+    let f = &st["freshness"];
+    assert_eq!(f["parent_schema_changed"], true, "{st:#}");
+    assert!(
+        f["parent_wal_bytes_since_fork"].as_i64().unwrap_or(0) > 0,
+        "{st:#}"
+    );
+    let conflicts = f["migration_conflicts"].as_array().expect("conflicts");
+    assert_eq!(conflicts.len(), 1, "{st:#}");
+    assert_eq!(conflicts[0]["tool"], "Knex");
+    assert_eq!(conflicts[0]["branch_a"], "feature-a");
+    assert_eq!(conflicts[0]["only_a"][0], "002_a");
+    assert_eq!(conflicts[0]["only_b"][0], "002_b");
+    let text = env.ok(&["status"]);
+    assert!(text.contains("behind:   main: forked"), "{text}");
+    assert!(
+        text.contains("main's schema changed (`pgfork branch refresh feature-b` catches up)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning:  feature-a and feature-b both applied Knex migrations"),
+        "{text}"
+    );
+    // Caught up: the parent's schema is the branch's again.
+    env.ok(&["branch", "refresh", "feature-b", "--discard"]);
+    let after = env.json(&["status"]);
+    assert_eq!(
+        after["freshness"]["parent_schema_changed"], false,
+        "{after:#}"
+    );
+    assert_eq!(
+        psql_ok(
+            &env.url("feature-b"),
+            "SELECT count(note) FROM pgbench_tellers"
+        ),
+        "0",
+        "the parent's new column is there"
+    );
+}

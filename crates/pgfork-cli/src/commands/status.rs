@@ -56,12 +56,17 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         },
         _ => Vec::new(),
     };
+    let freshness = match (&proj, &paired) {
+        (Some(p), Some(b)) => c.branch_freshness(p, &b.id).await.ok(),
+        _ => None,
+    };
     if json {
         print_json(&serde_json::json!({
             "repo": repo.as_ref().map(|r| &r.root),
             "head": head,
             "project": proj,
             "branch": paired.as_ref().map(view),
+            "freshness": freshness,
             "hooks": hooks_line,
             "gc": gc,
             "daemon": st,
@@ -92,6 +97,11 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
             crate::output::redacted(&b.connection_uri)
         ),
         None => println!("branch:   (no database branch paired with HEAD)"),
+    }
+    if let (Some(f), Some(b)) = (&freshness, &paired) {
+        for line in freshness_lines(f, &b.name, chrono::Utc::now()) {
+            println!("{line}");
+        }
     }
     println!("hooks:    {hooks_line}");
     if gc.is_empty() {
@@ -124,4 +134,108 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         st.home, st.filesystem, st.clone_method
     );
     Ok(0)
+}
+
+/// What `status` says about how current the branch is, one line each.
+pub(super) fn freshness_lines(
+    f: &api::BranchFreshness,
+    branch: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(parent) = &f.parent {
+        let mut facts = Vec::new();
+        if let Some(at) = f.forked_at {
+            facts.push(format!("forked {} ago", output::ago(now - at)));
+        }
+        if let Some(bytes) = f.parent_wal_bytes_since_fork {
+            facts.push(if bytes == 0 {
+                format!("{parent} has not changed since")
+            } else {
+                format!(
+                    "{parent} has written {} of WAL since",
+                    output::bytes(Some(bytes as u64))
+                )
+            });
+        }
+        let stale_schema = f.parent_schema_changed == Some(true);
+        if stale_schema {
+            facts.push(format!("and {parent}'s schema changed"));
+        }
+        let mut line = format!("behind:   {parent}: {}", facts.join(", "));
+        if stale_schema || f.parent_wal_bytes_since_fork.is_some_and(|b| b > 0) {
+            line.push_str(&format!(" (`pgfork branch refresh {branch}` catches up)"));
+        }
+        lines.push(line);
+    }
+    if let Some(root) = &f.root {
+        let state = if root.streaming {
+            "streaming"
+        } else {
+            "NOT streaming (see the root's log: `pgfork branch get ROOT`)"
+        };
+        let last = root
+            .last_commit_seconds_ago
+            .map(|s| format!(", last source commit replayed {s:.1} s ago"))
+            .unwrap_or_default();
+        lines.push(format!("root:     follows its source, {state}{last}"));
+    }
+    for c in &f.migration_conflicts {
+        lines.push(format!(
+            "warning:  {} and {} both applied {} migrations the other lacks ({} vs {}): the second to merge must rebase its migrations",
+            c.branch_a,
+            c.branch_b,
+            c.tool,
+            c.only_a.join(", "),
+            c.only_b.join(", ")
+        ));
+    }
+    for n in &f.notes {
+        lines.push(format!("note:     {n}"));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_branch_is_told_how_to_catch_up() {
+        let now = chrono::Utc::now();
+        let f = api::BranchFreshness {
+            branch: "feature".into(),
+            parent: Some("main".into()),
+            forked_at: Some(now - chrono::Duration::hours(3)),
+            parent_wal_bytes_since_fork: Some(5 * 1024 * 1024),
+            parent_schema_changed: Some(true),
+            migration_conflicts: vec![api::MigrationConflict {
+                tool: "Django".into(),
+                branch_a: "feature".into(),
+                branch_b: "other".into(),
+                only_a: vec!["app.0003_a".into()],
+                only_b: vec!["app.0003_b".into()],
+            }],
+            ..Default::default()
+        };
+        let lines = freshness_lines(&f, "feature", now);
+        assert!(lines[0].starts_with("behind:   main: forked 3 h ago, main has written 5.0 MiB of WAL since, and main's schema changed"), "{lines:?}");
+        assert!(
+            lines[0].ends_with("(`pgfork branch refresh feature` catches up)"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains("feature and other both applied Django migrations"),
+            "{lines:?}"
+        );
+        let fresh = api::BranchFreshness {
+            parent: Some("main".into()),
+            forked_at: Some(now),
+            parent_wal_bytes_since_fork: Some(0),
+            parent_schema_changed: Some(false),
+            ..Default::default()
+        };
+        let l = freshness_lines(&fresh, "feature", now);
+        assert!(!l[0].contains("refresh"), "{l:?}");
+    }
 }

@@ -876,6 +876,7 @@ impl Engine {
             }
             self.commit_new_branch(project, &mut b, &built, None, rotate)
                 .await?;
+            self.record_fork(project, &b).await;
             if !settings.is_empty() {
                 let json = serde_json::to_string(&settings).unwrap_or_default();
                 let id = b.id.clone();

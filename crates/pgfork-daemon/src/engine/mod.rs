@@ -37,6 +37,7 @@ use std::time::Duration;
 
 mod catalog;
 mod create;
+mod freshness;
 mod housekeeping;
 mod instances;
 mod masking;
