@@ -546,6 +546,23 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// pgfork: make the project's root again from its source, and/or set its schedule.
+    pub async fn refresh_root(
+        &self,
+        project: &str,
+        req: &RootRefreshRequest,
+    ) -> Result<RootRefreshResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "/api/v2/projects/{}/pgfork_root_refresh",
+                encode_segment(project)
+            ),
+            Some(req),
+        )
+        .await
+    }
+
     /// pgfork: how current a branch is (its parent, the root's source, migrations).
     pub async fn branch_freshness(
         &self,

@@ -242,6 +242,14 @@ pub const ROUTES: &[Route] = &[
         Some("DatabaseResponse"),
     ),
     r(
+        "post",
+        "/api/v2/projects/{project}/pgfork_root_refresh",
+        "pgfork: make the root again from its source, now or on a schedule",
+        Some("RootRefreshRequest"),
+        200,
+        Some("RootRefreshResponse"),
+    ),
+    r(
         "get",
         "/api/v2/projects/{project}/branches/{branch}/pgfork_freshness",
         "pgfork: how current a branch is with its parent (and the root with its source)",
@@ -413,6 +421,8 @@ fn components() -> utoipa::openapi::Components {
         BranchSchemaCompareResponse,
         SchemaChange,
         BranchFreshness,
+        RootRefreshRequest,
+        RootRefreshResponse,
         RootFollowing,
         MigrationConflict,
         ProjectUpdate,

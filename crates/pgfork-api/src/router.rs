@@ -166,6 +166,11 @@ pub trait Backend: Send + Sync + 'static {
         project: String,
         branch: String,
     ) -> impl Future<Output = Result<BranchFreshness, ApiError>> + Send;
+    fn refresh_root(
+        &self,
+        project: String,
+        req: RootRefreshRequest,
+    ) -> impl Future<Output = Result<RootRefreshResponse, ApiError>> + Send;
     fn restart(
         &self,
         project: String,
@@ -503,6 +508,12 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/branches/{branch}/compare_schema",
             get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<CompareSchemaQuery>| async move {
                 b.compare_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/pgfork_root_refresh",
+            post(|State(b): State<Arc<B>>, Path(p): Path<String>, body: Option<Json<RootRefreshRequest>>| async move {
+                b.refresh_root(p, body.map(|Json(r)| r).unwrap_or_default()).await.map(Json)
             }),
         )
         .route(

@@ -930,3 +930,36 @@ pub struct MigrationConflict {
     pub only_a: Vec<String>,
     pub only_b: Vec<String>,
 }
+
+/// pgfork: make a project's root again from its source (`POST
+/// /projects/{id}/pgfork_root_refresh`), and how often to do it on its own.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq, Default)]
+pub struct RootRefreshRequest {
+    /// Another source from now on (new credentials, another host); default: the one
+    /// the root was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RootSource>,
+    /// `daily`, `weekly`, a duration (`12h`) or `off`; absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Refresh now (default true); false only changes the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<bool>,
+    /// Refuse while clients are connected to the root (waiting up to `wait_seconds`),
+    /// instead of ending their sessions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_sessions: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u64>,
+}
+
+/// The root being made again, and its schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct RootRefreshResponse {
+    pub branch: Branch,
+    pub operations: Vec<Operation>,
+    /// Seconds between automatic refreshes, if scheduled.
+    pub schedule_seconds: Option<i64>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub next_refresh_at: Option<DateTime<Utc>>,
+}

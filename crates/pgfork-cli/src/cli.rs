@@ -214,6 +214,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
+    /// The project's root: make it again from its source, now or on a schedule.
+    Root {
+        #[command(subcommand)]
+        command: RootCommand,
+    },
     /// Projects: list, show, delete (with every branch).
     Project {
         #[command(subcommand)]
@@ -571,4 +576,33 @@ pub struct ResetOpts {
     /// Wait this long for connected clients to leave before refusing (e.g. 30s).
     #[arg(long, value_name = "DURATION", conflicts_with = "force")]
     pub wait: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Import the root again from its source, aside, and swap it in (same URL; existing
+    /// branches are untouched).
+    Refresh {
+        /// A new source from now on, from this environment variable (new credentials,
+        /// another host).
+        #[arg(long, value_name = "VAR")]
+        from_env: Option<String>,
+        /// How to import the new source (default: as the root was made).
+        #[arg(long, value_enum)]
+        method: Option<ImportMethod>,
+        /// Also refresh on its own: daily, weekly, hourly, a duration (12h) or off.
+        #[arg(long, value_name = "WHEN")]
+        schedule: Option<String>,
+        /// Only change the schedule; do not refresh now.
+        #[arg(long)]
+        schedule_only: bool,
+        /// End the sessions of clients connected to the root instead of refusing.
+        #[arg(long)]
+        force: bool,
+        /// Wait this long for clients of the root to leave before refusing (e.g. 30s).
+        #[arg(long, value_name = "DURATION", conflicts_with = "force")]
+        wait: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -118,6 +118,16 @@ impl Ops {
         ops
     }
 
+    /// Whether an operation on `branch_id` is under way.
+    pub fn running_for(&self, branch_id: &str) -> bool {
+        match self.entries.lock() {
+            Ok(map) => map
+                .values()
+                .any(|e| e.op.branch_id.as_deref() == Some(branch_id) && e.op.is_running()),
+            Err(_) => false,
+        }
+    }
+
     pub fn get(&self, id: &str) -> Option<Operation> {
         let map = self.entries.lock().ok()?;
         let e = map.get(id)?;
@@ -145,7 +155,7 @@ pub fn neon_action(pgfork: &str) -> &'static str {
         "reset_branch" => "create_timeline",
         "delete_timeline" => "delete_timeline",
         "recover_branch" => "timeline_unarchive",
-        "import" | "create_project" => "import_data",
+        "import" | "create_project" | "refresh_root" => "import_data",
         _ => "apply_config",
     }
 }

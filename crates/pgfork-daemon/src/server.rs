@@ -273,6 +273,9 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 e.reap(chrono::Utc::now()).await;
                 e.reconcile_git().await;
                 e.suspend_idle(e.cfg.idle_timeout).await;
+                // An import can take minutes: the reaper's other work goes on meanwhile.
+                let due = e.clone();
+                tokio::spawn(async move { due.refresh_due_roots(chrono::Utc::now()).await });
             }
         })
     };
@@ -600,6 +603,14 @@ impl Backend for Api {
             }
         }
         self.0.reset_branch(&project, &branch, sessions).await
+    }
+
+    async fn refresh_root(
+        &self,
+        project: String,
+        req: api::RootRefreshRequest,
+    ) -> Result<api::RootRefreshResponse, ApiError> {
+        self.0.refresh_root(&project, req).await
     }
 
     async fn branch_freshness(

@@ -210,7 +210,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         "CREATE TABLE branch_forks (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, forked_at TEXT NOT NULL, schema_digest TEXT);",
     ),
+    // Where a project's root came from (the source as JSON, its URL's password with it,
+    // in this 0600 file like the branches' passwords), so the root can be made again:
+    // by hand, or on a schedule.
+    (
+        15,
+        "CREATE TABLE project_sources (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, source TEXT NOT NULL, schedule_seconds INTEGER, refreshed_at TEXT);",
+    ),
 ];
+
+/// Where a project's root came from and when it is made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootSourceRecord {
+    /// The source as the API's JSON.
+    pub source: String,
+    /// Refresh the root this often (seconds); `None`: only by hand.
+    pub schedule_seconds: Option<i64>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
 
 /// A follow-HEAD endpoint of a work tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -569,6 +586,15 @@ impl Store {
     }
 
     /// Writes every mutable field of a branch.
+    /// What a root's refresh may change of its project: the database, superuser and major.
+    pub fn update_project_facts(&self, p: &Project) -> Result<()> {
+        self.conn.execute(
+            "UPDATE projects SET db_name = ?2, superuser = ?3, pg_major = ?4 WHERE id = ?1",
+            params![p.id, p.db_name, p.superuser, p.pg_major],
+        )?;
+        Ok(())
+    }
+
     pub fn update_branch(&self, b: &Branch) -> Result<()> {
         let changed = self
             .conn
@@ -708,6 +734,70 @@ impl Store {
             params![branch_id, rules_json],
         )?;
         Ok(())
+    }
+
+    /// Records (or replaces) where a project's root comes from.
+    pub fn set_project_source(&self, project_id: &str, source_json: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO project_sources (project_id, source) VALUES (?1, ?2) \
+             ON CONFLICT (project_id) DO UPDATE SET source = excluded.source",
+            params![project_id, source_json],
+        )?;
+        Ok(())
+    }
+
+    /// How often a project's root is made again (`None`: by hand only).
+    pub fn set_root_schedule(&self, project_id: &str, seconds: Option<i64>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE project_sources SET schedule_seconds = ?2 WHERE project_id = ?1",
+            params![project_id, seconds],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a project's root was made again now.
+    pub fn set_root_refreshed(&self, project_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE project_sources SET refreshed_at = ?2 WHERE project_id = ?1",
+            params![project_id, at.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Where a project's root comes from, if recorded.
+    pub fn project_source(&self, project_id: &str) -> Result<Option<RootSourceRecord>> {
+        let row: Option<(String, Option<i64>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT source, schedule_seconds, refreshed_at FROM project_sources WHERE project_id = ?1",
+                params![project_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(source, schedule_seconds, at)| RootSourceRecord {
+            source,
+            schedule_seconds,
+            refreshed_at: at
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        }))
+    }
+
+    /// Projects whose root is made again on a schedule.
+    pub fn scheduled_roots(&self) -> Result<Vec<(String, RootSourceRecord)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT project_id FROM project_sources WHERE schedule_seconds IS NOT NULL")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(rec) = self.project_source(&id)? {
+                out.push((id, rec));
+            }
+        }
+        Ok(out)
     }
 
     /// Records that a branch took its parent's state now, with that schema's digest.

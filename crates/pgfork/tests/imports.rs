@@ -241,3 +241,72 @@ fn a_production_database_imports_with_its_roles_grants_settings_and_extension_ve
         "0"
     );
 }
+
+#[test]
+fn the_root_is_made_again_from_production_and_branches_stay_as_they_were() {
+    let prod = Production::start("refresh", &[]);
+    prod.script(
+        "postgres",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('v1');",
+    );
+    let Some(env) = Env::new("root-refresh", Storage::Copy) else {
+        return;
+    };
+    env.init_from(&prod.admin_url("postgres"), &["--no-hooks"]);
+    let root_url = env.url("main");
+    env.ok(&["branch", "create", "before"]);
+    prod.script(
+        "postgres",
+        "UPDATE t SET v = 'v2'; CREATE TABLE t2 (x int);",
+    );
+
+    // A client of the root is never cut off unasked.
+    let mut session = std::process::Command::new(std::path::Path::new(PG_BIN).join("psql"))
+        .args(["-X", "-q", "-d", &root_url, "-c", "SELECT pg_sleep(60)"])
+        .env("PGAPPNAME", "root-reader")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    wait_until(
+        "the session to open",
+        std::time::Duration::from_secs(10),
+        || {
+            psql_ok(
+                &root_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'root-reader'",
+            ) == "1"
+        },
+    );
+    let err = env.fails(&["root", "refresh"]);
+    assert!(err.contains("root-reader"), "{err}");
+    assert_eq!(
+        psql_ok(&root_url, "SELECT v FROM t"),
+        "v1",
+        "a refused refresh changed nothing"
+    );
+    psql_ok(&root_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'root-reader'");
+    let _ = session.wait();
+
+    let out = env.ok(&["root", "refresh"]);
+    assert!(out.contains("existing branches are untouched"), "{out}");
+    assert!(out.contains("copied:"), "the import report again: {out}");
+    assert_eq!(env.url("main"), root_url, "the root keeps its URL");
+    assert_eq!(psql_ok(&root_url, "SELECT v FROM t"), "v2");
+    psql_ok(&root_url, "SELECT count(*) FROM t2");
+    assert_eq!(
+        psql_ok(&env.url("before"), "SELECT v FROM t"),
+        "v1",
+        "a branch is untouched"
+    );
+    env.ok(&["branch", "create", "after"]);
+    assert_eq!(psql_ok(&env.url("after"), "SELECT v FROM t"), "v2");
+
+    // A schedule: set, shown, refused when it would never stop, turned off.
+    let out = env.ok(&["root", "refresh", "--schedule", "daily", "--schedule-only"]);
+    assert!(out.contains("schedule: every 24 h, next at"), "{out}");
+    let err = env.fails(&["root", "refresh", "--schedule", "30s", "--schedule-only"]);
+    assert!(err.contains("at least 10m"), "{err}");
+    let out = env.ok(&["root", "refresh", "--schedule", "off", "--schedule-only"]);
+    assert!(out.contains("schedule: off"), "{out}");
+}

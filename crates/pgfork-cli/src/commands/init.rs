@@ -214,7 +214,7 @@ pub(super) async fn setup_git(
 }
 
 /// The fidelity report of a logical import: what was copied, then what differs.
-fn print_import_report(report: &api::ImportReport) {
+pub(super) fn print_import_report(report: &api::ImportReport) {
     for (label, lines) in [("copied: ", &report.copied), ("differs:", &report.differs)] {
         for (i, line) in lines.iter().enumerate() {
             let head = if i == 0 { label } else { "        " };

@@ -30,6 +30,7 @@ mod project_cmd;
 mod psql;
 mod remote;
 mod reset;
+mod root;
 mod status;
 mod token;
 mod trash;
@@ -175,6 +176,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Remote { command } => remote(command).await,
         Command::Mcp(args) => mcp(args, explicit).await,
         Command::Project { command } => project_cmd(command).await,
+        Command::Root { command } => root::root(command, explicit).await,
         Command::Mask { command } => mask::mask(command, explicit).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;

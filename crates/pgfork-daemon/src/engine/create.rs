@@ -211,6 +211,11 @@ impl Engine {
                 .map_err(store_err),
             (r, _) => r,
         };
+        // Where the root came from, for `pgfork root refresh` and its schedule.
+        let result = match result {
+            Ok(()) => self.record_source(&project, &source),
+            Err(e) => Err(e),
+        };
         let result = match (result, &import_report) {
             (Ok(()), Some(report)) => {
                 for d in &report.differs {

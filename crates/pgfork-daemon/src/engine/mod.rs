@@ -44,6 +44,7 @@ mod masking;
 mod pull_requests;
 mod reservations;
 mod reset;
+mod root;
 mod staged;
 mod trash;
 mod update;
