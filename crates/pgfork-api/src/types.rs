@@ -69,9 +69,27 @@ pub enum RootSource {
     Replica {
         url: String,
     },
+    /// The source's schema, then a subscription that copies its data and follows it
+    /// (managed services, other major versions). `publication`: an existing one; absent:
+    /// pgfork creates one of every table.
+    Subscribe {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publication: Option<String>,
+    },
     Dir {
         path: String,
     },
+}
+
+impl RootSource {
+    /// The source URL of the imports that read it with pg_dump (logical, subscribe).
+    pub fn logical_url(&self) -> Option<&str> {
+        match self {
+            RootSource::Logical { url } | RootSource::Subscribe { url, .. } => Some(url),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]

@@ -34,6 +34,9 @@ pub enum ImportMethod {
     /// A streaming standby of the source that stays seconds behind it (same major);
     /// branches are cloned from it as it runs.
     Replica,
+    /// The source's schema, then a subscription that copies its data and follows it
+    /// (managed services, any major; the source needs wal_level = logical).
+    Subscribe,
 }
 
 #[derive(Debug, Args)]
@@ -50,9 +53,15 @@ pub struct InitArgs {
     /// Import the root branch from the database URL in this environment variable.
     #[arg(long, value_name = "VAR", conflicts_with_all = ["from_dir", "empty", "sample"])]
     pub from_env: Option<String>,
-    /// How to import --from: pg_dump/pg_restore (any version) or pg_basebackup (same major).
+    /// How to import --from: pg_dump/pg_restore (any version), pg_basebackup (same
+    /// major), a standby that follows the source (replica), or a subscription that
+    /// follows it (subscribe).
     #[arg(long, value_enum, default_value = "logical")]
     pub method: ImportMethod,
+    /// With --method subscribe: an existing publication on the source (default: pgfork
+    /// creates one of every table).
+    #[arg(long, value_name = "NAME")]
+    pub publication: Option<String>,
     /// Adopt a stopped data directory by cloning it (the original is never modified).
     #[arg(long, value_name = "PGDATA", conflicts_with_all = ["empty", "sample"])]
     pub from_dir: Option<PathBuf>,

@@ -119,6 +119,16 @@ fn tree_opts<'a>(
     }
 }
 
+/// A clone never follows or reaches its parent's source: a standby's clone loses its
+/// recovery signal and connection settings (it becomes a primary), and the password file
+/// a root keeps for its source (standby or subscription) is never a branch's.
+fn make_independent(user: &ServerUser, dst: &Path) -> Result<(), PgError> {
+    if dst.join("standby.signal").exists() || dst.join(crate::import::PRIMARY_PASSFILE).exists() {
+        crate::import::detach_from_primary(user, dst)?;
+    }
+    Ok(())
+}
+
 /// Clones a stopped cluster. The caller guarantees it is stopped (and stays so).
 pub fn clone_stopped(
     src: &Path,
@@ -137,6 +147,7 @@ pub fn clone_stopped(
     let t = Instant::now();
     let stats: TreeStats =
         pgfork_cow::clone_tree(src, dst, &tree_opts(method, user, &filter, Some(&cb)))?;
+    make_independent(user, dst)?;
     Ok(CloneReport {
         online: false,
         files: stats.files,
@@ -288,8 +299,9 @@ pub async fn clone_running(
             dst.join("global/pg_control"),
         );
         pgfork_cow::clone_file(&src_ctl, &dst_ctl, method, user.owner())?;
-        crate::import::detach_from_primary(user, dst)?;
     }
+
+    make_independent(user, dst)?;
 
     // 6. The label (and tablespace map) turn the clone into a restorable backup.
     crate::instance::write_owned(user, &dst.join("backup_label"), &label_file)?;

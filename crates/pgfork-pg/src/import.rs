@@ -167,12 +167,16 @@ pub fn logical_dump(
     url: &str,
     dump_dir: &Path,
     jobs: u32,
+    schema_only: bool,
     progress: Option<&Progress>,
 ) -> Result<(), PgError> {
     if let Some(p) = progress {
         p.phase("pg_dump", 0);
     }
     let mut cmd = Command::new(install.bin("pg_dump"));
+    if schema_only {
+        cmd.arg("--schema-only");
+    }
     cmd.args(["-Fd", "--no-sync"])
         .arg(format!("-j{jobs}"))
         .arg("-f")

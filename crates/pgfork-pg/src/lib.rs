@@ -16,6 +16,7 @@
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
 //! - [`schema`]: a database's schema as named objects, and the changes between two.
 //! - [`settings`]: developer defaults for the server settings of every non-root branch.
+//! - [`subscribe`]: a root kept current by a subscription to the source.
 //! - [`sanitize`]: what keeps a copy of production from acting on its behalf.
 
 pub mod catalog;
@@ -34,6 +35,7 @@ pub mod sanitize;
 pub mod schema;
 pub mod settings;
 pub mod sql;
+pub mod subscribe;
 pub mod user;
 
 pub use error::PgError;

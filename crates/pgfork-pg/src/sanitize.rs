@@ -75,7 +75,7 @@ pub async fn sanitize(inst: &Instance) -> Result<Sanitized, PgError> {
         .collect();
     let subscribed: Vec<(String, String)> = admin
         .query(
-            "SELECT d.datname::text, s.subname::text FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subenabled",
+            "SELECT d.datname::text, s.subname::text FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE s.subenabled OR s.subslotname IS NOT NULL",
             &[],
         )
         .await
@@ -86,8 +86,14 @@ pub async fn sanitize(inst: &Instance) -> Result<Sanitized, PgError> {
     for db in databases {
         let client = connect(inst, &db).await?;
         for (_, sub) in subscribed.iter().filter(|(d, _)| *d == db) {
+            // Detached from its slot too: a DROP SUBSCRIPTION in the branch would
+            // otherwise connect to the publisher and drop the slot the real subscriber
+            // (production's, or the root's) depends on.
             client
-                .batch_execute(&format!("ALTER SUBSCRIPTION {} DISABLE", quote_ident(sub)))
+                .batch_execute(&format!(
+                    "ALTER SUBSCRIPTION {s} DISABLE; ALTER SUBSCRIPTION {s} SET (slot_name = NONE)",
+                    s = quote_ident(sub)
+                ))
                 .await
                 .map_err(sql_err("disable a subscription"))?;
             done.subscriptions.push(format!("{db}.{sub}"));

@@ -33,11 +33,18 @@ pub(super) async fn init(args: InitArgs, explicit: Option<&str>) -> Result<i32> 
         })?),
         (None, None) => None,
     };
+    if args.publication.is_some() && args.method != ImportMethod::Subscribe {
+        bail!("--publication names the publication a subscription follows: add --method subscribe");
+    }
     let source = if let Some(url) = from {
         match args.method {
             ImportMethod::Logical => api::RootSource::Logical { url },
             ImportMethod::Physical => api::RootSource::Physical { url },
             ImportMethod::Replica => api::RootSource::Replica { url },
+            ImportMethod::Subscribe => api::RootSource::Subscribe {
+                url,
+                publication: args.publication.clone(),
+            },
         }
     } else if let Some(dir) = args.from_dir {
         let abs = std::fs::canonicalize(&dir).with_context(|| {

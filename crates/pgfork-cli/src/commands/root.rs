@@ -32,6 +32,7 @@ pub(super) async fn root(cmd: RootCommand, explicit: Option<&str>) -> Result<i32
             })?;
             let method = method.unwrap_or(match root.clone_method.as_str() {
                 "replica" => ImportMethod::Replica,
+                "subscribe" => ImportMethod::Subscribe,
                 "pg_basebackup" => ImportMethod::Physical,
                 _ => ImportMethod::Logical,
             });
@@ -39,6 +40,10 @@ pub(super) async fn root(cmd: RootCommand, explicit: Option<&str>) -> Result<i32
                 ImportMethod::Logical => api::RootSource::Logical { url },
                 ImportMethod::Physical => api::RootSource::Physical { url },
                 ImportMethod::Replica => api::RootSource::Replica { url },
+                ImportMethod::Subscribe => api::RootSource::Subscribe {
+                    url,
+                    publication: None,
+                },
             })
         }
         None if method.is_some() => {

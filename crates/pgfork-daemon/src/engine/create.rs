@@ -12,6 +12,22 @@ use pgfork_pg::{fidelity, logical};
 /// The clone method recorded for a root that is a streaming standby of its source.
 pub(crate) const REPLICA_ROOT: &str = "replica";
 
+/// The clone method recorded for a root kept current by a subscription to its source.
+pub(crate) const SUBSCRIBE_ROOT: &str = "subscribe";
+
+/// Whether `b` is a root that follows its source (never suspended, never sanitized).
+pub(crate) fn follows_source(b: &Branch) -> bool {
+    b.parent_id.is_none() && (b.clone_method == REPLICA_ROOT || b.clone_method == SUBSCRIBE_ROOT)
+}
+
+/// What a logical import reads: its source, what is known of it, and whether the data
+/// comes too (a subscriber root copies it through its subscription instead).
+struct LogicalImport<'a> {
+    url: &'a str,
+    facts: &'a logical::SourceFacts,
+    schema_only: bool,
+}
+
 /// What a new branch is made into beyond a clone of its parent.
 pub(crate) struct BranchRecipe<'a> {
     /// Fresh passwords for the application's login roles.
@@ -202,6 +218,14 @@ impl Engine {
             }
             Err(e) => Err(e),
         };
+        // A subscriber holds the source's data once its initial copy is done: the
+        // project is ready then, not before.
+        let result = match result {
+            Ok(()) if root.clone_method == SUBSCRIBE_ROOT => {
+                self.wait_for_initial_copy(&project, &root, &progress).await
+            }
+            r => r,
+        };
         let result = match (result, &mask) {
             (Ok(()), Some(rules)) => self
                 .write_store(|s| {
@@ -261,12 +285,17 @@ impl Engine {
         let pgdata = inst.pgdata.clone();
         // A logical import is told about its source first: data checksums are chosen
         // at initdb, and a missing extension refuses the import before anything is made.
-        let facts = match source {
-            api::RootSource::Logical { url } => {
-                let (i, u, url) = (install.clone(), user.clone(), url.clone());
+        if let api::RootSource::Subscribe { url, .. } = source {
+            let (i, u, url) = (install.clone(), user.clone(), url.clone());
+            blocking(move || pgfork_pg::subscribe::check_source(&i, &u, &url).map_err(pg_err))
+                .await?;
+        }
+        let facts = match source.logical_url() {
+            Some(url) => {
+                let (i, u, url) = (install.clone(), user.clone(), url.to_string());
                 Some(blocking(move || logical::source_facts(&i, &u, &url).map_err(pg_err)).await?)
             }
-            _ => None,
+            None => None,
         };
         let install_used: PgInstall = match source {
             api::RootSource::Empty | api::RootSource::Sample { .. } => {
@@ -276,7 +305,7 @@ impl Engine {
                 root.clone_method = "initdb".into();
                 install
             }
-            api::RootSource::Logical { .. } => {
+            api::RootSource::Logical { .. } | api::RootSource::Subscribe { .. } => {
                 progress.phase("initdb", 0);
                 let checksums = facts.as_ref().is_some_and(|f| f.data_checksums);
                 let (i, u, d) = (install.clone(), user.clone(), pgdata.clone());
@@ -286,7 +315,13 @@ impl Engine {
                 })
                 .await?;
                 inst.superuser = logical::IMPORT_BOOTSTRAP.to_string();
-                root.clone_method = "initdb".into();
+                root.clone_method = if matches!(source, api::RootSource::Subscribe { .. }) {
+                    // Following its source, it is never suspended for idleness.
+                    root.suspend_timeout_seconds = -1;
+                    SUBSCRIBE_ROOT.into()
+                } else {
+                    "initdb".into()
+                };
                 install
             }
             api::RootSource::Physical { url } => {
@@ -327,6 +362,8 @@ impl Engine {
                 inst.superuser = info.bootstrap_superuser.clone();
                 project.db_name = info.dbname;
                 root.clone_method = REPLICA_ROOT.into();
+                // Following its source, it is never suspended for idleness.
+                root.suspend_timeout_seconds = -1;
                 i
             }
             api::RootSource::Dir { path } => {
@@ -373,6 +410,7 @@ impl Engine {
             source,
             api::RootSource::Sample { .. }
                 | api::RootSource::Logical { .. }
+                | api::RootSource::Subscribe { .. }
                 | api::RootSource::Empty
         );
         // A standby is read-only: its roles are production's own; its branches get the
@@ -402,12 +440,24 @@ impl Engine {
                 })
                 .await?;
             }
-            api::RootSource::Logical { url } => {
+            api::RootSource::Logical { url } | api::RootSource::Subscribe { url, .. } => {
                 let facts = facts.as_ref().ok_or_else(|| {
                     ApiError::internal("a logical import without its source's facts")
                 })?;
+                // A subscription copies the data itself, consistently with what follows.
+                let schema_only = matches!(source, api::RootSource::Subscribe { .. });
                 let (dbname, differs) = self
-                    .import_logical(url, facts, &install_used, &loader, tmp, progress)
+                    .import_logical(
+                        LogicalImport {
+                            url,
+                            facts,
+                            schema_only,
+                        },
+                        &install_used,
+                        &loader,
+                        tmp,
+                        progress,
+                    )
                     .await?;
                 project.db_name = dbname;
                 import_differs = differs;
@@ -437,13 +487,53 @@ impl Engine {
             let client = sql::connect(inst, "postgres").await.map_err(pg_err)?;
             roles::drop_import_role(&client).await.map_err(pg_err)?;
         }
-        let report = match (source, &facts) {
-            (api::RootSource::Logical { url }, Some(facts)) => {
+        let mut follow_note = None;
+        if let api::RootSource::Subscribe { url, publication } = source {
+            progress.phase("subscribing to the source", 0);
+            let name = pgfork_pg::subscribe::subscription_name(&project.name);
+            let publication = publication.clone().unwrap_or_else(|| name.clone());
+            let create = matches!(
+                source,
+                api::RootSource::Subscribe {
+                    publication: None,
+                    ..
+                }
+            );
+            let (i, u, url2, pub2) = (
+                install_used.clone(),
+                user.clone(),
+                url.clone(),
+                publication.clone(),
+            );
+            let created = blocking(move || {
+                pgfork_pg::subscribe::ensure_publication(&i, &u, &url2, &pub2, create)
+                    .map_err(pg_err)
+            })
+            .await?;
+            // Owned by a superuser (PostgreSQL 15 requires it of a subscription's owner).
+            let client = sql::connect(inst, &project.db_name).await.map_err(pg_err)?;
+            pgfork_pg::subscribe::subscribe(
+                &client,
+                &self.user,
+                &inst.pgdata,
+                &name,
+                url,
+                &publication,
+            )
+            .await
+            .map_err(pg_err)?;
+            follow_note = Some(format!(
+                "data: copied and followed by subscription {name} to publication {publication}{} (its slot {name} on the source keeps WAL until `pgfork project delete` drops it); sequence values are caught up in each branch; large objects and schema changes do not follow (`pgfork root refresh` takes them)",
+                if created { ", created on the source" } else { "" }
+            ));
+        }
+        let report = match (source.logical_url(), &facts) {
+            (Some(url), Some(facts)) => {
                 progress.phase("checking the copy against the source", 0);
                 let (i, u, url, here, db, passwords) = (
                     install_used.clone(),
                     user.clone(),
-                    url.clone(),
+                    url.to_string(),
                     inst.clone(),
                     project.db_name.clone(),
                     facts.reads_passwords,
@@ -469,6 +559,12 @@ impl Engine {
                     ],
                 };
                 let mut report = fidelity::compare(&source_inv, &here_inv, &choices);
+                if let Some(note) = follow_note.take() {
+                    // The data is the subscription's to copy: counts of rows and large
+                    // objects are not the schema-only import's to match.
+                    report.differs.retain(|d| !d.starts_with("large objects:"));
+                    report.copied.push(note);
+                }
                 if !facts.reads_passwords {
                     report.differs.push(
                         "roles have no password here: the source role may not read pg_authid (import as a superuser to keep them, or set them with ALTER ROLE)".to_string(),
@@ -491,13 +587,17 @@ impl Engine {
     /// kept.
     async fn import_logical(
         &self,
-        url: &str,
-        facts: &logical::SourceFacts,
+        what: LogicalImport<'_>,
         install: &PgInstall,
         loader: &Instance,
         tmp: &Path,
         progress: &Arc<Progress>,
     ) -> Result<(String, Vec<String>), ApiError> {
+        let LogicalImport {
+            url,
+            facts,
+            schema_only,
+        } = what;
         let user = self.user.clone();
         let admin = sql::connect(loader, "postgres").await.map_err(pg_err)?;
         let missing = logical::missing_extensions(&admin, facts)
@@ -541,8 +641,10 @@ impl Engine {
             dump.clone(),
             progress.clone(),
         );
-        blocking(move || import::logical_dump(&i, &u, &url2, &d, jobs, Some(&p)).map_err(pg_err))
-            .await?;
+        blocking(move || {
+            import::logical_dump(&i, &u, &url2, &d, jobs, schema_only, Some(&p)).map_err(pg_err)
+        })
+        .await?;
         let (i, u, d, scratch) = (
             install.clone(),
             user.clone(),
@@ -578,6 +680,61 @@ impl Engine {
             .map_err(pg_err)?;
         remove_tree(&dump);
         Ok((info.dbname, differs))
+    }
+
+    /// Waits until a subscriber root's initial copy is done (every table ready).
+    async fn wait_for_initial_copy(
+        &self,
+        project: &Project,
+        root: &Branch,
+        progress: &Arc<Progress>,
+    ) -> Result<(), ApiError> {
+        progress.phase("the subscription's initial copy", 0);
+        let inst = self.instance(project, root);
+        let client = sql::connect(&inst, &project.db_name)
+            .await
+            .map_err(pg_err)?;
+        let started = std::time::Instant::now();
+        loop {
+            let (pending, errors) = pgfork_pg::subscribe::copy_pending(&client)
+                .await
+                .map_err(pg_err)?;
+            if pending == 0 {
+                return Ok(());
+            }
+            if errors > 0 && started.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(ApiError::conflict(format!(
+                    "the subscription's initial copy keeps failing ({errors} errors, {pending} tables left): see the root's log ({})",
+                    inst.log_file.display()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A branch of a subscriber root: its sequences past its columns' values (a
+    /// subscription copies rows, not sequence values), before any client writes.
+    pub(crate) async fn catch_up_sequences(&self, project: &Project, b: &Branch) {
+        let Ok(root) = self.root_branch(project) else {
+            return;
+        };
+        if root.clone_method != SUBSCRIBE_ROOT || b.parent_id.is_none() {
+            return;
+        }
+        let inst = self.instance(project, b);
+        let moved = match sql::connect(&inst, &project.db_name).await {
+            Ok(client) => pgfork_pg::subscribe::catch_up_sequences(&client).await,
+            Err(e) => Err(e),
+        };
+        match moved {
+            Ok(n) if n > 0 => {
+                tracing::info!(branch = %b.name, sequences = n, "advanced sequences past their columns' values (a subscription does not copy them)")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(branch = %b.name, error = %e, "could not advance the branch's sequences: inserts may collide with copied rows")
+            }
+        }
     }
 
     /// Reflink when `src` is on the same reflink-capable filesystem as the store.
@@ -881,6 +1038,7 @@ impl Engine {
             }
             self.commit_new_branch(project, &mut b, &built, None, rotate)
                 .await?;
+            self.catch_up_sequences(project, &b).await;
             self.record_fork(project, &b).await;
             if !settings.is_empty() {
                 let json = serde_json::to_string(&settings).unwrap_or_default();

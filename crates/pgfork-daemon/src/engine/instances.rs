@@ -16,13 +16,16 @@ impl Engine {
         let install = self.install_for(&b.data_dir)?;
         let user = self.user.clone();
         let inst2 = inst.clone();
+        // A root that follows its source (a standby, or a subscriber) must go on doing
+        // so: its own replication is what sanitizing would turn off in a copy.
+        let follows = super::create::follows_source(b);
         blocking(move || {
             if !inst2.is_running() {
                 crate::layout::rotate_if_large(&inst2.log_file);
             }
             // A first start (create, reset) keeps subscription workers and cron jobs
             // from starting until `sanitize` has turned them off inside the branch.
-            let extra = if set_password {
+            let extra = if set_password && !follows {
                 pgfork_pg::sanitize::first_boot()
             } else {
                 Vec::new()
@@ -33,13 +36,15 @@ impl Engine {
                 .map_err(pg_err)
         })
         .await?;
-        // A root that follows production is a read-only standby: nothing in it can or
-        // may be changed; what sanitizing protects against is removed from its clones.
-        let standby_root = b.parent_id.is_none() && b.clone_method == super::create::REPLICA_ROOT;
+        // A standby root is read-only: nothing in it can or may be changed; what
+        // sanitizing protects against is removed from its clones.
+        let standby_root = follows && b.clone_method == super::create::REPLICA_ROOT;
         if set_password && !standby_root {
-            let done = pgfork_pg::sanitize::sanitize(&inst).await.map_err(pg_err)?;
-            if !done.is_empty() {
-                tracing::info!(branch = %b.name, slots = ?done.slots, subscriptions = ?done.subscriptions, cron_jobs = done.cron_jobs, "a branch must not act for its parent: dropped its replication slots, disabled its subscriptions and pg_cron jobs");
+            if !follows {
+                let done = pgfork_pg::sanitize::sanitize(&inst).await.map_err(pg_err)?;
+                if !done.is_empty() {
+                    tracing::info!(branch = %b.name, slots = ?done.slots, subscriptions = ?done.subscriptions, cron_jobs = done.cron_jobs, "a branch must not act for its parent: dropped its replication slots, disabled its subscriptions and pg_cron jobs");
+                }
             }
             let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
             if project.role_name == project.superuser {
@@ -246,6 +251,10 @@ impl Engine {
                 _ => default,
             };
             let Some(limit) = limit else { continue };
+            // A root that stopped would stop following its source.
+            if super::create::follows_source(&b) {
+                continue;
+            }
             if b.state != BranchState::Running || idle_for < limit {
                 continue;
             }

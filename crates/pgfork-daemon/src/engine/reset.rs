@@ -203,6 +203,7 @@ impl Engine {
         }
         drop(staged);
         self.capture_role_secrets(project, &b).await;
+        self.catch_up_sequences(project, &b).await;
         self.record_fork(project, &b).await;
         b.parent_lsn = lsn;
         b.state = BranchState::Running;

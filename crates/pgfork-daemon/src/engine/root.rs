@@ -154,6 +154,11 @@ impl Engine {
             log_file: self.layout.branch_log(&aside),
             superuser: "postgres".to_string(),
         };
+        // A subscriber's new import subscribes again under the same name: the old
+        // subscription (and its slot on the source) goes first.
+        if root.clone_method == super::create::SUBSCRIBE_ROOT {
+            self.unsubscribe_root(p).await;
+        }
         let mut project = p.clone();
         let mut fresh = root.clone();
         let pg_version = self.installs.for_major(p.pg_major).ok().map(|i| i.major);

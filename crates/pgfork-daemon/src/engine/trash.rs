@@ -321,6 +321,7 @@ impl Engine {
     ) -> Result<api::ProjectResponse, ApiError> {
         let project = self.project(project_ref)?;
         let _op = self.in_flight().await;
+        self.unsubscribe_root(&project).await;
         let branches = self
             .store()
             .branches(&project.id, true)
@@ -349,5 +350,33 @@ impl Engine {
             operations: vec![],
             connection_uris: vec![],
         })
+    }
+}
+
+impl Engine {
+    /// A subscriber root's slot on the source keeps the source's WAL until its
+    /// subscription is dropped: dropped with the project (best effort; the log names the
+    /// slot to drop by hand when the source cannot be reached).
+    pub(crate) async fn unsubscribe_root(&self, project: &Project) {
+        let Ok(root) = self.root_branch(project) else {
+            return;
+        };
+        if root.clone_method != super::create::SUBSCRIBE_ROOT {
+            return;
+        }
+        let name = pgfork_pg::subscribe::subscription_name(&project.name);
+        let inst = self.instance(project, &root);
+        let dropped = match sql::connect(&inst, &project.db_name).await {
+            Ok(client) => pgfork_pg::subscribe::unsubscribe(&client, &name).await,
+            Err(e) => Err(e),
+        };
+        match dropped {
+            Ok(()) => {
+                tracing::info!(project = %project.name, slot = %name, "dropped the root's subscription and its slot on the source")
+            }
+            Err(e) => {
+                tracing::warn!(project = %project.name, slot = %name, error = %e, "could not drop the root's subscription: drop the replication slot on the source by hand (SELECT pg_drop_replication_slot('{name}'))")
+            }
+        }
     }
 }
