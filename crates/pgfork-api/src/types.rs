@@ -921,6 +921,10 @@ pub struct BranchFreshness {
     pub parent_wal_bytes_since_fork: Option<i64>,
     /// The parent's schema differs from the one the branch took.
     pub parent_schema_changed: Option<bool>,
+    /// The branch has writes or schema changes of its own since it forked and its
+    /// after-create command ran (unknown while it is suspended).
+    #[serde(default)]
+    pub local_changes: Option<bool>,
     /// The project's root, when it follows its source.
     pub root: Option<RootFollowing>,
     pub migration_conflicts: Vec<MigrationConflict>,

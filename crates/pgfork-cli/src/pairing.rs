@@ -201,7 +201,9 @@ pub async fn on_checkout(ctx: &Ctx) -> Result<()> {
     };
     let all = ctx.branches(true).await?;
     if let Some(b) = paired(&all, &git) {
-        return write_env(ctx, b);
+        write_env(ctx, b)?;
+        apply_refresh_policy(ctx, b).await;
+        return Ok(());
     }
     // The database of *this* git branch, trashed while the branch lived on (gc, TTL),
     // comes back with it. A new git branch that merely reuses the name of a deleted
@@ -228,6 +230,87 @@ pub async fn on_checkout(ctx: &Ctx) -> Result<()> {
     write_env(ctx, &created)?;
     run_after_create(ctx, &created).await;
     Ok(())
+}
+
+/// How long a state replaced by a reset or refresh is kept unless the user keeps it.
+pub const PRESERVED_TTL: &str = "7d";
+
+/// A replaced state costs nothing while nobody uses it, and goes away on its own.
+pub async fn keep_preserved(c: &Client, project: &str, name: &str) -> Result<()> {
+    let expires = crate::commands::expiry_in(PRESERVED_TTL)?;
+    let req = api::BranchUpdateRequest {
+        branch: api::BranchUpdate {
+            expires_at: Some(Some(expires)),
+            ..Default::default()
+        },
+    };
+    c.update_branch(project, name, &req).await?;
+    c.set_running(project, name, false).await?;
+    Ok(())
+}
+
+/// The repository's refresh policy, at checkout of a branch that already has its
+/// database: a stale one without changes of its own is refreshed (announced, its old
+/// state kept), one with changes is pointed out. Never fails the checkout.
+async fn apply_refresh_policy(ctx: &Ctx, b: &api::Branch) {
+    let Some(word) = ctx.cfg.branches.refresh.as_deref() else {
+        return;
+    };
+    let policy = match pgfork_core::RefreshPolicy::parse(word) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pgfork: .pgfork.toml [branches] refresh: {e}");
+            return;
+        }
+    };
+    if policy == pgfork_core::RefreshPolicy::Off || b.parent_id.is_none() {
+        return;
+    }
+    let Ok(f) = ctx.client.branch_freshness(&ctx.project, &b.id).await else {
+        return;
+    };
+    let parent = f.parent.clone().unwrap_or_else(|| "its parent".into());
+    let facts = pgfork_core::Staleness {
+        forked_at: f.forked_at,
+        parent_schema_changed: f.parent_schema_changed,
+        local_changes: f.local_changes,
+    };
+    match pgfork_core::refresh_decision(policy, facts, &parent, chrono::Utc::now()) {
+        pgfork_core::RefreshDecision::Fresh => {}
+        pgfork_core::RefreshDecision::Ask(why) => eprintln!(
+            "pgfork: database branch {:?} is behind {parent}: {why}; `pgfork branch refresh {}` when you are ready",
+            b.name, b.name
+        ),
+        pgfork_core::RefreshDecision::Refresh(why) => {
+            let kept = pgfork_core::preserved_name(&b.name, "refresh", chrono::Utc::now());
+            let req = api::BranchRestoreRequest {
+                preserve_under_name: Some(kept.clone()),
+                pgfork_refuse_sessions: true,
+                ..Default::default()
+            };
+            let done = async {
+                let resp = ctx.client.restore_branch_with(&ctx.project, &b.id, &req).await?;
+                crate::commands::wait_ops(&ctx.client, &ctx.project, &resp.operations).await?;
+                keep_preserved(&ctx.client, &ctx.project, &kept).await?;
+                Ok::<api::Branch, anyhow::Error>(resp.branch)
+            }
+            .await;
+            match done {
+                Ok(fresh) => {
+                    eprintln!(
+                        "pgfork: refreshed database branch {:?} onto {parent} ({why}, and it had no changes of its own); its previous state is branch {kept:?} for {PRESERVED_TTL} (`pgfork branch set-ttl {kept} none` keeps it)",
+                        b.name
+                    );
+                    run_after_create(ctx, &fresh).await;
+                }
+                Err(e) => eprintln!(
+                    "pgfork: database branch {:?} is behind {parent} ({why}) but was not refreshed: {}",
+                    b.name,
+                    crate::output::error_sentence(&e)
+                ),
+            }
+        }
+    }
 }
 
 /// Creates (or adopts an unpaired namesake of) the database for git branch `git`.

@@ -89,6 +89,11 @@ pub struct BranchesSection {
     /// or `never`.
     #[serde(default)]
     pub rotate_passwords: Option<String>,
+    /// When a branch is stale: an age (`7d`) or `on-parent-schema-change`. A stale
+    /// branch without changes of its own is refreshed when checked out; one with
+    /// changes is pointed out. Default off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
 }
 
 fn yes() -> bool {
@@ -106,6 +111,7 @@ impl Default for BranchesSection {
             default_ttl: None,
             follow_head: true,
             rotate_passwords: None,
+            refresh: None,
         }
     }
 }
@@ -289,6 +295,10 @@ pub fn write_config(path: &Path, name: &str) -> Result<()> {
          # Fresh passwords for the app's login roles on branches of a protected branch\n\
          # (an imported production): \"protected\" (default), \"always\" or \"never\".\n\
          # rotate_passwords = \"protected\"\n\
+         # When a branch is stale: an age (\"7d\") or \"on-parent-schema-change\". A stale\n\
+         # branch without changes of its own is refreshed at checkout (its old state kept\n\
+         # 7 days); one with changes is pointed out. Off by default.\n\
+         # refresh = \"7d\"\n\
          \n\
          [env]\n\
          # Rewritten after every checkout to point at the current branch's database.\n\

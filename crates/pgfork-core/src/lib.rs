@@ -9,13 +9,17 @@ mod error;
 pub mod layout;
 mod name;
 mod port;
+mod refresh;
 mod space;
 mod state;
 mod ttl;
 
 pub use error::CoreError;
-pub use name::{safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS};
+pub use name::{
+    preserved_name, safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS,
+};
 pub use port::{pick_port, PortRange};
+pub use refresh::{decide as refresh_decision, RefreshDecision, RefreshPolicy, Staleness};
 pub use space::{human_bytes, parse_size, room_for, DEFAULT_MIN_FREE};
 pub use state::BranchState;
 pub use ttl::{expires_at_from_ttl, parse_ttl, requested_expiry, DEFAULT_GRACE, DEFAULT_TTL_NONE};

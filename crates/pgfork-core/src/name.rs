@@ -34,6 +34,11 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Checks a branch name; the error says exactly which rule it broke.
+/// The name a replaced state is kept under: `NAME-before-WHAT-20261125-114500`.
+pub fn preserved_name(name: &str, what: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{name}-before-{what}-{}", now.format("%Y%m%d-%H%M%S"))
+}
+
 pub fn validate_branch_name(name: &str) -> Result<(), CoreError> {
     if name.is_empty() {
         return Err(invalid(name, "a branch name cannot be empty"));
@@ -162,6 +167,17 @@ pub fn safe_dir_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_preserved_state_is_named_after_its_branch_and_time() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T11:45:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let n = preserved_name("feature/login", "refresh", t);
+        assert_eq!(n, "feature/login-before-refresh-20261125-114500");
+        validate_branch_name(&n).expect("a valid branch name");
+    }
+
     use super::*;
 
     #[test]

@@ -159,6 +159,19 @@ pub async fn fingerprint(client: &Client) -> Result<String, PgError> {
     Ok(row.get(0))
 }
 
+/// Rows written to the connected database's tables since its statistics began (inserts,
+/// updates, deletes): a branch's own writes, from a baseline.
+pub async fn user_writes(client: &Client) -> Result<i64, PgError> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_user_tables",
+            &[],
+        )
+        .await
+        .map_err(sql_err("count the writes"))?;
+    Ok(row.get(0))
+}
+
 /// Where a kind sorts in a list of changes: containers before what they contain.
 fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[

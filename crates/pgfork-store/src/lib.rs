@@ -217,7 +217,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         "CREATE TABLE project_sources (project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE, source TEXT NOT NULL, schedule_seconds INTEGER, refreshed_at TEXT);",
     ),
+    // A branch's own baseline: its user-table writes and schema digest after it forked
+    // and its after-create command ran, so that "changes of its own" can be told.
+    (
+        16,
+        "ALTER TABLE branch_forks ADD COLUMN baseline_writes INTEGER; ALTER TABLE branch_forks ADD COLUMN baseline_digest TEXT;",
+    ),
 ];
+
+/// When a branch last took its parent's state, and what it looked like then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchFork {
+    pub forked_at: DateTime<Utc>,
+    /// The schema digest it took (the parent's then).
+    pub schema_digest: Option<String>,
+    /// Its user-table writes at its baseline (after its after-create command).
+    pub baseline_writes: Option<i64>,
+    /// Its own schema digest at its baseline.
+    pub baseline_digest: Option<String>,
+}
 
 /// Where a project's root came from and when it is made again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -808,28 +826,43 @@ impl Store {
         schema_digest: Option<&str>,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO branch_forks (branch_id, forked_at, schema_digest) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (branch_id) DO UPDATE SET forked_at = excluded.forked_at, schema_digest = excluded.schema_digest",
+            "INSERT INTO branch_forks (branch_id, forked_at, schema_digest, baseline_writes, baseline_digest) VALUES (?1, ?2, ?3, NULL, NULL) \
+             ON CONFLICT (branch_id) DO UPDATE SET forked_at = excluded.forked_at, schema_digest = excluded.schema_digest, baseline_writes = NULL, baseline_digest = NULL",
             params![branch_id, forked_at.to_rfc3339(), schema_digest],
         )?;
         Ok(())
     }
 
-    /// When a branch last took its parent's state, and that schema's digest.
-    pub fn branch_fork(&self, branch_id: &str) -> Result<Option<(DateTime<Utc>, Option<String>)>> {
-        let row: Option<(String, Option<String>)> = self
+    /// Records a branch's own baseline (writes and schema digest) now.
+    pub fn set_branch_baseline(&self, branch_id: &str, writes: i64, digest: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE branch_forks SET baseline_writes = ?2, baseline_digest = ?3 WHERE branch_id = ?1",
+            params![branch_id, writes, digest],
+        )?;
+        Ok(())
+    }
+
+    /// When a branch last took its parent's state, and its baseline since.
+    pub fn branch_fork(&self, branch_id: &str) -> Result<Option<BranchFork>> {
+        type Row = (String, Option<String>, Option<i64>, Option<String>);
+        let row: Option<Row> = self
             .conn
             .query_row(
-                "SELECT forked_at, schema_digest FROM branch_forks WHERE branch_id = ?1",
+                "SELECT forked_at, schema_digest, baseline_writes, baseline_digest FROM branch_forks WHERE branch_id = ?1",
                 params![branch_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        Ok(row.and_then(|(at, digest)| {
-            DateTime::parse_from_rfc3339(&at)
-                .ok()
-                .map(|t| (t.with_timezone(&Utc), digest))
-        }))
+        Ok(
+            row.and_then(|(at, schema_digest, baseline_writes, baseline_digest)| {
+                DateTime::parse_from_rfc3339(&at).ok().map(|t| BranchFork {
+                    forked_at: t.with_timezone(&Utc),
+                    schema_digest,
+                    baseline_writes,
+                    baseline_digest,
+                })
+            }),
+        )
     }
 
     /// Records a branch's own server settings (JSON object).

@@ -310,3 +310,100 @@ fn status_says_how_far_behind_a_branch_is_and_which_migrations_diverge() {
         "the parent's new column is there"
     );
 }
+
+#[test]
+fn a_stale_branch_is_refreshed_at_checkout_only_when_it_has_nothing_of_its_own() {
+    let Some(env) = repo_with_migrations("fresh-policy") else {
+        return;
+    };
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace(
+            "[branches]\n",
+            "[branches]\nrefresh = \"on-parent-schema-change\"\n",
+        );
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["commit", "-q", "-am", "refresh policy"]);
+    env.ok(&["allow"]);
+    env.git(&["checkout", "-q", "-b", "clean"]);
+    env.git(&["checkout", "-q", "main"]);
+    env.git(&["checkout", "-q", "-b", "dirty"]);
+    psql_ok(
+        &env.url("dirty"),
+        "INSERT INTO pgbench_branches (bid, bbalance) VALUES (777, 0)",
+    );
+    env.git(&["checkout", "-q", "main"]);
+    // Nothing moved yet: a checkout leaves both alone.
+    let out = env.git_output(&env.repo, &["checkout", "clean"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("refresh"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.git(&["checkout", "-q", "main"]);
+    psql_ok(
+        &env.url("main"),
+        "ALTER TABLE pgbench_tellers ADD COLUMN shift int",
+    );
+
+    // Clean: refreshed at checkout, said so, its old state kept.
+    let out = env.git_output(&env.repo, &["checkout", "clean"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("refreshed database branch \"clean\" onto main"),
+        "{said}"
+    );
+    assert!(
+        said.contains("main's schema changed since it forked"),
+        "{said}"
+    );
+    assert_eq!(
+        psql_ok(
+            &env.url("clean"),
+            "SELECT count(shift) FROM pgbench_tellers"
+        ),
+        "0"
+    );
+    assert!(
+        env.states()
+            .keys()
+            .any(|n| n.starts_with("clean-before-refresh-")),
+        "{:?}",
+        env.states()
+    );
+
+    // Dirty: only pointed out; its own row and old schema stay.
+    let out = env.git_output(&env.repo, &["checkout", "dirty"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("\"dirty\" is behind main"), "{said}");
+    assert!(said.contains("changes of its own"), "{said}");
+    assert!(said.contains("pgfork branch refresh dirty"), "{said}");
+    let dirty = env.url("dirty");
+    assert_eq!(
+        psql_ok(
+            &dirty,
+            "SELECT count(*) FROM pgbench_branches WHERE bid = 777"
+        ),
+        "1"
+    );
+    assert_eq!(
+        psql_ok(
+            &dirty,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'shift'"
+        ),
+        "0"
+    );
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains(
+            "refresh:  due (main's schema changed since it forked, and it has changes of its own)"
+        ),
+        "{status}"
+    );
+    assert!(!env
+        .states()
+        .keys()
+        .any(|n| n.starts_with("dirty-before-refresh-")));
+}

@@ -221,6 +221,14 @@ async fn neon_url(c: &Client, project: &str, branch: &str, role: Option<&str>) -
 }
 
 /// Waits for running operations, drawing progress, and fails if one failed.
+/// An absolute expiry `ttl` from now (`7d`).
+pub(crate) fn expiry_in(ttl: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(pgfork_core::expires_at_from_ttl(
+        chrono::Utc::now(),
+        pgfork_core::parse_ttl(ttl)?,
+    ))
+}
+
 pub async fn wait_ops(c: &Client, project: &str, ops: &[api::Operation]) -> Result<()> {
     let mut warned = std::collections::HashSet::new();
     for op in ops {

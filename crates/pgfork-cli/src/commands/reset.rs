@@ -10,9 +10,6 @@
 
 use super::*;
 
-/// How long a preserved state is kept unless the user keeps it.
-const PRESERVED_TTL: &str = "7d";
-
 pub(super) struct ResetRequest {
     pub name: String,
     pub preserve_as: Option<String>,
@@ -21,11 +18,6 @@ pub(super) struct ResetRequest {
     pub wait: Option<String>,
     /// Run the after-create command afterwards (`refresh`).
     pub migrate: bool,
-}
-
-/// The name a replaced state is kept under: `NAME-before-reset-20261125-114500`.
-pub(super) fn preserved_name(name: &str, what: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{name}-before-{what}-{}", now.format("%Y%m%d-%H%M%S"))
 }
 
 pub(super) async fn reset(
@@ -72,7 +64,7 @@ pub(super) async fn reset(
         Some(
             req.preserve_as
                 .clone()
-                .unwrap_or_else(|| preserved_name(&b.name, what, chrono::Utc::now())),
+                .unwrap_or_else(|| pgfork_core::preserved_name(&b.name, what, chrono::Utc::now())),
         )
     };
     if let Some(name) = &preserve {
@@ -100,9 +92,10 @@ pub(super) async fn reset(
         started.elapsed().as_secs_f64()
     );
     if let Some(kept) = &preserve {
-        keep_stopped_for_a_while(c, p, kept).await?;
+        pairing::keep_preserved(c, p, kept).await?;
         println!(
-            "  the previous state is branch {kept:?}, suspended until you connect, expiring in {PRESERVED_TTL} (`pgfork branch set-ttl {kept} none` keeps it; `pgfork branch delete {kept}` drops it now)"
+            "  the previous state is branch {kept:?}, suspended until you connect, expiring in {} (`pgfork branch set-ttl {kept} none` keeps it; `pgfork branch delete {kept}` drops it now)",
+            pairing::PRESERVED_TTL
         );
     }
     if let (Some(ctx), Some(dir)) = (&ctx, &work_tree) {
@@ -121,33 +114,4 @@ pub(super) async fn reset(
         println!("  ran the after-create command in {}", dir.display());
     }
     Ok(0)
-}
-
-/// The preserved state costs nothing while nobody uses it, and goes away on its own.
-async fn keep_stopped_for_a_while(c: &Client, p: &str, name: &str) -> Result<()> {
-    let expires = super::branch::parse_expiry(Some(PRESERVED_TTL), None)?;
-    let req = api::BranchUpdateRequest {
-        branch: api::BranchUpdate {
-            expires_at: Some(expires),
-            ..Default::default()
-        },
-    };
-    c.update_branch(p, name, &req).await?;
-    c.set_running(p, name, false).await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_preserved_state_is_named_after_its_branch_and_time() {
-        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T11:45:00Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        let n = preserved_name("feature/login", "refresh", t);
-        assert_eq!(n, "feature/login-before-refresh-20261125-114500");
-        pgfork_core::validate_branch_name(&n).expect("a valid branch name");
-    }
 }

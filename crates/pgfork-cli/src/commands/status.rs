@@ -102,6 +102,27 @@ pub(super) async fn status(explicit: Option<&str>, json: bool) -> Result<i32> {
         for line in freshness_lines(f, &b.name, chrono::Utc::now()) {
             println!("{line}");
         }
+        let policy = project::find_config()
+            .and_then(|path| project::read_config(&path).ok())
+            .and_then(|cfg| cfg.branches.refresh)
+            .and_then(|w| pgfork_core::RefreshPolicy::parse(&w).ok())
+            .unwrap_or_default();
+        let facts = pgfork_core::Staleness {
+            forked_at: f.forked_at,
+            parent_schema_changed: f.parent_schema_changed,
+            local_changes: f.local_changes,
+        };
+        let parent = f.parent.clone().unwrap_or_default();
+        match pgfork_core::refresh_decision(policy, facts, &parent, chrono::Utc::now()) {
+            pgfork_core::RefreshDecision::Fresh => {}
+            pgfork_core::RefreshDecision::Refresh(why) => println!(
+                "refresh:  due ({why}); no changes of its own, so the next checkout refreshes it"
+            ),
+            pgfork_core::RefreshDecision::Ask(why) => println!(
+                "refresh:  due ({why}): `pgfork branch refresh {}` when you are ready",
+                b.name
+            ),
+        }
     }
     println!("hooks:    {hooks_line}");
     if gc.is_empty() {

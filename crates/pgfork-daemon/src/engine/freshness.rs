@@ -25,6 +25,55 @@ impl Engine {
         {
             tracing::warn!(branch = %b.name, error = %e, "could not record when the branch forked");
         }
+        self.record_baseline(project, b).await;
+    }
+
+    /// Records `b`'s own writes and schema now, the baseline its "changes of its own"
+    /// are counted from: at fork, and again once its after-create command ran (its
+    /// migrations are not its user's changes: a refresh runs them again).
+    pub(crate) async fn record_baseline(&self, project: &Project, b: &Branch) {
+        let inst = self.instance(project, b);
+        if !inst.is_running() {
+            return;
+        }
+        let Ok(client) = sql::connect(&inst, &project.db_name).await else {
+            return;
+        };
+        // Statistics reach the counters when a session ends or flushes: a migration that
+        // just finished may still be on its way.
+        let _ = client
+            .batch_execute("SELECT pg_stat_force_next_flush()")
+            .await;
+        let (writes, digest) = (
+            pgfork_pg::schema::user_writes(&client).await,
+            pgfork_pg::schema::fingerprint(&client).await,
+        );
+        if let (Ok(w), Ok(d)) = (writes, digest) {
+            let _ = self.write_store(|s| s.set_branch_baseline(&b.id, w, &d));
+        }
+    }
+
+    /// Whether `b` changed since its baseline (`None`: not running, or no baseline).
+    async fn local_changes(
+        &self,
+        project: &Project,
+        b: &Branch,
+        fork: Option<&pgfork_store::BranchFork>,
+    ) -> Option<bool> {
+        let fork = fork?;
+        let (base_writes, base_digest) = (fork.baseline_writes?, fork.baseline_digest.as_ref()?);
+        let inst = self.instance(project, b);
+        if !inst.is_running() {
+            return None;
+        }
+        let client = sql::connect(&inst, &project.db_name).await.ok()?;
+        let writes = pgfork_pg::schema::user_writes(&client).await.ok()?;
+        let digest = pgfork_pg::schema::fingerprint(&client).await.ok()?;
+        // Counters lower than the baseline were lost (a crash): unknown, not "none".
+        if writes < base_writes {
+            return None;
+        }
+        Some(writes > base_writes || &digest != base_digest)
     }
 
     pub async fn branch_freshness(
@@ -39,7 +88,8 @@ impl Engine {
             ..Default::default()
         };
         let fork = self.store().branch_fork(&b.id).map_err(store_err)?;
-        out.forked_at = Some(fork.as_ref().map(|(t, _)| *t).unwrap_or(b.created_at));
+        out.forked_at = Some(fork.as_ref().map(|f| f.forked_at).unwrap_or(b.created_at));
+        out.local_changes = self.local_changes(&p, &b, fork.as_ref()).await;
         if let Some(parent_id) = &b.parent_id {
             let parent = self.store().branch(parent_id).map_err(store_err)?;
             match parent.filter(|x| x.state.is_live()) {
@@ -82,7 +132,7 @@ impl Engine {
         p: &Project,
         b: &Branch,
         parent: &Instance,
-        fork: Option<&(DateTime<Utc>, Option<String>)>,
+        fork: Option<&pgfork_store::BranchFork>,
         out: &mut api::BranchFreshness,
     ) {
         if let (Some(lsn), Ok(client)) = (&b.parent_lsn, sql::connect(parent, "postgres").await) {
@@ -96,7 +146,7 @@ impl Engine {
                 out.parent_wal_bytes_since_fork = Some(row.get::<_, i64>(0).max(0));
             }
         }
-        match fork.and_then(|(_, d)| d.as_ref()) {
+        match fork.and_then(|f| f.schema_digest.as_ref()) {
             Some(digest) => {
                 if let Ok(client) = sql::connect(parent, &p.db_name).await {
                     if let Ok(now) = pgfork_pg::schema::fingerprint(&client).await {

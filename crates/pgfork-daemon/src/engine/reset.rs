@@ -66,7 +66,9 @@ impl Engine {
         if !inst.is_running() {
             return Ok(());
         }
-        let deadline = std::time::Instant::now() + wait;
+        // A client that just disconnected may still have its backend for a moment: a
+        // short grace, whatever the caller's wait, so a refusal names only real sessions.
+        let deadline = std::time::Instant::now() + wait.max(std::time::Duration::from_secs(2));
         loop {
             let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
             let open = pgfork_pg::catalog::client_sessions(&client)

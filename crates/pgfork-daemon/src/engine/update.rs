@@ -46,6 +46,7 @@ impl Engine {
             }
             b.suspend_timeout_seconds = t;
         }
+        let req_after_create_reported = u.after_create.is_some();
         if let Some(a) = u.after_create {
             if !matches!(a.as_str(), "ok" | "failed") {
                 return Err(ApiError::bad_request("after_create is `ok` or `failed`"));
@@ -61,10 +62,16 @@ impl Engine {
                     .map_err(ApiError::bad_request)?;
             }
         }
+        let migrated = b.after_create.as_deref() == Some("ok");
         b.updated_at = Utc::now();
         crate::failpoints::crash("update-before-write");
         self.write_store(|s| s.update_branch(&b))
             .map_err(store_err)?;
+        // The after-create command's migrations are the branch's baseline, not changes
+        // of its own: a refresh runs them again.
+        if migrated && req_after_create_reported {
+            self.record_baseline(&project, &b).await;
+        }
         Ok(self.branch_response(&project, &b, None))
     }
 }
