@@ -927,6 +927,10 @@ pub struct BranchFreshness {
     pub local_changes: Option<bool>,
     /// The project's root, when it follows its source.
     pub root: Option<RootFollowing>,
+    /// When a root that does not follow its source was last taken from it (import or
+    /// `pgfork root refresh`).
+    #[serde(default)]
+    pub root_taken_at: Option<DateTime<Utc>>,
     pub migration_conflicts: Vec<MigrationConflict>,
     /// Why a figure above is unknown.
     pub notes: Vec<String>,

@@ -302,6 +302,11 @@ fn the_root_is_made_again_from_production_and_branches_stay_as_they_were() {
     env.ok(&["branch", "create", "after"]);
     assert_eq!(psql_ok(&env.url("after"), "SELECT v FROM t"), "v2");
 
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains("root:     a snapshot of its source taken "),
+        "{status}"
+    );
     // A schedule: set, shown, refused when it would never stop, turned off.
     let out = env.ok(&["root", "refresh", "--schedule", "daily", "--schedule-only"]);
     assert!(out.contains("schedule: every 24 h, next at"), "{out}");

@@ -201,6 +201,12 @@ pub(super) fn freshness_lines(
             .unwrap_or_default();
         lines.push(format!("root:     follows its source, {state}{last}"));
     }
+    if let Some(at) = f.root_taken_at {
+        lines.push(format!(
+            "root:     a snapshot of its source taken {} ago (`pgfork root refresh` takes a new one)",
+            output::ago(now - at)
+        ));
+    }
     for c in &f.migration_conflicts {
         lines.push(format!(
             "warning:  {} and {} both applied {} migrations the other lacks ({} vs {}): the second to merge must rebase its migrations",

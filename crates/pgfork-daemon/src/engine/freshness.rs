@@ -112,6 +112,20 @@ impl Engine {
             }
         }
         let root = self.root_branch(&p)?;
+        if !super::create::follows_source(&root) {
+            let rec = self.store().project_source(&p.id).map_err(store_err)?;
+            // Only a root taken from a source ages (not an empty or sample one).
+            let imported = rec.as_ref().is_some_and(|r| {
+                !matches!(
+                    serde_json::from_str::<api::RootSource>(&r.source),
+                    Ok(api::RootSource::Empty | api::RootSource::Sample { .. }) | Err(_)
+                )
+            });
+            if imported {
+                out.root_taken_at =
+                    Some(rec.and_then(|r| r.refreshed_at).unwrap_or(root.created_at));
+            }
+        }
         if root.clone_method == REPLICA_ROOT {
             let inst = self.instance(&p, &root);
             if inst.is_running() {
