@@ -29,6 +29,11 @@ fn a_replica_root_stays_seconds_behind_and_its_branches_are_consistent_primaries
     let root = env.branch("main");
     assert_eq!(root["clone_method"], "replica", "{root:#}");
 
+    let list = env.ok(&["branch", "list"]);
+    assert!(
+        list.contains("root main: follows its source, streaming"),
+        "{list}"
+    );
     let load = Load::start(&admin, 4);
     let mut branches = Vec::new();
     for i in 0..10 {

@@ -175,6 +175,19 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                         &rows
                     )
                 );
+                // The root's lag behind its source (or its age): what every branch's
+                // data is measured against.
+                if let Some(root) = list.iter().find(|b| b.parent_id.is_none()) {
+                    if let Ok(f) = c.branch_freshness(&p, &root.id).await {
+                        for line in
+                            super::status::freshness_lines(&f, &root.name, chrono::Utc::now())
+                        {
+                            if let Some(rest) = line.strip_prefix("root:     ") {
+                                println!("root {}: {rest}", root.name);
+                            }
+                        }
+                    }
+                }
             }
         }
         BranchCommand::Get { name, json } => {
