@@ -546,6 +546,80 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// Neon's snapshot of a branch (`reason` is pgfork's: `manual` unless automatic).
+    pub async fn create_snapshot(
+        &self,
+        project: &str,
+        branch: &str,
+        name: Option<&str>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        reason: Option<&str>,
+    ) -> Result<SnapshotResponse, ClientError> {
+        let mut q = Vec::new();
+        if let Some(n) = name {
+            q.push(format!("name={}", encode_segment(n)));
+        }
+        if let Some(t) = expires_at {
+            q.push(format!(
+                "expires_at={}",
+                encode_segment(&t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            ));
+        }
+        if let Some(r) = reason {
+            q.push(format!("pgfork_reason={}", encode_segment(r)));
+        }
+        let mut path = format!("{}/snapshot", Self::branch_path(project, branch));
+        if !q.is_empty() {
+            path.push('?');
+            path.push_str(&q.join("&"));
+        }
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    pub async fn list_snapshots(&self, project: &str) -> Result<SnapshotsResponse, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v2/projects/{}/snapshots", encode_segment(project)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn delete_snapshot(
+        &self,
+        project: &str,
+        snapshot: &str,
+    ) -> Result<OperationsResponse, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!(
+                "/api/v2/projects/{}/snapshots/{}",
+                encode_segment(project),
+                encode_segment(snapshot)
+            ),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn restore_snapshot(
+        &self,
+        project: &str,
+        snapshot: &str,
+        req: &SnapshotRestoreRequest,
+    ) -> Result<BranchResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!(
+                "/api/v2/projects/{}/snapshots/{}/restore",
+                encode_segment(project),
+                encode_segment(snapshot)
+            ),
+            Some(req),
+        )
+        .await
+    }
+
     /// pgfork: make the project's root again from its source, and/or set its schedule.
     pub async fn refresh_root(
         &self,

@@ -5,7 +5,7 @@ use crate::types::*;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Extension;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -171,6 +171,27 @@ pub trait Backend: Send + Sync + 'static {
         project: String,
         req: RootRefreshRequest,
     ) -> impl Future<Output = Result<RootRefreshResponse, ApiError>> + Send;
+    fn create_snapshot(
+        &self,
+        project: String,
+        branch: String,
+        q: SnapshotCreateQuery,
+    ) -> impl Future<Output = Result<SnapshotResponse, ApiError>> + Send;
+    fn list_snapshots(
+        &self,
+        project: String,
+    ) -> impl Future<Output = Result<SnapshotsResponse, ApiError>> + Send;
+    fn delete_snapshot(
+        &self,
+        project: String,
+        snapshot: String,
+    ) -> impl Future<Output = Result<OperationsResponse, ApiError>> + Send;
+    fn restore_snapshot(
+        &self,
+        project: String,
+        snapshot: String,
+        req: SnapshotRestoreRequest,
+    ) -> impl Future<Output = Result<BranchResponse, ApiError>> + Send;
     fn restart(
         &self,
         project: String,
@@ -508,6 +529,30 @@ fn routes<B: Backend>(backend: Arc<B>) -> Router {
             "/api/v2/projects/{project}/branches/{branch}/compare_schema",
             get(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<CompareSchemaQuery>| async move {
                 b.compare_schema(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/branches/{branch}/snapshot",
+            post(|State(b): State<Arc<B>>, Path((p, br)): Path<(String, String)>, Query(q): Query<SnapshotCreateQuery>| async move {
+                b.create_snapshot(p, br, q).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/snapshots",
+            get(|State(b): State<Arc<B>>, Path(p): Path<String>| async move {
+                b.list_snapshots(p).await.map(Json)
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/snapshots/{snapshot}",
+            delete(|State(b): State<Arc<B>>, Path((p, s)): Path<(String, String)>| async move {
+                b.delete_snapshot(p, s).await.map(|r| (axum::http::StatusCode::ACCEPTED, Json(r)))
+            }),
+        )
+        .route(
+            "/api/v2/projects/{project}/snapshots/{snapshot}/restore",
+            post(|State(b): State<Arc<B>>, Path((p, s)): Path<(String, String)>, body: Option<Json<SnapshotRestoreRequest>>| async move {
+                b.restore_snapshot(p, s, body.map(|Json(r)| r).unwrap_or_default()).await.map(Json)
             }),
         )
         .route(

@@ -989,3 +989,76 @@ pub struct RootRefreshResponse {
     pub refreshed_at: Option<DateTime<Utc>>,
     pub next_refresh_at: Option<DateTime<Utc>>,
 }
+
+/// Neon's snapshot: a branch's data at a moment (pgfork: a stopped clone, never started).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<DateTime<Utc>>,
+    pub source_branch_id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub manual: bool,
+    /// pgfork: why it was taken (`manual`, `before-migration`, `before-restore`).
+    #[serde(default)]
+    pub pgfork_reason: String,
+    /// pgfork: the name of the branch it was taken of (at the time).
+    #[serde(default)]
+    pub pgfork_source_branch_name: String,
+    #[serde(default)]
+    pub pgfork_masked: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct SnapshotResponse {
+    pub snapshot: Snapshot,
+    #[serde(default)]
+    pub operations: Vec<Operation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct SnapshotsResponse {
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// Neon's `POST /projects/{id}/branches/{branch}/snapshot` query.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct SnapshotCreateQuery {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub lsn: Option<String>,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// pgfork: why (default `manual`); anything else marks it automatic.
+    #[serde(default)]
+    pub pgfork_reason: Option<String>,
+}
+
+/// Neon's `POST /projects/{id}/snapshots/{snapshot}/restore` body.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
+pub struct SnapshotRestoreRequest {
+    /// A name for a new branch made from the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With `finalize_restore`: the branch whose data the snapshot replaces (default
+    /// the branch it was taken of).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_branch_id: Option<String>,
+    /// Replace the target branch's data now (same URL and password), keeping what it
+    /// replaces as a snapshot; otherwise a new branch is made.
+    #[serde(default)]
+    pub finalize_restore: bool,
+    /// pgfork: as for a reset, refuse while clients are connected (waiting this long).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pgfork_refuse_sessions: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_wait_seconds: Option<u64>,
+}

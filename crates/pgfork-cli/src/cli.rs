@@ -223,6 +223,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RemoteCommand,
     },
+    /// Snapshots: a branch's data at a moment, to make branches from or restore to.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
     /// The project's root: make it again from its source, now or on a schedule.
     Root {
         #[command(subcommand)]
@@ -286,6 +291,9 @@ pub enum BranchCommand {
         /// data anyway (recorded in the daemon's log).
         #[arg(long, conflicts_with = "mask")]
         unmasked: bool,
+        /// Make it from a snapshot (name or id) instead of its parent's current state.
+        #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["parent", "mask", "unmasked", "ttl", "expires_at", "protected", "idle_timeout", "no_wait"])]
+        from_snapshot: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -317,6 +325,20 @@ pub enum BranchCommand {
         name: String,
         #[command(flatten)]
         opts: ResetOpts,
+    },
+    /// Replace a branch's data with a snapshot (same URL and password); what it held is
+    /// kept as a snapshot. `--to before-last-migration` undoes the last after-create run.
+    Restore {
+        name: String,
+        /// A snapshot's name or id, or before-last-migration.
+        #[arg(long, value_name = "SNAPSHOT")]
+        to: String,
+        /// End the sessions of connected clients instead of refusing.
+        #[arg(long)]
+        force: bool,
+        /// Wait this long for connected clients to leave before refusing (e.g. 30s).
+        #[arg(long, value_name = "DURATION", conflicts_with = "force")]
+        wait: Option<String>,
     },
     /// Reset onto the parent's current state, then run the after-create command (the
     /// branch's own migrations) from its work tree: a database rebase.
@@ -614,4 +636,27 @@ pub enum RootCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot of a branch (default: HEAD's); on a reflink store it costs
+    /// nothing until the branch changes.
+    Create {
+        branch: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Delete it after this long (e.g. 7d).
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The project's snapshots, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a snapshot.
+    Delete { name: String },
 }

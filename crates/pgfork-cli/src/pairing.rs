@@ -232,6 +232,38 @@ pub async fn on_checkout(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A snapshot before the after-create command runs, so `pgfork branch restore NAME --to
+/// before-last-migration` can undo it. Only where snapshots cost nothing until the
+/// branch changes (a reflink store); kept a day.
+async fn snapshot_before_migration(ctx: &Ctx, b: &api::Branch) {
+    let reflinks = ctx
+        .client
+        .status()
+        .await
+        .is_ok_and(|st| st.clone_method == "reflink");
+    if !reflinks {
+        return;
+    }
+    let name = pgfork_core::preserved_name(&b.name, "migration", chrono::Utc::now());
+    let expires = chrono::Utc::now() + chrono::Duration::days(1);
+    if let Err(e) = ctx
+        .client
+        .create_snapshot(
+            &ctx.project,
+            &b.id,
+            Some(&name),
+            Some(expires),
+            Some("before-migration"),
+        )
+        .await
+    {
+        eprintln!(
+            "pgfork: no snapshot before the after-create command ({}): `branch restore --to before-last-migration` will not undo this run",
+            crate::output::error_sentence(&anyhow::Error::from(e))
+        );
+    }
+}
+
 /// How long a state replaced by a reset or refresh is kept unless the user keeps it.
 pub const PRESERVED_TTL: &str = "7d";
 
@@ -432,6 +464,7 @@ pub async fn run_after_create_in(ctx: &Ctx, b: &api::Branch, dir: &Path) -> bool
         );
         return false;
     }
+    snapshot_before_migration(ctx, b).await;
     eprintln!("pgfork: running after-create command: {cmd}");
     let mut c = Command::new("sh");
     c.arg("-c").arg(cmd).current_dir(dir).stdin(Stdio::null());

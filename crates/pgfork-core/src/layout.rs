@@ -33,6 +33,8 @@ pub struct Layout {
     pub daemon_log: PathBuf,
     pub branches: PathBuf,
     pub trash: PathBuf,
+    /// Snapshots: stopped clones of branches, never started (a backup with its label).
+    pub snapshots: PathBuf,
     pub tmp: PathBuf,
     pub logs: PathBuf,
     pub run: PathBuf,
@@ -84,6 +86,7 @@ impl Layout {
             daemon_log: home.join("daemon.log"),
             branches: home.join("branches"),
             trash: home.join("trash"),
+            snapshots: home.join("snapshots"),
             tmp: home.join("tmp"),
             logs: home.join("logs"),
             run,
@@ -97,6 +100,10 @@ impl Layout {
 
     pub fn branch_dir(&self, project: &str, dir_name: &str) -> PathBuf {
         self.branches.join(project).join(dir_name)
+    }
+
+    pub fn snapshot_dir(&self, project: &str, id: &str) -> PathBuf {
+        self.snapshots.join(project).join(id)
     }
 
     pub fn trash_dir(&self, project: &str, dir_name: &str, id: &str) -> PathBuf {

@@ -147,7 +147,16 @@ pub fn sweep(engine: &Engine) -> usize {
         .iter()
         .flat_map(|b| [b.data_dir.clone(), b.home_dir.clone()])
         .collect();
-    for root in [&engine.layout.branches, &engine.layout.trash] {
+    // Snapshots too: a directory without its row is an interrupted take or delete. An
+    // unreadable list of snapshots sweeps none of them.
+    let snapshots = engine.store().all_snapshots();
+    let mut known = known;
+    let mut roots = vec![&engine.layout.branches, &engine.layout.trash];
+    if let Ok(list) = &snapshots {
+        known.extend(list.iter().map(|s| s.data_dir.clone()));
+        roots.push(&engine.layout.snapshots);
+    }
+    for root in roots {
         for project_dir in children(root) {
             for dir in children(&project_dir) {
                 if !known.contains(&dir) {

@@ -75,6 +75,7 @@ fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
         &layout.home,
         &layout.branches,
         &layout.trash,
+        &layout.snapshots,
         &layout.tmp,
         &layout.logs,
         &layout.run,
@@ -84,7 +85,13 @@ fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
     // Others may traverse (Postgres runs as another user) but not list.
     std::fs::set_permissions(&layout.home, std::fs::Permissions::from_mode(0o711))
         .map_err(store_io(&layout.home))?;
-    for dir in [&layout.branches, &layout.trash, &layout.tmp, &layout.run] {
+    for dir in [
+        &layout.branches,
+        &layout.trash,
+        &layout.snapshots,
+        &layout.tmp,
+        &layout.run,
+    ] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
             .map_err(store_io(dir))?;
     }
@@ -271,6 +278,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 e.notice_dead_postmasters().await;
                 e.hold_all_ports().await;
                 e.reap(chrono::Utc::now()).await;
+                e.reap_snapshots(chrono::Utc::now()).await;
                 e.reconcile_git().await;
                 e.suspend_idle(e.cfg.idle_timeout).await;
                 // An import can take minutes: the reaper's other work goes on meanwhile.
@@ -603,6 +611,36 @@ impl Backend for Api {
             }
         }
         self.0.reset_branch(&project, &branch, sessions).await
+    }
+
+    async fn create_snapshot(
+        &self,
+        project: String,
+        branch: String,
+        q: api::SnapshotCreateQuery,
+    ) -> Result<api::SnapshotResponse, ApiError> {
+        self.0.create_snapshot(&project, &branch, q).await
+    }
+
+    async fn list_snapshots(&self, project: String) -> Result<api::SnapshotsResponse, ApiError> {
+        self.0.list_snapshots(&project)
+    }
+
+    async fn delete_snapshot(
+        &self,
+        project: String,
+        snapshot: String,
+    ) -> Result<api::OperationsResponse, ApiError> {
+        self.0.delete_snapshot(&project, &snapshot).await
+    }
+
+    async fn restore_snapshot(
+        &self,
+        project: String,
+        snapshot: String,
+        req: api::SnapshotRestoreRequest,
+    ) -> Result<api::BranchResponse, ApiError> {
+        self.0.restore_snapshot(&project, &snapshot, req).await
     }
 
     async fn refresh_root(

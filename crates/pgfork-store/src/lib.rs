@@ -223,7 +223,54 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         "ALTER TABLE branch_forks ADD COLUMN baseline_writes INTEGER; ALTER TABLE branch_forks ADD COLUMN baseline_digest TEXT;",
     ),
+    // Snapshots: a branch's data at a moment, kept as a stopped clone.
+    (
+        17,
+        "CREATE TABLE snapshots (id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, source_branch_id TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, lsn TEXT, data_dir TEXT NOT NULL, manual INTEGER NOT NULL, reason TEXT NOT NULL, masked INTEGER NOT NULL, UNIQUE (project_id, name));",
+    ),
 ];
+
+/// A branch's data at a moment: a stopped clone with its backup label, never started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub project_id: String,
+    pub source_branch_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub lsn: Option<String>,
+    pub data_dir: PathBuf,
+    /// Taken by a person (or a client) rather than by pgfork on its own.
+    pub manual: bool,
+    /// Why: `manual`, `before-migration`, `before-restore`, ...
+    pub reason: String,
+    pub masked: bool,
+}
+
+fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
+    let time = |s: String| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    Ok(Snapshot {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        source_branch_id: r.get(2)?,
+        name: r.get(3)?,
+        created_at: time(r.get(4)?),
+        expires_at: r.get::<_, Option<String>>(5)?.map(time),
+        lsn: r.get(6)?,
+        data_dir: PathBuf::from(r.get::<_, String>(7)?),
+        manual: r.get(8)?,
+        reason: r.get(9)?,
+        masked: r.get(10)?,
+    })
+}
+
+const SNAPSHOT_COLUMNS: &str =
+    "id, project_id, source_branch_id, name, created_at, expires_at, lsn, data_dir, manual, reason, masked";
 
 /// When a branch last took its parent's state, and what it looked like then.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -751,6 +798,50 @@ impl Store {
             "INSERT INTO branch_masking (branch_id, rules) VALUES (?1, ?2) ON CONFLICT (branch_id) DO UPDATE SET rules = excluded.rules",
             params![branch_id, rules_json],
         )?;
+        Ok(())
+    }
+
+    pub fn insert_snapshot(&self, s: &Snapshot) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                s.id,
+                s.project_id,
+                s.source_branch_id,
+                s.name,
+                s.created_at.to_rfc3339(),
+                s.expires_at.map(|t| t.to_rfc3339()),
+                s.lsn,
+                s.data_dir.to_string_lossy(),
+                s.manual,
+                s.reason,
+                s.masked
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A project's snapshots, newest first.
+    pub fn snapshots(&self, project_id: &str) -> Result<Vec<Snapshot>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE project_id = ?1 ORDER BY created_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map(params![project_id], snapshot_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Every snapshot of every project.
+    pub fn all_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {SNAPSHOT_COLUMNS} FROM snapshots"))?;
+        let rows = stmt.query_map([], snapshot_row)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn delete_snapshot(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM snapshots WHERE id = ?1", params![id])?;
         Ok(())
     }
 

@@ -26,8 +26,35 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             no_wait,
             mask,
             unmasked,
+            from_snapshot,
             json,
         } => {
+            if let Some(snap) = from_snapshot {
+                let started = Instant::now();
+                let resp = c
+                    .restore_snapshot(
+                        &p,
+                        &snap,
+                        &api::SnapshotRestoreRequest {
+                            name: Some(name.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                wait_ops(&c, &p, &resp.operations).await?;
+                let b = c.get_branch(&p, &resp.branch.id, false).await?.branch;
+                if json {
+                    print_json(&view(&b))?;
+                } else {
+                    println!(
+                        "created branch {:?} from snapshot {snap:?} in {:.2} s\n  url: {}",
+                        b.name,
+                        started.elapsed().as_secs_f64(),
+                        crate::output::redacted(&b.connection_uri)
+                    );
+                }
+                return Ok(0);
+            }
             let masking = match mask {
                 None => None,
                 Some(file) => Some(project::read_masking_rules(&file)?),
@@ -238,6 +265,14 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
         }
         BranchCommand::Reset { name, opts } => {
             return super::reset::reset(&c, &p, reset_request(name, opts, false), explicit).await;
+        }
+        BranchCommand::Restore {
+            name,
+            to,
+            force,
+            wait,
+        } => {
+            return super::snapshot::restore(&c, &p, name, to, force, wait).await;
         }
         BranchCommand::Refresh { name, opts } => {
             return super::reset::reset(&c, &p, reset_request(name, opts, true), explicit).await;

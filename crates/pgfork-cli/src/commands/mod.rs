@@ -31,6 +31,7 @@ mod psql;
 mod remote;
 mod reset;
 mod root;
+mod snapshot;
 mod status;
 mod token;
 mod trash;
@@ -177,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Mcp(args) => mcp(args, explicit).await,
         Command::Project { command } => project_cmd(command).await,
         Command::Root { command } => root::root(command, explicit).await,
+        Command::Snapshot { command } => snapshot::snapshot(command, explicit).await,
         Command::Mask { command } => mask::mask(command, explicit).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;

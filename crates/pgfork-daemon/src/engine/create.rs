@@ -35,6 +35,8 @@ pub(crate) struct BranchRecipe<'a> {
     pub mask: Option<&'a pgfork_mask::MaskingRules>,
     /// Server settings on top of the developer defaults.
     pub settings: &'a [(String, String)],
+    /// The data comes from this snapshot instead of a clone of the parent.
+    pub from_snapshot: Option<&'a Path>,
 }
 
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
@@ -922,6 +924,7 @@ impl Engine {
                                 rotate,
                                 mask: mask.as_ref(),
                                 settings: &settings,
+                                from_snapshot: None,
                             },
                         )
                         .await;
@@ -999,6 +1002,7 @@ impl Engine {
             rotate,
             mask,
             settings,
+            from_snapshot,
         } = recipe;
         // Re-check under the lock: the parent may have gone, the name been taken.
         if self
@@ -1019,12 +1023,31 @@ impl Engine {
         let tmp = staged.path().to_path_buf();
         let built = tmp.join("pgdata");
         let result = async {
-            let lsn = {
-                // The parent must not start or stop while it is being cloned.
-                let _parent = self.lock_branch(&parent.id).await;
-                let parent = self.branch(project, &parent.id)?;
-                self.clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
-                    .await?
+            let lsn = match from_snapshot {
+                // A snapshot is a stopped clone: cloned again, it recovers when it starts.
+                Some(snap) => {
+                    std::fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
+                    self.user.chown(&tmp).map_err(pg_err)?;
+                    let method = self.clone_method_between(snap);
+                    let (s, d, u, p) = (
+                        snap.to_path_buf(),
+                        built.clone(),
+                        self.user.clone(),
+                        progress.clone(),
+                    );
+                    blocking(move || {
+                        clone::clone_stopped(&s, &d, method, &u, Some(&p)).map_err(pg_err)
+                    })
+                    .await?;
+                    None
+                }
+                None => {
+                    // The parent must not start or stop while it is being cloned.
+                    let _parent = self.lock_branch(&parent.id).await;
+                    let parent = self.branch(project, &parent.id)?;
+                    self.clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &id)
+                        .await?
+                }
             };
             b.parent_lsn = lsn;
             // Before anything starts it: production's tuning may not even start here.

@@ -45,6 +45,7 @@ mod pull_requests;
 mod reservations;
 mod reset;
 mod root;
+mod snapshots;
 mod staged;
 mod trash;
 mod update;

@@ -93,6 +93,72 @@ impl Engine {
         }
     }
 
+    /// Swaps `built` in as `b`'s data: stops it, moves its data aside (into `tmp/old`)
+    /// and `built` into place, and starts it with its own password (and rotated role
+    /// passwords). A failed start puts the previous data back and restarts it as it was.
+    pub(crate) async fn swap_in(
+        &self,
+        project: &Project,
+        b: &Branch,
+        built: &Path,
+        tmp: &Path,
+    ) -> Result<(), ApiError> {
+        let old = tmp.join("old");
+        let was_running =
+            self.instance(project, b).is_running() || b.state == BranchState::Running;
+        let swap = {
+            let (home, built2, old2) = (b.data_dir.clone(), built.to_path_buf(), old.clone());
+            let inst = self.instance(project, b);
+            async move {
+                self.stop_instance(inst).await?;
+                blocking(move || {
+                    pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
+                    std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
+                    crate::failpoints::crash("reset-after-move-aside");
+                    if let Err(e) = std::fs::rename(&built2, &home) {
+                        let _ = std::fs::rename(&old2, &home);
+                        return Err(io_err("move the reset branch into", &home)(e));
+                    }
+                    if let Some(parent) = home.parent() {
+                        pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        }
+        .await;
+        if let Err(e) = swap {
+            if was_running {
+                let _ = self.start_instance(project, b, false).await;
+            }
+            return Err(e);
+        }
+        crate::failpoints::crash("reset-after-swap");
+        // The reset data carries the parent's passwords; put the branch's back (the
+        // admin's in start_instance, the rotated roles' after it).
+        let restarted = async {
+            self.start_instance(project, b, true).await?;
+            if self.store().is_rotated(&b.id).map_err(store_err)? {
+                self.rotate_role_passwords(project, b).await?;
+            }
+            Ok::<(), ApiError>(())
+        }
+        .await;
+        if let Err(e) = restarted {
+            tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
+            let _ = self.stop_instance(self.instance(project, b)).await;
+            let home = b.data_dir.clone();
+            let _ = std::fs::rename(&home, tmp.join("failed"));
+            let _ = std::fs::rename(&old, &home);
+            if was_running {
+                let _ = self.start_instance(project, b, false).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     pub(crate) async fn do_reset(
         &self,
         project: &Project,
@@ -120,7 +186,6 @@ impl Engine {
         let staged = StagedDir::new(self.layout.tmp.join(format!("{}-reset", b.id)));
         let tmp = staged.path().to_path_buf();
         let built = tmp.join("pgdata");
-        let old = tmp.join("old");
         let label = format!("{}-reset", b.id);
         let lsn = self
             .clone_parent_into(project, &parent, &tmp, &built, &op_id, &progress, &label)
@@ -151,58 +216,7 @@ impl Engine {
             None => {}
         }
         crate::failpoints::crash("reset-after-clone");
-        let was_running =
-            self.instance(project, &b).is_running() || b.state == BranchState::Running;
-        let swap = {
-            let (home, built2, old2) = (b.data_dir.clone(), built.clone(), old.clone());
-            let inst = self.instance(project, &b);
-            async move {
-                self.stop_instance(inst).await?;
-                blocking(move || {
-                    pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
-                    std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
-                    crate::failpoints::crash("reset-after-move-aside");
-                    if let Err(e) = std::fs::rename(&built2, &home) {
-                        let _ = std::fs::rename(&old2, &home);
-                        return Err(io_err("move the reset branch into", &home)(e));
-                    }
-                    if let Some(parent) = home.parent() {
-                        pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
-        }
-        .await;
-        if let Err(e) = swap {
-            if was_running {
-                let _ = self.start_instance(project, &b, false).await;
-            }
-            return Err(e);
-        }
-        crate::failpoints::crash("reset-after-swap");
-        // The reset data carries the parent's passwords; put the branch's back (the
-        // admin's in start_instance, the rotated roles' after it).
-        let restarted = async {
-            self.start_instance(project, &b, true).await?;
-            if self.store().is_rotated(&b.id).map_err(store_err)? {
-                self.rotate_role_passwords(project, &b).await?;
-            }
-            Ok::<(), ApiError>(())
-        }
-        .await;
-        if let Err(e) = restarted {
-            tracing::error!(branch = %b.name, error = %e, "reset branch did not start; restoring the previous data");
-            let _ = self.stop_instance(self.instance(project, &b)).await;
-            let home = b.data_dir.clone();
-            let _ = std::fs::rename(&home, tmp.join("failed"));
-            let _ = std::fs::rename(&old, &home);
-            if was_running {
-                let _ = self.start_instance(project, &b, false).await;
-            }
-            return Err(e);
-        }
+        self.swap_in(project, &b, &built, &tmp).await?;
         drop(staged);
         self.capture_role_secrets(project, &b).await;
         self.catch_up_sequences(project, &b).await;

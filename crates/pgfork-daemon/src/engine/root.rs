@@ -208,47 +208,8 @@ impl Engine {
         let _ = std::fs::remove_dir_all(&build_inst.socket_dir);
         let _ = std::fs::remove_file(&build_inst.log_file);
         progress.phase("swapping the new root in", 0);
-        let old = tmp.join("old");
-        let was_running =
-            self.instance(p, &root).is_running() || root.state == BranchState::Running;
-        let swap = {
-            let (home, built2, old2) = (root.data_dir.clone(), built.clone(), old.clone());
-            let inst = self.instance(p, &root);
-            async move {
-                self.stop_instance(inst).await?;
-                blocking(move || {
-                    pgfork_cow::sync_filesystem(&built2).map_err(cow_err)?;
-                    std::fs::rename(&home, &old2).map_err(io_err("move aside", &home))?;
-                    if let Err(e) = std::fs::rename(&built2, &home) {
-                        let _ = std::fs::rename(&old2, &home);
-                        return Err(io_err("move the new root into", &home)(e));
-                    }
-                    if let Some(parent) = home.parent() {
-                        pgfork_cow::fsync_dir(parent).map_err(cow_err)?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
-        }
-        .await;
-        if let Err(e) = swap {
-            if was_running {
-                let _ = self.start_instance(p, &root, false).await;
-            }
-            return Err(e);
-        }
         fresh.data_dir = root.data_dir.clone();
-        if let Err(e) = self.start_instance(&project, &fresh, true).await {
-            tracing::error!(branch = %root.name, error = %e, "the refreshed root did not start; restoring the previous one");
-            let _ = self.stop_instance(self.instance(&project, &fresh)).await;
-            let _ = std::fs::rename(&root.data_dir, tmp.join("failed"));
-            let _ = std::fs::rename(&old, &root.data_dir);
-            if was_running {
-                let _ = self.start_instance(p, &root, false).await;
-            }
-            return Err(e);
-        }
+        self.swap_in(&project, &fresh, &built, &tmp).await?;
         drop(staged);
         root.clone_method = fresh.clone_method.clone();
         root.state = BranchState::Running;
