@@ -455,6 +455,7 @@ fn components() -> utoipa::openapi::Components {
         BranchFreshness,
         RootRefreshRequest,
         Snapshot,
+        BranchHistory,
         SnapshotResponse,
         SnapshotsResponse,
         SnapshotRestoreRequest,

@@ -290,6 +290,9 @@ pub struct Branch {
     /// Outcome of the repository's after-create command (`ok`, `failed`), if run.
     #[serde(default)]
     pub after_create: Option<String>,
+    /// pgfork: the branch's history, when it keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_history: Option<BranchHistory>,
     /// Seconds without clients before suspend: 0 the server default, -1 never.
     #[serde(default)]
     pub suspend_timeout_seconds: i64,
@@ -471,6 +474,10 @@ pub struct BranchCreate {
     /// holds personal data (recorded in the server's log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_unmasked_reason: Option<String>,
+    /// pgfork: keep this much history (its own WAL archive and snapshots), for branches
+    /// at a past moment (`parent_timestamp`, `parent_lsn`); 0 or absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_history_window_seconds: Option<i64>,
     /// pgfork: server settings for the branch on top of pgfork's developer defaults
     /// (a repository's `.pgfork.toml` `[postgres]`); absent: the parent branch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1061,4 +1068,14 @@ pub struct SnapshotRestoreRequest {
     pub pgfork_refuse_sessions: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_wait_seconds: Option<u64>,
+}
+
+/// How far back a branch can be branched from (`parent_timestamp`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
+pub struct BranchHistory {
+    pub window_seconds: i64,
+    /// The oldest moment a branch can be made at now.
+    pub oldest: Option<DateTime<Utc>>,
+    /// Bytes of its WAL archive (with sizes only).
+    pub archive_bytes: Option<u64>,
 }

@@ -291,8 +291,12 @@ pub enum BranchCommand {
         /// data anyway (recorded in the daemon's log).
         #[arg(long, conflicts_with = "mask")]
         unmasked: bool,
+        /// Make it at a past moment of its parent's history: an RFC 3339 time, "10m ago",
+        /// or a WAL position (the parent needs `[history] window` in .pgfork.toml).
+        #[arg(long, value_name = "TIME|LSN", conflicts_with = "mask")]
+        at: Option<String>,
         /// Make it from a snapshot (name or id) instead of its parent's current state.
-        #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["parent", "mask", "unmasked", "ttl", "expires_at", "protected", "idle_timeout", "no_wait"])]
+        #[arg(long, value_name = "SNAPSHOT", conflicts_with_all = ["parent", "mask", "unmasked", "ttl", "expires_at", "protected", "idle_timeout", "no_wait", "at"])]
         from_snapshot: Option<String>,
         #[arg(long)]
         json: bool,

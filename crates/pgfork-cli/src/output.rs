@@ -52,6 +52,8 @@ pub struct BranchView<'a> {
     pub trash_reason: Option<&'a str>,
     /// Reasons gc no longer uses for it (it was recovered after gc took it).
     pub gc_spared: &'a [String],
+    /// Its history window (`[history]`): how far back it can be branched from.
+    pub history: Option<&'a pgfork_api::BranchHistory>,
 }
 
 pub fn view(b: &Branch) -> BranchView<'_> {
@@ -76,6 +78,7 @@ pub fn view(b: &Branch) -> BranchView<'_> {
         port_error: b.pgfork_port_error.as_deref(),
         trash_reason: b.pgfork_trash_reason.as_deref(),
         gc_spared: &b.pgfork_gc_spared,
+        history: b.pgfork_history.as_ref(),
     }
 }
 

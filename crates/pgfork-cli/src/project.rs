@@ -20,10 +20,34 @@ pub struct RepoConfig {
     pub hooks: HooksSection,
     #[serde(default, skip_serializing_if = "MaskingSection::is_empty")]
     pub masking: MaskingSection,
+    /// `[history]`: how far back this repository's branches can be branched from.
+    #[serde(default, skip_serializing_if = "HistorySection::is_off")]
+    pub history: HistorySection,
     /// `[postgres]`: server settings for this repository's branches, on top of pgfork's
     /// developer defaults (the root keeps its own).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub postgres: std::collections::BTreeMap<String, toml::Value>,
+}
+
+/// `[history]`: a window of WAL and snapshots per branch (`window = "24h"`; `0` off).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct HistorySection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+}
+
+impl HistorySection {
+    fn is_off(&self) -> bool {
+        self.window.is_none()
+    }
+
+    /// The window in seconds (`None`: no history).
+    pub fn window_seconds(&self) -> Result<Option<i64>> {
+        match self.window.as_deref().map(str::trim) {
+            None | Some("0") | Some("off") => Ok(None),
+            Some(w) => Ok(Some(pgfork_core::parse_ttl(w)?.as_secs() as i64)),
+        }
+    }
 }
 
 impl RepoConfig {

@@ -35,6 +35,8 @@ pub struct Layout {
     pub trash: PathBuf,
     /// Snapshots: stopped clones of branches, never started (a backup with its label).
     pub snapshots: PathBuf,
+    /// Per-branch WAL archives (a branch has history when its directory exists).
+    pub history: PathBuf,
     pub tmp: PathBuf,
     pub logs: PathBuf,
     pub run: PathBuf,
@@ -87,6 +89,7 @@ impl Layout {
             branches: home.join("branches"),
             trash: home.join("trash"),
             snapshots: home.join("snapshots"),
+            history: home.join("history"),
             tmp: home.join("tmp"),
             logs: home.join("logs"),
             run,
@@ -100,6 +103,12 @@ impl Layout {
 
     pub fn branch_dir(&self, project: &str, dir_name: &str) -> PathBuf {
         self.branches.join(project).join(dir_name)
+    }
+
+    /// A branch's own WAL archive: branches share their parent's system identifier and
+    /// timeline, so one archive per branch is what keeps their WAL apart.
+    pub fn archive_dir(&self, branch_id: &str) -> PathBuf {
+        self.history.join(branch_id)
     }
 
     pub fn snapshot_dir(&self, project: &str, id: &str) -> PathBuf {

@@ -20,6 +20,7 @@ fn stop_stray(pgdata: &Path) {
         port: 0,
         log_file: PathBuf::new(),
         superuser: String::new(),
+        archive_dir: None,
     };
     if inst.is_running() {
         tracing::warn!(pgdata = %pgdata.display(), "stopping a Postgres left running in a leftover directory");
@@ -155,6 +156,19 @@ pub fn sweep(engine: &Engine) -> usize {
     if let Ok(list) = &snapshots {
         known.extend(list.iter().map(|s| s.data_dir.clone()));
         roots.push(&engine.layout.snapshots);
+    }
+    // A history directory of no branch: an interrupted create, or a purge.
+    let ids: HashSet<String> = branches.iter().map(|b| b.id.clone()).collect();
+    for dir in children(&engine.layout.history) {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !ids.contains(&name) {
+            tracing::warn!(dir = %dir.display(), "removing a WAL archive no branch owns");
+            remove_tree(&dir);
+            removed += 1;
+        }
     }
     for root in roots {
         for project_dir in children(root) {

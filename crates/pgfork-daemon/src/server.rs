@@ -76,6 +76,7 @@ fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
         &layout.branches,
         &layout.trash,
         &layout.snapshots,
+        &layout.history,
         &layout.tmp,
         &layout.logs,
         &layout.run,
@@ -89,6 +90,7 @@ fn prepare_dirs(layout: &Layout) -> Result<(), DaemonError> {
         &layout.branches,
         &layout.trash,
         &layout.snapshots,
+        &layout.history,
         &layout.tmp,
         &layout.run,
     ] {
@@ -279,6 +281,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 e.hold_all_ports().await;
                 e.reap(chrono::Utc::now()).await;
                 e.reap_snapshots(chrono::Utc::now()).await;
+                e.keep_history(chrono::Utc::now()).await;
                 e.reconcile_git().await;
                 e.suspend_idle(e.cfg.idle_timeout).await;
                 // An import can take minutes: the reaper's other work goes on meanwhile.

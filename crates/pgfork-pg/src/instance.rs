@@ -21,6 +21,8 @@ pub struct Instance {
     pub log_file: PathBuf,
     /// Bootstrap superuser role, used for pgfork's own connections over the socket.
     pub superuser: String,
+    /// The branch's own WAL archive, when it keeps history.
+    pub archive_dir: Option<PathBuf>,
 }
 
 /// The TCP exposure of a branch's Postgres: none. The daemon's proxy owns each
@@ -293,8 +295,9 @@ impl Instance {
             ))
             .arg("-c")
             .arg("unix_socket_permissions=0700");
-        // A branch never archives into its parent's archive, nor waits for its standby.
-        for (k, v) in crate::sanitize::ALWAYS {
+        // A branch never archives into its parent's archive, nor waits for its standby;
+        // one with history archives into its own.
+        for (k, v) in crate::sanitize::always(self.archive_dir.as_deref()) {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
         for (k, v) in extra {

@@ -13,6 +13,7 @@
 //! - [`logical`]: the faithful logical import (roles, ownership, grants, settings,
 //!   extension versions) and its [`fidelity`] report.
 //! - [`migrations`]: which branches applied diverging migrations (alembic, Django, …).
+//! - [`pitr`]: a branch at a past moment (a snapshot, then WAL replayed to a target).
 //! - [`roles`]: the owner role every URL carries, and the superusers no URL does.
 //! - [`schema`]: a database's schema as named objects, and the changes between two.
 //! - [`settings`]: developer defaults for the server settings of every non-root branch.
@@ -30,6 +31,7 @@ pub mod install;
 pub mod instance;
 pub mod logical;
 pub mod migrations;
+pub mod pitr;
 pub mod roles;
 pub mod sanitize;
 pub mod schema;

@@ -16,6 +16,49 @@ use crate::{Instance, PgError};
 /// Settings on every start's command line (they override the cluster's files).
 pub const ALWAYS: &[(&str, &str)] = &[("archive_mode", "off"), ("synchronous_standby_names", "")];
 
+/// [`ALWAYS`], except that a branch keeping history archives its WAL into its own
+/// `archive` directory (never its parent's or production's archive).
+pub fn always(archive: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
+    match archive {
+        None => ALWAYS.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        Some(dir) => vec![
+            ("archive_mode", "on".to_string()),
+            ("archive_command", archive_command(dir)),
+            ("synchronous_standby_names", String::new()),
+        ],
+    }
+}
+
+/// Copies a finished WAL segment into `dir` (a reflink where the filesystem can): an
+/// existing file is accepted only when it is the same (a retry after a crash), never
+/// overwritten; a partial copy is never visible under the segment's name.
+pub fn archive_command(dir: &std::path::Path) -> String {
+    let d = shell_quote(&dir.to_string_lossy());
+    format!(
+        "if test -f {d}/%f; then cmp -s %p {d}/%f; else cp --reflink=auto %p {d}/%f.part && mv -f {d}/%f.part {d}/%f; fi"
+    )
+}
+
+/// Reads a WAL file from `archive`, then from a stopped parent's `pg_wal` (where the
+/// last, unarchived segment of a suspended branch is).
+pub fn restore_command(
+    archive: &std::path::Path,
+    fallback_wal: Option<&std::path::Path>,
+) -> String {
+    let a = shell_quote(&archive.to_string_lossy());
+    match fallback_wal {
+        Some(w) => format!(
+            "cp {a}/%f %p 2>/dev/null || cp {}/%f %p",
+            shell_quote(&w.to_string_lossy())
+        ),
+        None => format!("cp {a}/%f %p"),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// Settings for a branch's first start, until [`sanitize`] has run.
 pub const FIRST_BOOT: &[(&str, &str)] = &[
     ("max_logical_replication_workers", "0"),

@@ -228,6 +228,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         "CREATE TABLE snapshots (id TEXT PRIMARY KEY, project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE, source_branch_id TEXT NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT, lsn TEXT, data_dir TEXT NOT NULL, manual INTEGER NOT NULL, reason TEXT NOT NULL, masked INTEGER NOT NULL, UNIQUE (project_id, name));",
     ),
+    // A branch's history window: how far back its own WAL archive and history
+    // snapshots reach, and how often a history snapshot bounds the WAL to replay.
+    (
+        18,
+        "CREATE TABLE branch_history (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, window_seconds INTEGER NOT NULL, snapshot_every_seconds INTEGER NOT NULL);",
+    ),
 ];
 
 /// A branch's data at a moment: a stopped clone with its backup label, never started.
@@ -799,6 +805,37 @@ impl Store {
             params![branch_id, rules_json],
         )?;
         Ok(())
+    }
+
+    /// Records a branch's history window (seconds) and snapshot interval.
+    pub fn set_branch_history(&self, branch_id: &str, window: i64, every: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO branch_history (branch_id, window_seconds, snapshot_every_seconds) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (branch_id) DO UPDATE SET window_seconds = excluded.window_seconds, snapshot_every_seconds = excluded.snapshot_every_seconds",
+            params![branch_id, window, every],
+        )?;
+        Ok(())
+    }
+
+    /// A branch's history window and snapshot interval (seconds), if it keeps history.
+    pub fn branch_history(&self, branch_id: &str) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT window_seconds, snapshot_every_seconds FROM branch_history WHERE branch_id = ?1",
+                params![branch_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Every branch that keeps history: (branch id, window, snapshot interval).
+    pub fn branch_histories(&self) -> Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT branch_id, window_seconds, snapshot_every_seconds FROM branch_history",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     pub fn insert_snapshot(&self, s: &Snapshot) -> Result<()> {

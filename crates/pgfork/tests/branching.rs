@@ -125,6 +125,7 @@ fn a_naive_copy_of_a_running_parent_fails_the_consistency_check() {
             port,
             log_file: env.home.join(format!("naive-{attempt}.log")),
             superuser: "postgres".into(),
+            archive_dir: None,
         };
         let verdict = match inst.start(installs.newest(), &user, &[], Duration::from_secs(60)) {
             Err(e) => Some(format!("did not even start: {e}")),

@@ -127,3 +127,86 @@ fn a_destructive_migration_is_undone_by_restoring_the_snapshot_taken_before_it()
         "{err}"
     );
 }
+
+#[test]
+fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
+    let Some(env) = Env::new("history-pitr", Storage::Reflink) else {
+        return;
+    };
+    env.ok(&["init", "--sample", "--scale", "1", "--no-hooks"]);
+    let mut cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml")).expect("cfg");
+    cfg.push_str("\n[history]\nwindow = \"1h\"\n\n[postgres]\ntrack_commit_timestamp = \"on\"\n");
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.ok(&["branch", "create", "hist"]);
+    let hist = env.branch("hist");
+    assert_eq!(hist["history"]["window_seconds"], 3600, "{hist:#}");
+    let url = env.url("hist");
+    psql_ok(&url, "CREATE TABLE ticks (i int)");
+    let load = Load::start(&url, 2);
+    let writer_url = url.clone();
+    let writer = std::thread::spawn(move || {
+        psql(
+            &writer_url,
+            "DO $$ BEGIN FOR i IN 1..60 LOOP INSERT INTO ticks VALUES (i); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let at = psql_ok(
+        &url,
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    writer.join().expect("writer").expect("the writer's rows");
+    drop(load);
+
+    let t = Instant::now();
+    env.ok(&["branch", "create", "past", "--parent", "hist", "--at", &at]);
+    report(&format!(
+        "point-in-time branch (reflink, scale 1, ~6 s of pgbench WAL): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    ));
+    let want = psql_ok(
+        &env.superuser_url("hist"),
+        &format!("SELECT count(*) FROM ticks WHERE pg_xact_commit_timestamp(xmin) <= '{at}'"),
+    );
+    let got = psql_ok(&env.url("past"), "SELECT count(*) FROM ticks");
+    assert_eq!(got, want, "exactly the rows committed at or before {at}");
+    let n: u32 = got.parse().expect("count");
+    assert!((10..=50).contains(&n), "the moment is mid-run: {n} rows");
+    assert_eq!(
+        psql_ok(&env.url("hist"), "SELECT count(*) FROM ticks"),
+        "60"
+    );
+    if let Some(v) = consistency_violation(&env.superuser_url("past")) {
+        panic!("the point-in-time branch is inconsistent: {v}");
+    }
+    // It is a branch of its own: writable, on a new timeline.
+    psql_ok(&env.url("past"), "INSERT INTO ticks VALUES (1000)");
+
+    // The window is enforced, and so is the past.
+    let err = env.fails(&[
+        "branch", "create", "old", "--parent", "hist", "--at", "2h ago",
+    ]);
+    assert!(err.contains("is older than \"hist\"'s history"), "{err}");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let err = env.fails(&[
+        "branch", "create", "later", "--parent", "hist", "--at", &future,
+    ]);
+    assert!(err.contains("is in the future"), "{err}");
+    let err = env.fails(&[
+        "branch", "create", "nohist", "--parent", "main", "--at", "1m ago",
+    ]);
+    assert!(err.contains("keeps no history"), "{err}");
+    let err = env.fails(&[
+        "branch",
+        "create",
+        "bad",
+        "--parent",
+        "hist",
+        "--at",
+        "yesterday-ish",
+    ]);
+    assert!(err.contains("is not a moment"), "{err}");
+    for name in ["old", "later", "nohist", "bad"] {
+        assert!(!env.states().contains_key(name), "{name} left a branch");
+    }
+}

@@ -27,6 +27,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             mask,
             unmasked,
             from_snapshot,
+            at,
             json,
         } => {
             if let Some(snap) = from_snapshot {
@@ -92,6 +93,14 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .map(|path| project::read_config(&path))
                 .transpose()?;
             let postgres_settings = repo_cfg.as_ref().and_then(|c| c.postgres_settings());
+            let history_window = match &repo_cfg {
+                Some(c) => c.history.window_seconds()?,
+                None => None,
+            };
+            let (parent_timestamp, parent_lsn) = match at.as_deref() {
+                Some(a) => parse_moment(a)?,
+                None => (None, None),
+            };
             let policy = repo_cfg.map(|cfg| cfg.branches).unwrap_or_default();
             let default_ttl = policy.default_ttl;
             let ttl = ttl.or(if expires_at.is_none() {
@@ -119,10 +128,11 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             pgfork_masking_strict: mask_strict,
                             pgfork_masking_keep: mask_keep,
                             pgfork_postgres_settings: postgres_settings,
+                            pgfork_history_window_seconds: history_window,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
-                            parent_lsn: None,
-                            parent_timestamp: None,
+                            parent_lsn,
+                            parent_timestamp,
                         },
                         endpoints: vec![serde_json::json!({"type": "read_write"})],
                     },
@@ -429,4 +439,31 @@ fn reset_request(
         wait: opts.wait,
         migrate,
     }
+}
+
+/// `--at`: a WAL position (`0/16B3748`), an RFC 3339 time, or `10m ago`; as Neon's
+/// (`parent_timestamp`, `parent_lsn`).
+fn parse_moment(at: &str) -> Result<(Option<String>, Option<String>)> {
+    let at = at.trim();
+    if at.contains('/') && !at.contains(':') {
+        return Ok((None, Some(at.to_string())));
+    }
+    if let Some(ago) = at.strip_suffix(" ago") {
+        let d = pgfork_core::parse_ttl(ago)?;
+        let t = chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default();
+        return Ok((
+            Some(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            None,
+        ));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| {
+        anyhow::anyhow!("--at {at:?} is not a moment: give an RFC 3339 time (2026-11-25T12:00:00Z), a duration ago (\"10m ago\") or a WAL position (0/16B3748)")
+    })?;
+    Ok((
+        Some(
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ),
+        None,
+    ))
 }

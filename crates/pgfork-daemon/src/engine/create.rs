@@ -37,6 +37,10 @@ pub(crate) struct BranchRecipe<'a> {
     pub settings: &'a [(String, String)],
     /// The data comes from this snapshot instead of a clone of the parent.
     pub from_snapshot: Option<&'a Path>,
+    /// ... replayed to this moment of the parent's history.
+    pub point_in_time: Option<&'a super::history::PointInTime>,
+    /// Keep this much history (seconds).
+    pub history_window: Option<i64>,
 }
 
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
@@ -184,6 +188,7 @@ impl Engine {
             port,
             log_file: self.layout.branch_log(&branch_id),
             superuser: "postgres".to_string(),
+            archive_dir: None,
         };
         let mut import_report = None;
         let result = self
@@ -829,9 +834,26 @@ impl Engine {
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
         let mut spec = req.branch;
-        if spec.parent_lsn.is_some() || spec.parent_timestamp.is_some() {
-            return Err(super::catalog::history_not_kept());
-        }
+        // A past moment of the parent: Neon's parent_timestamp / parent_lsn.
+        let target = match (spec.parent_timestamp.take(), spec.parent_lsn.take()) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "give parent_timestamp or parent_lsn, not both",
+                ))
+            }
+            (Some(t), None) => Some(pgfork_pg::pitr::RecoveryTarget::Time(
+                DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "parent_timestamp {t:?} is not an RFC 3339 time ({e}): write it like 2026-11-25T12:00:00Z"
+                        ))
+                    })?
+                    .with_timezone(&Utc),
+            )),
+            (None, Some(l)) => Some(pgfork_pg::pitr::RecoveryTarget::Lsn(l)),
+            (None, None) => None,
+        };
+        let history_window = spec.pgfork_history_window_seconds.filter(|w| *w > 0);
         let name = spec
             .name
             .clone()
@@ -877,6 +899,17 @@ impl Engine {
             spec.pgfork_masking_strict,
             spec.pgfork_masking_keep.take(),
         )?;
+        let point_in_time = match target {
+            Some(t) => {
+                if mask.is_some() {
+                    return Err(ApiError::bad_request(
+                        "a branch at a past moment copies its parent's history as it was: mask the parent, or mask a branch of this one",
+                    ));
+                }
+                Some(self.plan_point_in_time(&project, &parent, t).await?)
+            }
+            None => None,
+        };
         let settings: Vec<(String, String)> = match spec.pgfork_postgres_settings.take() {
             Some(s) => s.into_iter().collect(),
             None => self.pg_settings_of(&parent.id)?,
@@ -887,7 +920,7 @@ impl Engine {
         }
         let reservation = self.reserve(&project.name, &name)?;
         let mut planned = self.plan_branch(&project, name, &parent, spec, reservation.port);
-        if mask.is_some() {
+        if mask.is_some() || point_in_time.as_ref().is_some_and(|pit| pit.masked) {
             planned.masked = true;
         }
         let building = BuildingPort::new(
@@ -924,7 +957,11 @@ impl Engine {
                                 rotate,
                                 mask: mask.as_ref(),
                                 settings: &settings,
-                                from_snapshot: None,
+                                from_snapshot: point_in_time
+                                    .as_ref()
+                                    .map(|pit| pit.snapshot_dir.as_path()),
+                                point_in_time: point_in_time.as_ref(),
+                                history_window,
                             },
                         )
                         .await;
@@ -1003,6 +1040,8 @@ impl Engine {
             mask,
             settings,
             from_snapshot,
+            point_in_time,
+            history_window,
         } = recipe;
         // Re-check under the lock: the parent may have gone, the name been taken.
         if self
@@ -1052,6 +1091,13 @@ impl Engine {
             b.parent_lsn = lsn;
             // Before anything starts it: production's tuning may not even start here.
             self.apply_branch_settings(&built, settings).await?;
+            if let Some(pit) = point_in_time {
+                self.recover_staged(project, &b, &built, pit, &progress)
+                    .await?;
+            }
+            if history_window.is_some() {
+                self.prepare_history_dir(&b.id)?;
+            }
             if let Some(rules) = mask {
                 let key = self
                     .write_store(|s| s.project_mask_key(&project.id, crate::ids::new_password))
@@ -1063,6 +1109,9 @@ impl Engine {
                 .await?;
             self.catch_up_sequences(project, &b).await;
             self.record_fork(project, &b).await;
+            if let Some(window) = history_window {
+                self.start_history(project, &b, window).await?;
+            }
             if !settings.is_empty() {
                 let json = serde_json::to_string(&settings).unwrap_or_default();
                 let id = b.id.clone();

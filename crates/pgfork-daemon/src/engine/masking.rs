@@ -71,6 +71,7 @@ impl Engine {
             port: b.port,
             log_file: self.layout.branch_log(label),
             superuser: project.superuser.clone(),
+            archive_dir: None,
         };
         progress.phase("masking", rules.masking_rules.len() as u64);
         // The staging directory is the daemon's; the server user must reach the copy.

@@ -38,6 +38,7 @@ use std::time::Duration;
 mod catalog;
 mod create;
 mod freshness;
+mod history;
 mod housekeeping;
 mod instances;
 mod masking;
@@ -416,6 +417,8 @@ impl Engine {
             port: b.port,
             log_file: self.layout.branch_log(&b.id),
             superuser: project.superuser.clone(),
+            // History is on while the branch's archive directory exists.
+            archive_dir: Some(self.layout.archive_dir(&b.id)).filter(|d| d.is_dir()),
         }
     }
 

@@ -104,8 +104,7 @@ impl Engine {
         tmp: &Path,
     ) -> Result<(), ApiError> {
         let old = tmp.join("old");
-        let was_running =
-            self.instance(project, b).is_running() || b.state == BranchState::Running;
+        let was_running = self.instance(project, b).is_running() || b.state == BranchState::Running;
         let swap = {
             let (home, built2, old2) = (b.data_dir.clone(), built.to_path_buf(), old.clone());
             let inst = self.instance(project, b);

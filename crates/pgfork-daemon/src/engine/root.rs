@@ -153,6 +153,7 @@ impl Engine {
             port: root.port,
             log_file: self.layout.branch_log(&aside),
             superuser: "postgres".to_string(),
+            archive_dir: None,
         };
         // A subscriber's new import subscribes again under the same name: the old
         // subscription (and its slot on the source) goes first.

@@ -311,6 +311,8 @@ impl Engine {
                                 mask: None,
                                 settings: &settings,
                                 from_snapshot: Some(&dir),
+                                point_in_time: None,
+                                history_window: None,
                             },
                         )
                         .await;

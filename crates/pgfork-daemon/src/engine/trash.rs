@@ -143,10 +143,27 @@ impl Engine {
         self.forget_lock(&b.id);
         // Purged: the port is free for new branches (the allocator holds it again).
         self.unexpose(b.port);
+        // Its history goes with it: the archive and the snapshots kept for it.
+        let history: Vec<pgfork_store::Snapshot> = self
+            .store()
+            .all_snapshots()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.source_branch_id == b.id && s.reason == "history")
+            .collect();
+        for s in &history {
+            let _ = self.write_store(|st| st.delete_snapshot(&s.id));
+        }
+        let history_dirs: Vec<PathBuf> = history.into_iter().map(|s| s.data_dir).collect();
+        let archive = self.layout.archive_dir(&b.id);
         let (log, run) = (self.layout.branch_log(&b.id), self.layout.socket_dir(&b.id));
         blocking(move || {
             remove_tree(&doomed);
             remove_tree(&run);
+            remove_tree(&archive);
+            for d in &history_dirs {
+                remove_tree(d);
+            }
             for f in crate::layout::rotated_logs(&log) {
                 let _ = std::fs::remove_file(f);
             }

@@ -85,6 +85,7 @@ impl Engine {
             data_dir: b.data_dir.display().to_string(),
             masked: b.masked,
             after_create: b.after_create.clone(),
+            pgfork_history: self.history_view(b, sizes),
             suspend_timeout_seconds: b.suspend_timeout_seconds,
             deleted_at: b.deleted_at,
             purge_at: b
