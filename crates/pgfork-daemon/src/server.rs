@@ -551,11 +551,42 @@ impl Backend for Api {
         req: api::BranchRestoreRequest,
     ) -> Result<api::BranchResponse, ApiError> {
         if req.source_lsn.is_some() || req.source_timestamp.is_some() {
-            return Err(ApiError::new(
-                422,
-                "UNPROCESSABLE_ENTITY",
-                "pgfork keeps no history yet, so a branch can be restored only to its parent as it is now: omit source_lsn and source_timestamp",
-            ));
+            // A moment of history: the branch's own (Neon's self-restore) or its parent's.
+            let target = match (req.source_timestamp.as_deref(), req.source_lsn.as_deref()) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::bad_request(
+                        "give source_timestamp or source_lsn, not both",
+                    ))
+                }
+                (Some(t), None) => pgfork_pg::pitr::RecoveryTarget::Time(
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| {
+                            ApiError::bad_request(format!(
+                                "source_timestamp {t:?} is not an RFC 3339 time ({e})"
+                            ))
+                        })?
+                        .with_timezone(&chrono::Utc),
+                ),
+                (None, Some(l)) => pgfork_pg::pitr::RecoveryTarget::Lsn(l.to_string()),
+                (None, None) => unreachable!("one of them is set"),
+            };
+            let sessions = if req.pgfork_refuse_sessions {
+                crate::engine::Sessions::RefuseAfter(std::time::Duration::from_secs(
+                    req.pgfork_wait_seconds.unwrap_or(0).min(3600),
+                ))
+            } else {
+                crate::engine::Sessions::End
+            };
+            return self
+                .0
+                .restore_to_moment(
+                    &project,
+                    &branch,
+                    req.source_branch_id.as_deref(),
+                    target,
+                    sessions,
+                )
+                .await;
         }
         if let Some(src) = req.source_branch_id {
             let p = self.0.project(&project)?;

@@ -12,7 +12,10 @@ pub async fn connect(inst: &Instance, dbname: &str) -> Result<Client, PgError> {
         .port(inst.port)
         .user(&inst.superuser)
         .dbname(dbname)
-        .application_name("pgfork");
+        .application_name("pgfork")
+        // pgfork's own work (roles, passwords, sanitizing) must not be stopped by a
+        // branch that is read-only for its users (time travel).
+        .options("-c default_transaction_read_only=off");
     let (client, conn) = cfg.connect(NoTls).await.map_err(|source| PgError::Sql {
         what: format!("connect to {}", inst.pgdata.display()),
         source,

@@ -130,9 +130,14 @@ fn a_destructive_migration_is_undone_by_restoring_the_snapshot_taken_before_it()
 
 #[test]
 fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
-    let Some(env) = Env::new("history-pitr", Storage::Reflink) else {
+    let Some(mut env) = Env::new("history-pitr", Storage::Reflink) else {
         return;
     };
+    // Time-travel branches expire fast here, and the reaper looks every second.
+    env.extra_env
+        .push(("PGFORK_TIME_TRAVEL_TTL".into(), "4s".into()));
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
     env.ok(&["init", "--sample", "--scale", "1", "--no-hooks"]);
     let mut cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml")).expect("cfg");
     cfg.push_str("\n[history]\nwindow = \"1h\"\n\n[postgres]\ntrack_commit_timestamp = \"on\"\n");
@@ -181,6 +186,50 @@ fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
     }
     // It is a branch of its own: writable, on a new timeline.
     psql_ok(&env.url("past"), "INSERT INTO ticks VALUES (1000)");
+
+    // Time travel: a read-only URL to the past, gone after its TTL.
+    let out = env
+        .command(&["url", &format!("hist@{at}")])
+        .output()
+        .expect("url");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(said.contains("read-only"), "{said}");
+    let travel = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(psql_ok(&travel, "SELECT count(*) FROM ticks"), want);
+    let err = psql(&travel, "INSERT INTO ticks VALUES (2000)").expect_err("read-only");
+    assert!(err.contains("read-only transaction"), "{err}");
+    let travel_name = env
+        .states()
+        .keys()
+        .find(|n| n.starts_with("hist-at-"))
+        .cloned()
+        .expect("the time-travel branch");
+    wait_until(
+        "the time-travel branch to expire",
+        std::time::Duration::from_secs(30),
+        || env.states().get(&travel_name).map(String::as_str) == Some("deleted"),
+    );
+
+    // Restore: the branch itself back at the moment, same URL, the present kept.
+    let out = env.ok(&["branch", "restore", "hist", "--to", &at]);
+    assert!(out.contains("its URL is unchanged"), "{out}");
+    assert_eq!(env.url("hist"), url);
+    assert_eq!(psql_ok(&url, "SELECT count(*) FROM ticks"), want);
+    let snaps = env.json(&["snapshot", "list"]);
+    assert!(
+        snaps
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|s| s["pgfork_reason"] == "before-restore"
+                && s["pgfork_source_branch_name"] == "hist"),
+        "{snaps:#}"
+    );
 
     // The window is enforced, and so is the past.
     let err = env.fails(&[

@@ -441,9 +441,22 @@ fn reset_request(
     }
 }
 
+/// Whether `s` names a moment (rather than a snapshot): `… ago`, an RFC 3339 time, or a
+/// WAL position.
+pub(super) fn looks_like_moment(s: &str) -> bool {
+    let s = s.trim();
+    s.ends_with(" ago")
+        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        || s.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && (a.chars().chain(b.chars())).all(|c| c.is_ascii_hexdigit())
+        })
+}
+
 /// `--at`: a WAL position (`0/16B3748`), an RFC 3339 time, or `10m ago`; as Neon's
 /// (`parent_timestamp`, `parent_lsn`).
-fn parse_moment(at: &str) -> Result<(Option<String>, Option<String>)> {
+pub(super) fn parse_moment(at: &str) -> Result<(Option<String>, Option<String>)> {
     let at = at.trim();
     if at.contains('/') && !at.contains(':') {
         return Ok((None, Some(at.to_string())));

@@ -35,6 +35,7 @@ mod snapshot;
 mod status;
 mod token;
 mod trash;
+mod travel;
 mod webhook;
 
 use branch::branch;
@@ -314,6 +315,12 @@ pub(super) async fn resolve_default_branch(
     branch: Option<String>,
 ) -> Result<api::Branch> {
     if let Some(b) = branch {
+        if let Some((base, moment)) = travel::split(&b) {
+            // Only when no branch is really named so.
+            if c.get_branch(p, &b, false).await.is_err() {
+                return travel::branch_at(c, p, base, moment).await;
+            }
+        }
         return Ok(c.get_branch(p, &b, false).await?.branch);
     }
     let repo = std::env::current_dir()

@@ -109,11 +109,37 @@ pub(super) async fn restore(
     wait: Option<String>,
 ) -> Result<i32> {
     let b = c.get_branch(p, &name, false).await?.branch;
-    let snap = resolve_target(c, p, &b, &to).await?;
     let wait_seconds = match &wait {
         Some(w) => Some(pgfork_core::parse_ttl(w)?.as_secs()),
         None => None,
     };
+    if super::branch::looks_like_moment(&to) {
+        let (timestamp, lsn) = super::branch::parse_moment(&to)?;
+        let started = Instant::now();
+        let resp = c
+            .restore_branch_with(
+                p,
+                &b.id,
+                &api::BranchRestoreRequest {
+                    source_branch_id: Some(b.id.clone()),
+                    source_timestamp: timestamp,
+                    source_lsn: lsn,
+                    pgfork_refuse_sessions: !force,
+                    pgfork_wait_seconds: wait_seconds,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        wait_ops(c, p, &resp.operations).await?;
+        println!(
+            "restored {:?} to {to} in {:.2} s; its URL is unchanged, and what it held is kept as snapshot {}-before-restore-… for 7 days (`pgfork snapshot list`)",
+            b.name,
+            started.elapsed().as_secs_f64(),
+            b.name
+        );
+        return Ok(0);
+    }
+    let snap = resolve_target(c, p, &b, &to).await?;
     let started = Instant::now();
     let resp = c
         .restore_snapshot(

@@ -233,6 +233,86 @@ impl Engine {
         promoted
     }
 
+    /// A branch back at a moment of its own history (or its parent's): the state it held
+    /// is snapshotted first, then the moment is rebuilt aside and swapped in (same URL and
+    /// password).
+    pub async fn restore_to_moment(
+        self: &Arc<Self>,
+        project_ref: &str,
+        branch_ref: &str,
+        source_ref: Option<&str>,
+        target: RecoveryTarget,
+        sessions: super::Sessions,
+    ) -> Result<api::BranchResponse, ApiError> {
+        let p = self.project(project_ref)?;
+        let b = self.branch(&p, branch_ref)?;
+        let source = match source_ref {
+            Some(s) => self.branch(&p, s)?,
+            None => b.clone(),
+        };
+        if source.id != b.id && b.parent_id.as_deref() != Some(source.id.as_str()) {
+            return Err(ApiError::bad_request(
+                "a branch is restored to a moment of its own history or its parent's: give itself or its parent as source_branch_id",
+            ));
+        }
+        if let super::Sessions::RefuseAfter(wait) = sessions {
+            self.wait_for_no_sessions(&p, &b, wait).await?;
+        }
+        // Planned (and refused) before anything is kept or replaced.
+        let pit = self.plan_point_in_time(&p, &source, target).await?;
+        if b.masked && !pit.masked {
+            return Err(ApiError::conflict(format!(
+                "{:?} is masked and that history is not: restoring it would bring the originals back",
+                b.name
+            )));
+        }
+        let kept_name = pgfork_core::preserved_name(&b.name, "restore", Utc::now());
+        self.take_snapshot(
+            &p,
+            &b,
+            &kept_name,
+            "before-restore",
+            Some(Utc::now() + chrono::Duration::days(7)),
+        )
+        .await?;
+        let this = self.clone();
+        let (p2, b2) = (p.clone(), b.clone());
+        let (op_id, result) = self
+            .run_op(&p.id, Some(&b.id), "restore_branch", move |_op, progress| async move {
+                let _op = this.in_flight().await;
+                let _branch = this.lock_branch(&b2.id).await;
+                let mut b = this.branch(&p2, &b2.id)?;
+                let staged = StagedDir::new(this.layout.tmp.join(format!("{}-moment", b.id)));
+                let tmp = staged.path().to_path_buf();
+                let built = tmp.join("pgdata");
+                std::fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
+                this.user.chown(&tmp).map_err(pg_err)?;
+                let method = this.clone_method_between(&pit.snapshot_dir);
+                let (s, d, u, pr) = (pit.snapshot_dir.clone(), built.clone(), this.user.clone(), progress.clone());
+                blocking(move || pgfork_pg::clone::clone_stopped(&s, &d, method, &u, Some(&pr)).map_err(pg_err)).await?;
+                if b.parent_id.is_some() {
+                    let settings = this.pg_settings_of(&b.id)?;
+                    this.apply_branch_settings(&built, &settings).await?;
+                }
+                this.recover_staged(&p2, &b, &built, &pit, &progress).await?;
+                this.swap_in(&p2, &b, &built, &tmp).await?;
+                drop(staged);
+                this.capture_role_secrets(&p2, &b).await;
+                this.record_baseline(&p2, &b).await;
+                b.state = BranchState::Running;
+                b.updated_at = Utc::now();
+                this.write_store(|s| s.update_branch(&b)).map_err(store_err)?;
+                tracing::info!(branch = %b.name, kept = %kept_name, "branch restored to a moment of its history");
+                Ok(b)
+            })
+            .await;
+        let b = match result {
+            Some(r) => r?,
+            None => b,
+        };
+        Ok(self.branch_response(&p, &b, Some(&op_id)))
+    }
+
     /// The reaper's part: a history snapshot per interval (of running branches only:
     /// nothing is woken for it), and what falls out of the window dropped.
     pub async fn keep_history(&self, now: DateTime<Utc>) {
