@@ -478,6 +478,10 @@ pub struct BranchCreate {
     /// at a past moment (`parent_timestamp`, `parent_lsn`); 0 or absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_history_window_seconds: Option<i64>,
+    /// pgfork: with a history window, a history snapshot this often (seconds; default a
+    /// quarter of the window, 10 minutes to an hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_history_snapshot_every_seconds: Option<i64>,
     /// pgfork: server settings for the branch on top of pgfork's developer defaults
     /// (a repository's `.pgfork.toml` `[postgres]`); absent: the parent branch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1074,6 +1078,9 @@ pub struct SnapshotRestoreRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, PartialEq)]
 pub struct BranchHistory {
     pub window_seconds: i64,
+    /// A history snapshot this often.
+    #[serde(default)]
+    pub snapshot_every_seconds: i64,
     /// The oldest moment a branch can be made at now.
     pub oldest: Option<DateTime<Utc>>,
     /// Bytes of its WAL archive (with sizes only).

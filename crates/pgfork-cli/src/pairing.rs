@@ -416,6 +416,12 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                     pgfork_masking_keep: mask_keep,
                     pgfork_postgres_settings: ctx.cfg.postgres_settings(),
                     pgfork_history_window_seconds: ctx.cfg.history.window_seconds().ok().flatten(),
+                    pgfork_history_snapshot_every_seconds: ctx
+                        .cfg
+                        .history
+                        .snapshot_every_seconds()
+                        .ok()
+                        .flatten(),
                     ..Default::default()
                 },
                 endpoints: vec![],

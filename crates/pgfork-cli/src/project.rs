@@ -34,11 +34,28 @@ pub struct RepoConfig {
 pub struct HistorySection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// A history snapshot this often (`1h`): less WAL to replay for a moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every: Option<String>,
 }
 
 impl HistorySection {
     fn is_off(&self) -> bool {
         self.window.is_none()
+    }
+
+    /// The snapshot interval in seconds, if set.
+    pub fn snapshot_every_seconds(&self) -> Result<Option<i64>> {
+        match self.snapshot_every.as_deref() {
+            None => Ok(None),
+            Some(e) => {
+                let secs = pgfork_core::parse_ttl(e)?.as_secs() as i64;
+                if secs < 60 {
+                    bail!("[history] snapshot_every = {e:?} is too often: give at least 1m");
+                }
+                Ok(Some(secs))
+            }
+        }
     }
 
     /// The window in seconds (`None`: no history).

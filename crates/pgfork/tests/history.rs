@@ -140,11 +140,12 @@ fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
         .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
     env.ok(&["init", "--sample", "--scale", "1", "--no-hooks"]);
     let mut cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml")).expect("cfg");
-    cfg.push_str("\n[history]\nwindow = \"1h\"\n\n[postgres]\ntrack_commit_timestamp = \"on\"\n");
+    cfg.push_str("\n[history]\nwindow = \"1h\"\nsnapshot_every = \"2m\"\n\n[postgres]\ntrack_commit_timestamp = \"on\"\n");
     std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
     env.ok(&["branch", "create", "hist"]);
     let hist = env.branch("hist");
     assert_eq!(hist["history"]["window_seconds"], 3600, "{hist:#}");
+    assert_eq!(hist["history"]["snapshot_every_seconds"], 120, "{hist:#}");
     let url = env.url("hist");
     psql_ok(&url, "CREATE TABLE ticks (i int)");
     let load = Load::start(&url, 2);

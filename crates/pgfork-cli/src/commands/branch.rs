@@ -93,9 +93,12 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .map(|path| project::read_config(&path))
                 .transpose()?;
             let postgres_settings = repo_cfg.as_ref().and_then(|c| c.postgres_settings());
-            let history_window = match &repo_cfg {
-                Some(c) => c.history.window_seconds()?,
-                None => None,
+            let (history_window, history_every) = match &repo_cfg {
+                Some(c) => (
+                    c.history.window_seconds()?,
+                    c.history.snapshot_every_seconds()?,
+                ),
+                None => (None, None),
             };
             let (parent_timestamp, parent_lsn) = match at.as_deref() {
                 Some(a) => parse_moment(a)?,
@@ -129,6 +132,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             pgfork_masking_keep: mask_keep,
                             pgfork_postgres_settings: postgres_settings,
                             pgfork_history_window_seconds: history_window,
+                            pgfork_history_snapshot_every_seconds: history_every,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn,

@@ -39,8 +39,8 @@ pub(crate) struct BranchRecipe<'a> {
     pub from_snapshot: Option<&'a Path>,
     /// ... replayed to this moment of the parent's history.
     pub point_in_time: Option<&'a super::history::PointInTime>,
-    /// Keep this much history (seconds).
-    pub history_window: Option<i64>,
+    /// Keep this much history (seconds), with a history snapshot this often.
+    pub history_window: Option<(i64, Option<i64>)>,
 }
 
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
@@ -853,7 +853,16 @@ impl Engine {
             (None, Some(l)) => Some(pgfork_pg::pitr::RecoveryTarget::Lsn(l)),
             (None, None) => None,
         };
-        let history_window = spec.pgfork_history_window_seconds.filter(|w| *w > 0);
+        let history_window = spec
+            .pgfork_history_window_seconds
+            .filter(|w| *w > 0)
+            .map(|w| {
+                (
+                    w,
+                    spec.pgfork_history_snapshot_every_seconds
+                        .filter(|e| *e >= 60),
+                )
+            });
         let name = spec
             .name
             .clone()
@@ -1109,8 +1118,8 @@ impl Engine {
                 .await?;
             self.catch_up_sequences(project, &b).await;
             self.record_fork(project, &b).await;
-            if let Some(window) = history_window {
-                self.start_history(project, &b, window).await?;
+            if let Some((window, every)) = history_window {
+                self.start_history(project, &b, window, every).await?;
             }
             if !settings.is_empty() {
                 let json = serde_json::to_string(&settings).unwrap_or_default();

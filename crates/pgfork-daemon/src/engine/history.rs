@@ -38,8 +38,10 @@ impl Engine {
         p: &Project,
         b: &Branch,
         window: i64,
+        every: Option<i64>,
     ) -> Result<(), ApiError> {
-        self.write_store(|s| s.set_branch_history(&b.id, window, snapshot_every(window)))
+        let every = every.unwrap_or_else(|| snapshot_every(window));
+        self.write_store(|s| s.set_branch_history(&b.id, window, every))
             .map_err(store_err)?;
         self.history_snapshot(p, b).await.map(|_| ())
     }
@@ -55,7 +57,7 @@ impl Engine {
     }
 
     pub(crate) fn history_view(&self, b: &Branch, sizes: bool) -> Option<api::BranchHistory> {
-        let (window, _) = self.store().branch_history(&b.id).ok().flatten()?;
+        let (window, every) = self.store().branch_history(&b.id).ok().flatten()?;
         let oldest_snapshot = self
             .store()
             .snapshots(&b.project_id)
@@ -67,6 +69,7 @@ impl Engine {
         let window_start = Utc::now() - chrono::Duration::seconds(window);
         Some(api::BranchHistory {
             window_seconds: window,
+            snapshot_every_seconds: every,
             oldest: oldest_snapshot.map(|t| t.max(window_start)),
             archive_bytes: sizes
                 .then(|| pgfork_pg::import::dir_bytes(&self.layout.archive_dir(&b.id))),
