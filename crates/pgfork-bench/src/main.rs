@@ -564,6 +564,11 @@ async fn main() -> Result<()> {
             .unwrap_or_else(std::env::temp_dir);
         return bench_checkout(&pgfork, &base);
     }
+    if std::env::args().nth(1).as_deref() == Some("history") {
+        let pgfork = std::env::current_exe()?.with_file_name("pgfork");
+        let rest: Vec<String> = std::env::args().skip(2).collect();
+        return bench_history(&pgfork, &rest);
+    }
     if std::env::args().nth(1).as_deref() == Some("mask") {
         let pgfork = std::env::current_exe()?.with_file_name("pgfork");
         let base = std::env::args()
@@ -642,4 +647,137 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `pgfork-bench history [--scale N] [--minutes M] [--runs R] [--xfs-dir D]`: what a
+/// history window costs and gives, in one run on a reflink store: snapshot create, the
+/// archive's bytes per hour of pgbench -c 4, and a branch at a moment M minutes of load
+/// after the branch's base snapshot (the WAL it replays).
+fn bench_history(pgfork: &Path, args: &[String]) -> Result<()> {
+    let (mut scale, mut minutes, mut runs, mut xfs) = (70u32, 5.0f64, 3usize, None);
+    let mut i = 0;
+    while i < args.len() {
+        let val = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--scale" => scale = val.parse().context("--scale")?,
+            "--minutes" => minutes = val.parse().context("--minutes")?,
+            "--runs" => runs = val.parse().context("--runs")?,
+            "--xfs-dir" => xfs = Some(PathBuf::from(val)),
+            other => bail!("unknown argument {other}: --scale N --minutes M --runs R --xfs-dir D"),
+        }
+        i += 2;
+    }
+    let mut mounted = None;
+    let base = match xfs {
+        Some(d) => d,
+        None => {
+            let (d, img) = mount_xfs()?;
+            mounted = Some((d.clone(), img));
+            d
+        }
+    };
+    let result = (|| -> Result<()> {
+        let st = Store::new(&base, "history", pgfork)?;
+        st.run(&[
+            "init",
+            "--sample",
+            "--scale",
+            &scale.to_string(),
+            "--no-hooks",
+        ])?;
+        let cfg = st.repo.join(".pgfork.toml");
+        let mut text = std::fs::read_to_string(&cfg)?;
+        // One base snapshot: a moment at the end of the load replays all of it.
+        text.push_str("\n[history]\nwindow = \"24h\"\nsnapshot_every = \"24h\"\n");
+        std::fs::write(&cfg, text)?;
+        st.run(&["branch", "create", "h"])?;
+        let url = st.run(&["url", "h"])?.trim().to_string();
+        let mut snap = Vec::new();
+        for n in 0..runs.max(1) {
+            let t = Instant::now();
+            st.run(&["snapshot", "create", "h", "--name", &format!("bench-{n}")])?;
+            snap.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        for n in 0..runs.max(1) {
+            st.run(&["snapshot", "delete", &format!("bench-{n}")])?;
+        }
+        let id =
+            serde_json::from_str::<serde_json::Value>(&st.run(&["branch", "get", "h", "--json"])?)?
+                ["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        let archive = st.home.join("history").join(&id);
+        let before = dir_size(&archive);
+        let secs = (minutes * 60.0).round().max(1.0) as u64;
+        let load = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+            .args(["-n", "-c", "4", "-j", "2", "-T", &secs.to_string(), &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !load.success() {
+            bail!("pgbench failed against the branch");
+        }
+        // The moment: the end of the load (the segment it is in is switched and read).
+        let moment = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let grown = dir_size(&archive).saturating_sub(before);
+        let mut pitr = Vec::new();
+        for n in 0..runs.max(1) {
+            let t = Instant::now();
+            st.run(&[
+                "branch",
+                "create",
+                &format!("at-{n}"),
+                "--parent",
+                "h",
+                "--at",
+                &moment,
+            ])?;
+            pitr.push(t.elapsed().as_secs_f64() * 1000.0);
+            st.run(&["branch", "delete", &format!("at-{n}"), "--purge"])
+                .ok();
+        }
+        println!(
+            "history (reflink, pgbench scale {scale} ≈ {} MB, {minutes} min of pgbench -c 4):",
+            scale * 15
+        );
+        println!(
+            "  snapshot create: p50 {:.0} ms, p95 {:.0} ms ({} runs)",
+            pct(&snap, 50.0),
+            pct(&snap, 95.0),
+            snap.len()
+        );
+        println!(
+            "  archive: {:.1} MiB for {minutes} min = {:.0} MiB per hour of load",
+            grown as f64 / 1048576.0,
+            grown as f64 / 1048576.0 * 60.0 / minutes
+        );
+        println!(
+            "  branch at a moment after {minutes} min of WAL: p50 {:.0} ms, p95 {:.0} ms ({} runs)",
+            pct(&pitr, 50.0),
+            pct(&pitr, 95.0),
+            pitr.len()
+        );
+        Ok(())
+    })();
+    if let Some((d, img)) = mounted {
+        let _ = Command::new("umount").arg(&d).status();
+        let _ = std::fs::remove_file(img);
+        let _ = std::fs::remove_dir(d);
+    }
+    result
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(m) = e.metadata() {
+                if m.is_file() {
+                    total += m.len();
+                }
+            }
+        }
+    }
+    total
 }

@@ -1194,7 +1194,8 @@ fn compare_schema_restart_and_clear_refusals() {
         "0"
     );
 
-    // History is not kept yet: said, not ignored.
+    // A branch that keeps no history cannot be branched at a past moment: said, not
+    // ignored.
     let (s, body) = http(
         &base,
         "POST",

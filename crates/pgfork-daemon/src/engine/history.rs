@@ -91,10 +91,14 @@ impl Engine {
             .map_err(store_err)?
             .filter(|_| archive.is_dir())
         else {
-            return Err(ApiError::bad_request(format!(
-                "{:?} keeps no history, so it cannot be branched at a past moment: branches made with `[history] window = \"24h\"` in .pgfork.toml keep one",
-                parent.name
-            )));
+            return Err(ApiError::new(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                format!(
+                    "{:?} keeps no history, so it cannot be branched at a past moment: branches made with `[history] window = \"24h\"` in .pgfork.toml keep one",
+                    parent.name
+                ),
+            ));
         };
         let mut snaps: Vec<pgfork_store::Snapshot> = self
             .store()
