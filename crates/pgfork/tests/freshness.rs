@@ -5,33 +5,9 @@
 mod common;
 use common::*;
 
-/// A repository whose after-create command applies the branch's `migrate.sql`, if it
-/// has one (with psql on PATH for it).
-fn repo_with_migrations(name: &str) -> Option<Env> {
-    let mut env = Env::new(name, Storage::Copy)?;
-    env.ok(&["init", "--sample", "--scale", "1"]);
-    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
-        .expect("cfg")
-        .replace(
-            "# after_create = \"npm run migrate\"",
-            "after_create = \"test ! -f migrate.sql || psql \\\"$DATABASE_URL\\\" -v ON_ERROR_STOP=1 -q -f migrate.sql\"",
-        );
-    assert!(
-        cfg.contains("migrate.sql"),
-        "the template has an after_create line"
-    );
-    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "pgfork"]);
-    env.ok(&["allow"]);
-    let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
-    env.extra_env.push(("PATH".into(), path));
-    Some(env)
-}
-
 #[test]
 fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
-    let Some(env) = repo_with_migrations("fresh-refresh") else {
+    let Some(env) = repo_with_migrations("fresh-refresh", Storage::Copy) else {
         return;
     };
     env.git(&["checkout", "-q", "-b", "feature"]);
@@ -93,23 +69,7 @@ fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
 
     // A connected client is never cut off unasked: refused, or waited for.
     let feature = env.url("feature");
-    let mut session = std::process::Command::new(std::path::Path::new(PG_BIN).join("psql"))
-        .args(["-X", "-q", "-d", &feature, "-c", "SELECT pg_sleep(60)"])
-        .env("PGAPPNAME", "held-session")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("psql");
-    wait_until(
-        "the session to open",
-        std::time::Duration::from_secs(10),
-        || {
-            psql_ok(
-                &feature,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held-session'",
-            ) == "1"
-        },
-    );
+    let session = HeldSession::open(&feature, "held-session");
     let err = env.fails(&["branch", "refresh", "feature", "--wait", "1s"]);
     assert!(
         err.contains("1 open session") && err.contains("held-session"),
@@ -117,16 +77,11 @@ fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
     );
     assert!(err.contains("--force"), "{err}");
     assert_eq!(
-        psql_ok(
-            &feature,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'held-session'"
-        ),
+        session.count(),
         "1",
         "the refused refresh left the session alone"
     );
-    // The user closes it (the backend outlives a killed psql in pg_sleep).
-    psql_ok(&feature, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'held-session'");
-    let _ = session.wait();
+    session.close();
 
     // Refresh: the parent's new row, and the branch's own column again.
     let out = env.ok(&["branch", "refresh", "feature"]);
@@ -206,7 +161,7 @@ fn diff_names_the_new_column_and_index_and_refresh_rebases_the_branch() {
 
 #[test]
 fn branches_get_developer_settings_while_the_root_keeps_its_own() {
-    let Some(env) = repo_with_migrations("fresh-settings") else {
+    let Some(env) = repo_with_migrations("fresh-settings", Storage::Copy) else {
         return;
     };
     // The root is tuned like production (ALTER SYSTEM, which a copy carries along).
@@ -240,7 +195,7 @@ fn branches_get_developer_settings_while_the_root_keeps_its_own() {
 
 #[test]
 fn status_says_how_far_behind_a_branch_is_and_which_migrations_diverge() {
-    let Some(env) = repo_with_migrations("fresh-status") else {
+    let Some(env) = repo_with_migrations("fresh-status", Storage::Copy) else {
         return;
     };
     psql_ok(
@@ -313,7 +268,7 @@ fn status_says_how_far_behind_a_branch_is_and_which_migrations_diverge() {
 
 #[test]
 fn a_stale_branch_is_refreshed_at_checkout_only_when_it_has_nothing_of_its_own() {
-    let Some(env) = repo_with_migrations("fresh-policy") else {
+    let Some(env) = repo_with_migrations("fresh-policy", Storage::Copy) else {
         return;
     };
     let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))

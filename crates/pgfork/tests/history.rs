@@ -7,22 +7,9 @@ use std::time::Instant;
 
 #[test]
 fn a_destructive_migration_is_undone_by_restoring_the_snapshot_taken_before_it() {
-    let Some(mut env) = Env::new("history-undo", Storage::Reflink) else {
+    let Some(env) = repo_with_migrations("history-undo", Storage::Reflink) else {
         return;
     };
-    env.ok(&["init", "--sample", "--scale", "1"]);
-    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
-        .expect("cfg")
-        .replace(
-            "# after_create = \"npm run migrate\"",
-            "after_create = \"test ! -f migrate.sql || psql \\\"$DATABASE_URL\\\" -v ON_ERROR_STOP=1 -q -f migrate.sql\"",
-        );
-    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
-    env.git(&["add", "-A"]);
-    env.git(&["commit", "-q", "-m", "pgfork"]);
-    env.ok(&["allow"]);
-    let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
-    env.extra_env.push(("PATH".into(), path));
     psql_ok(
         &env.url("main"),
         "ALTER TABLE pgbench_branches ADD COLUMN note text; UPDATE pgbench_branches SET note = 'n' || bid",

@@ -261,23 +261,7 @@ fn the_root_is_made_again_from_production_and_branches_stay_as_they_were() {
     );
 
     // A client of the root is never cut off unasked.
-    let mut session = std::process::Command::new(std::path::Path::new(PG_BIN).join("psql"))
-        .args(["-X", "-q", "-d", &root_url, "-c", "SELECT pg_sleep(60)"])
-        .env("PGAPPNAME", "root-reader")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("psql");
-    wait_until(
-        "the session to open",
-        std::time::Duration::from_secs(10),
-        || {
-            psql_ok(
-                &root_url,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'root-reader'",
-            ) == "1"
-        },
-    );
+    let session = HeldSession::open(&root_url, "root-reader");
     let err = env.fails(&["root", "refresh"]);
     assert!(err.contains("root-reader"), "{err}");
     assert_eq!(
@@ -285,8 +269,7 @@ fn the_root_is_made_again_from_production_and_branches_stay_as_they_were() {
         "v1",
         "a refused refresh changed nothing"
     );
-    psql_ok(&root_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'root-reader'");
-    let _ = session.wait();
+    session.close();
 
     let out = env.ok(&["root", "refresh"]);
     assert!(out.contains("existing branches are untouched"), "{out}");

@@ -637,3 +637,86 @@ pub fn mask_rule(table: &str, column: &str, function: &str) -> String {
         "[[masking_rules]]\ndatabase_name = \"postgres\"\nschema_name = \"public\"\ntable_name = \"{table}\"\ncolumn_name = \"{column}\"\nmasking_function = \"{function}\"\n\n"
     )
 }
+
+/// A client session held open on `url` (psql in `pg_sleep`), visible to the server
+/// under `app` as its application name before `open` returns.
+pub struct HeldSession {
+    url: String,
+    app: String,
+    child: std::process::Child,
+}
+
+impl HeldSession {
+    pub fn open(url: &str, app: &str) -> HeldSession {
+        let child = Command::new(Path::new(PG_BIN).join("psql"))
+            .args(["-X", "-q", "-d", url, "-c", "SELECT pg_sleep(60)"])
+            .env("PGAPPNAME", app)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql");
+        let held = HeldSession {
+            url: url.to_string(),
+            app: app.to_string(),
+            child,
+        };
+        wait_until("the session to open", Duration::from_secs(10), || {
+            held.count() == "1"
+        });
+        held
+    }
+
+    /// How many sessions of this application the server sees.
+    pub fn count(&self) -> String {
+        psql_ok(
+            &self.url,
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{}'",
+                self.app
+            ),
+        )
+    }
+
+    /// Ends it as its user would (the backend outlives a killed psql in pg_sleep).
+    pub fn close(mut self) {
+        psql_ok(
+            &self.url,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}'",
+                self.app
+            ),
+        );
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A repository whose after-create command applies the branch's `migrate.sql`, if it
+/// has one (with psql on PATH for it).
+pub fn repo_with_migrations(name: &str, storage: Storage) -> Option<Env> {
+    let mut env = Env::new(name, storage)?;
+    env.ok(&["init", "--sample", "--scale", "1"]);
+    let cfg = std::fs::read_to_string(env.repo.join(".pgfork.toml"))
+        .expect("cfg")
+        .replace(
+            "# after_create = \"npm run migrate\"",
+            "after_create = \"test ! -f migrate.sql || psql \\\"$DATABASE_URL\\\" -v ON_ERROR_STOP=1 -q -f migrate.sql\"",
+        );
+    assert!(
+        cfg.contains("migrate.sql"),
+        "the template has an after_create line"
+    );
+    std::fs::write(env.repo.join(".pgfork.toml"), cfg).expect("write");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "pgfork"]);
+    env.ok(&["allow"]);
+    let path = format!("{PG_BIN}:{}", std::env::var("PATH").unwrap_or_default());
+    env.extra_env.push(("PATH".into(), path));
+    Some(env)
+}
