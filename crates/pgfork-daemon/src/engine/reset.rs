@@ -70,24 +70,36 @@ impl Engine {
         // short grace, whatever the caller's wait, so a refusal names only real sessions.
         let deadline = std::time::Instant::now() + wait.max(std::time::Duration::from_secs(2));
         loop {
-            let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
-            let open = pgfork_pg::catalog::client_sessions(&client)
-                .await
-                .map_err(pg_err)?;
-            if open.is_empty() {
+            // Another operation may be stopping or restarting it meanwhile: a stopped
+            // branch has no sessions, and a failed look is tried again.
+            if !inst.is_running() {
                 return Ok(());
             }
-            if std::time::Instant::now() >= deadline {
-                return Err(ApiError::conflict(format!(
-                    "{:?} has {} open session{} ({}): close {}, wait for {} (--wait 30s), or end {} with --force",
-                    b.name,
-                    open.len(),
-                    if open.len() == 1 { "" } else { "s" },
-                    open.join(", "),
-                    if open.len() == 1 { "it" } else { "them" },
-                    if open.len() == 1 { "it" } else { "them" },
-                    if open.len() == 1 { "it" } else { "them" },
-                )));
+            let open = match sql::connect(&inst, "postgres").await {
+                Ok(client) => pgfork_pg::catalog::client_sessions(&client).await.ok(),
+                Err(_) => None,
+            };
+            match open {
+                Some(open) if open.is_empty() => return Ok(()),
+                Some(open) if std::time::Instant::now() >= deadline => {
+                    return Err(ApiError::conflict(format!(
+                        "{:?} has {} open session{} ({}): close {}, wait for {} (--wait 30s), or end {} with --force",
+                        b.name,
+                        open.len(),
+                        if open.len() == 1 { "" } else { "s" },
+                        open.join(", "),
+                        if open.len() == 1 { "it" } else { "them" },
+                        if open.len() == 1 { "it" } else { "them" },
+                        if open.len() == 1 { "it" } else { "them" },
+                    )));
+                }
+                None if std::time::Instant::now() >= deadline => {
+                    return Err(ApiError::conflict(format!(
+                        "the sessions of {:?} could not be seen (another operation is changing it): try again",
+                        b.name
+                    )));
+                }
+                _ => {}
             }
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
