@@ -33,6 +33,14 @@ pub fn recovery_settings(
 ) -> Vec<(&'static str, String)> {
     let mut s = vec![
         ("restore_command", restore_command.to_string()),
+        // A staged copy: a crash throws it away, so replay needs no durability, and
+        // room and prefetching make it faster (no restartpoint mid-replay).
+        ("fsync", "off".to_string()),
+        ("shared_buffers", "512MB".to_string()),
+        ("max_wal_size", "64GB".to_string()),
+        ("checkpoint_timeout", "1d".to_string()),
+        ("recovery_prefetch", "on".to_string()),
+        ("maintenance_io_concurrency", "64".to_string()),
         ("recovery_target_action", "promote".to_string()),
         ("recovery_target_inclusive", "on".to_string()),
         ("recovery_target_timeline", "current".to_string()),

@@ -45,13 +45,14 @@ pub fn restore_command(
     archive: &std::path::Path,
     fallback_wal: Option<&std::path::Path>,
 ) -> String {
+    // Reflinks where the filesystem can: replaying gigabytes of WAL should not copy them.
     let a = shell_quote(&archive.to_string_lossy());
     match fallback_wal {
         Some(w) => format!(
-            "cp {a}/%f %p 2>/dev/null || cp {}/%f %p",
+            "cp --reflink=auto {a}/%f %p 2>/dev/null || cp --reflink=auto {}/%f %p",
             shell_quote(&w.to_string_lossy())
         ),
-        None => format!("cp {a}/%f %p"),
+        None => format!("cp --reflink=auto {a}/%f %p"),
     }
 }
 

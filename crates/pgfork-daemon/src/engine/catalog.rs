@@ -7,7 +7,7 @@ use super::*;
 
 impl Engine {
     /// Runs `f` against `b`'s running instance.
-    async fn while_running<T, F, Fut>(
+    pub(crate) async fn while_running<T, F, Fut>(
         &self,
         project: &Project,
         b: &Branch,

@@ -153,14 +153,23 @@ impl Engine {
             ))
         })?
         .clone();
-        // The segment that holds the target must be complete: switched now on a running
-        // parent, read from its own pg_wal when not archived yet.
-        let inst = self.instance(p, parent);
-        if inst.is_running() {
-            if let Ok(client) = sql::connect(&inst, "postgres").await {
-                let _ = client.batch_execute("SELECT pg_switch_wal()").await;
-            }
-        }
+        // Recovery stops at the first commit after the target, and fails when the WAL
+        // ends first: a parent idle since the moment gets one (an empty transaction),
+        // and the segment that holds it is completed (switched) so it can be read —
+        // from the archive, or from the parent's own pg_wal before it is archived.
+        self.while_running(p, parent, |inst| async move {
+            let client = sql::connect(&inst, "postgres").await.map_err(pg_err)?;
+            client
+                .batch_execute("SELECT txid_current(); SELECT pg_switch_wal();")
+                .await
+                .map_err(|e| {
+                    pg_err(pgfork_pg::PgError::Sql {
+                        what: "mark the present in the parent's history".into(),
+                        source: e,
+                    })
+                })
+        })
+        .await?;
         Ok(PointInTime {
             snapshot_dir: base.data_dir.clone(),
             masked: base.masked,
