@@ -182,8 +182,13 @@ fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
         "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     );
     std::thread::sleep(std::time::Duration::from_secs(1));
-    env.ok(&["branch", "create", "latest", "--parent", "hist", "--at", &idle]);
-    assert_eq!(psql_ok(&env.url("latest"), "SELECT count(*) FROM ticks"), "60");
+    env.ok(&[
+        "branch", "create", "latest", "--parent", "hist", "--at", &idle,
+    ]);
+    assert_eq!(
+        psql_ok(&env.url("latest"), "SELECT count(*) FROM ticks"),
+        "60"
+    );
 
     // Time travel: a read-only URL to the past, gone after its TTL.
     let out = env
