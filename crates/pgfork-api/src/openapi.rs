@@ -456,6 +456,7 @@ fn components() -> utoipa::openapi::Components {
         RootRefreshRequest,
         Snapshot,
         BranchHistory,
+        HistorySettings,
         SnapshotResponse,
         SnapshotsResponse,
         SnapshotRestoreRequest,

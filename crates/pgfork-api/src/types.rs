@@ -482,6 +482,10 @@ pub struct BranchCreate {
     /// quarter of the window, 10 minutes to an hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgfork_history_snapshot_every_seconds: Option<i64>,
+    /// pgfork: at most this many history snapshots (without a window, a snapshot
+    /// schedule keeps 24 unless told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_history_keep: Option<u32>,
     /// pgfork: server settings for the branch on top of pgfork's developer defaults
     /// (a repository's `.pgfork.toml` `[postgres]`); absent: the parent branch's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -682,6 +686,29 @@ pub struct BranchUpdate {
     /// Seconds without clients before suspend: 0 the server default, -1 never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_timeout_seconds: Option<i64>,
+    /// pgfork: what the branch keeps of its past from now on. Turning its WAL archive on
+    /// or off restarts a running branch (its sessions end, unless refused below); a
+    /// window of 0 with no interval keeps nothing and drops its history snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_history: Option<HistorySettings>,
+    /// pgfork: when the change restarts the branch, refuse while clients are connected
+    /// (waiting up to `pgfork_wait_seconds`) instead of ending their sessions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pgfork_refuse_sessions: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgfork_wait_seconds: Option<u64>,
+}
+
+/// What a branch keeps of its past (`[history]`): a window of WAL (0: none), a snapshot
+/// interval and a count.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default, PartialEq)]
+pub struct HistorySettings {
+    pub window_seconds: i64,
+    /// Default: a quarter of the window, 10 minutes to an hour (hourly without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, Default)]
@@ -1081,7 +1108,14 @@ pub struct BranchHistory {
     /// A history snapshot this often.
     #[serde(default)]
     pub snapshot_every_seconds: i64,
-    /// The oldest moment a branch can be made at now.
+    /// At most this many history snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
+    /// History snapshots kept now.
+    #[serde(default)]
+    pub snapshots: u32,
+    /// The oldest moment a branch can be made at now (without a window: the oldest
+    /// snapshot).
     pub oldest: Option<DateTime<Utc>>,
     /// Bytes of its WAL archive (with sizes only).
     pub archive_bytes: Option<u64>,

@@ -37,11 +37,22 @@ pub struct HistorySection {
     /// A history snapshot this often (`1h`): less WAL to replay for a moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_every: Option<String>,
+    /// At most this many history snapshots (a schedule without a window keeps 24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 impl HistorySection {
     fn is_off(&self) -> bool {
-        self.window.is_none()
+        self.window.is_none() && self.snapshot_every.is_none() && self.keep.is_none()
+    }
+
+    /// `keep`, checked.
+    pub fn keep(&self) -> Result<Option<u32>> {
+        if self.keep == Some(0) {
+            bail!("[history] keep = 0 keeps no snapshot: give at least 1, or remove [history]");
+        }
+        Ok(self.keep)
     }
 
     /// The snapshot interval in seconds, if set.

@@ -10,7 +10,7 @@
 //! This crate knows nothing about HTTP, processes or Postgres.
 
 use chrono::{DateTime, Utc};
-use pgfork_core::BranchState;
+use pgfork_core::{BranchState, HistoryPolicy};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -234,6 +234,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         18,
         "CREATE TABLE branch_history (branch_id TEXT PRIMARY KEY REFERENCES branches(id) ON DELETE CASCADE, window_seconds INTEGER NOT NULL, snapshot_every_seconds INTEGER NOT NULL);",
     ),
+    // At most this many history snapshots (`[history] keep`); a window of 0 with an
+    // interval is a snapshot schedule without WAL.
+    (19, "ALTER TABLE branch_history ADD COLUMN keep INTEGER;"),
 ];
 
 /// A branch's data at a moment: a stopped clone with its backup label, never started.
@@ -252,6 +255,14 @@ pub struct Snapshot {
     /// Why: `manual`, `before-migration`, `before-restore`, ...
     pub reason: String,
     pub masked: bool,
+}
+
+fn history_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryPolicy> {
+    Ok(HistoryPolicy {
+        window_seconds: r.get(0)?,
+        snapshot_every_seconds: r.get(1)?,
+        keep: r.get(2)?,
+    })
 }
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Snapshot> {
@@ -807,34 +818,43 @@ impl Store {
         Ok(())
     }
 
-    /// Records a branch's history window (seconds) and snapshot interval.
-    pub fn set_branch_history(&self, branch_id: &str, window: i64, every: i64) -> Result<()> {
+    /// Records what a branch keeps of its past.
+    pub fn set_branch_history(&self, branch_id: &str, h: &HistoryPolicy) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO branch_history (branch_id, window_seconds, snapshot_every_seconds) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (branch_id) DO UPDATE SET window_seconds = excluded.window_seconds, snapshot_every_seconds = excluded.snapshot_every_seconds",
-            params![branch_id, window, every],
+            "INSERT INTO branch_history (branch_id, window_seconds, snapshot_every_seconds, keep) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (branch_id) DO UPDATE SET window_seconds = excluded.window_seconds, snapshot_every_seconds = excluded.snapshot_every_seconds, keep = excluded.keep",
+            params![branch_id, h.window_seconds, h.snapshot_every_seconds, h.keep],
         )?;
         Ok(())
     }
 
-    /// A branch's history window and snapshot interval (seconds), if it keeps history.
-    pub fn branch_history(&self, branch_id: &str) -> Result<Option<(i64, i64)>> {
+    /// Forgets a branch's history settings (it keeps no past any more).
+    pub fn clear_branch_history(&self, branch_id: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM branch_history WHERE branch_id = ?1",
+            params![branch_id],
+        )?;
+        Ok(())
+    }
+
+    /// What a branch keeps of its past, if anything.
+    pub fn branch_history(&self, branch_id: &str) -> Result<Option<HistoryPolicy>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT window_seconds, snapshot_every_seconds FROM branch_history WHERE branch_id = ?1",
+                "SELECT window_seconds, snapshot_every_seconds, keep FROM branch_history WHERE branch_id = ?1",
                 params![branch_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                history_row,
             )
             .optional()?)
     }
 
-    /// Every branch that keeps history: (branch id, window, snapshot interval).
-    pub fn branch_histories(&self) -> Result<Vec<(String, i64, i64)>> {
+    /// Every branch that keeps some of its past, with its settings.
+    pub fn branch_histories(&self) -> Result<Vec<(String, HistoryPolicy)>> {
         let mut stmt = self.conn.prepare(
-            "SELECT branch_id, window_seconds, snapshot_every_seconds FROM branch_history",
+            "SELECT window_seconds, snapshot_every_seconds, keep, branch_id FROM branch_history",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(3)?, history_row(r)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 

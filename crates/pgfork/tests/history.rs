@@ -262,3 +262,123 @@ fn a_branch_at_a_past_moment_holds_exactly_what_had_committed_by_then() {
         assert!(!env.states().contains_key(name), "{name} left a branch");
     }
 }
+
+#[test]
+fn history_is_turned_on_thinned_and_off_for_a_branch_that_exists() {
+    let Some(mut env) = Env::new("history-set", Storage::Reflink) else {
+        return;
+    };
+    env.extra_env
+        .push(("PGFORK_REAP_EVERY".into(), "1s".into()));
+    env.ok(&["init", "--sample", "--scale", "1", "--no-hooks"]);
+    env.ok(&["branch", "create", "feat"]);
+    let out = env.ok(&["branch", "history", "feat"]);
+    assert!(out.contains("keeps none"), "{out}");
+    let url = env.url("feat");
+    psql_ok(
+        &url,
+        "CREATE TABLE marks (i int); INSERT INTO marks VALUES (1)",
+    );
+
+    // Bad input is refused before anything changes.
+    let err = env.fails(&["branch", "history", "feat", "--keep", "0"]);
+    assert!(err.contains("keeps no snapshot"), "{err}");
+    let err = env.fails(&["branch", "history", "feat", "--window", "0"]);
+    assert!(err.contains("needs a snapshot interval"), "{err}");
+    let err = env.fails(&[
+        "branch",
+        "history",
+        "feat",
+        "--window",
+        "1h",
+        "--snapshot-every",
+        "10s",
+    ]);
+    assert!(err.contains("too often"), "{err}");
+
+    // The archive is a server setting: a running branch restarts, so a session
+    // refuses the change unless --force.
+    let held = HeldSession::open(&url, "history-held");
+    let err = env.fails(&["branch", "history", "feat", "--window", "1h"]);
+    assert!(err.contains("open session"), "{err}");
+    assert_eq!(held.count(), "1", "the refused change ended no session");
+    assert!(env.branch("feat")["history"].is_null(), "nothing changed");
+    let out = env.ok(&["branch", "history", "feat", "--window", "1h", "--force"]);
+    assert!(out.contains("every moment of the last 1 h"), "{out}");
+    drop(held);
+    let feat = env.branch("feat");
+    assert_eq!(feat["history"]["window_seconds"], 3600, "{feat:#}");
+    assert_eq!(feat["history"]["snapshots"], 1, "{feat:#}");
+    assert_eq!(env.url("feat"), url, "same URL after the restart");
+
+    // Moments from now on can be branched from.
+    psql_ok(&url, "INSERT INTO marks VALUES (2)");
+    let at = psql_ok(
+        &url,
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    psql_ok(&url, "INSERT INTO marks VALUES (3)");
+    env.ok(&["branch", "create", "then", "--parent", "feat", "--at", &at]);
+    assert_eq!(
+        psql_ok(
+            &env.url("then"),
+            "SELECT string_agg(i::text, ',' ORDER BY i) FROM marks"
+        ),
+        "1,2"
+    );
+
+    // Snapshots on a schedule without WAL: moments between them are refused with the
+    // way to the ones there are; `keep` bounds them (the reaper takes one a minute).
+    let out = env.ok(&[
+        "branch",
+        "history",
+        "feat",
+        "--window",
+        "0",
+        "--snapshot-every",
+        "1m",
+        "--keep",
+        "1",
+    ]);
+    assert!(out.contains("a snapshot every 1 min, no WAL"), "{out}");
+    let err = env.fails(&["branch", "create", "again", "--parent", "feat", "--at", &at]);
+    assert!(
+        err.contains("keeps snapshots on a schedule but no WAL"),
+        "{err}"
+    );
+    let history_snaps = |env: &Env| -> Vec<String> {
+        env.json(&["snapshot", "list"])
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter(|s| s["pgfork_reason"] == "history" && s["pgfork_source_branch_name"] == "feat")
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let first = history_snaps(&env);
+    assert_eq!(
+        first.len(),
+        1,
+        "the window's snapshot stays as a scheduled one"
+    );
+    wait_until(
+        "the reaper to take the next scheduled snapshot and drop the older one (keep = 1)",
+        std::time::Duration::from_secs(150),
+        || {
+            let now = history_snaps(&env);
+            now.len() == 1 && now != first
+        },
+    );
+
+    // Off: nothing kept, nothing left behind.
+    let out = env.ok(&["branch", "history", "feat", "--off"]);
+    assert!(out.contains("keeps none"), "{out}");
+    assert!(history_snaps(&env).is_empty());
+    assert!(env.branch("feat")["history"].is_null());
+    assert_eq!(
+        psql_ok(&url, "SELECT count(*) FROM marks"),
+        "3",
+        "the branch's data is untouched"
+    );
+}

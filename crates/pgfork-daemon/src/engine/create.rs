@@ -39,8 +39,8 @@ pub(crate) struct BranchRecipe<'a> {
     pub from_snapshot: Option<&'a Path>,
     /// ... replayed to this moment of the parent's history.
     pub point_in_time: Option<&'a super::history::PointInTime>,
-    /// Keep this much history (seconds), with a history snapshot this often.
-    pub history_window: Option<(i64, Option<i64>)>,
+    /// What the branch keeps of its past (a WAL window, snapshots on a schedule).
+    pub history_window: Option<pgfork_core::HistoryPolicy>,
 }
 
 pub(crate) fn total_file_bytes(path: &Path) -> u64 {
@@ -853,16 +853,19 @@ impl Engine {
             (None, Some(l)) => Some(pgfork_pg::pitr::RecoveryTarget::Lsn(l)),
             (None, None) => None,
         };
-        let history_window = spec
-            .pgfork_history_window_seconds
-            .filter(|w| *w > 0)
-            .map(|w| {
-                (
-                    w,
-                    spec.pgfork_history_snapshot_every_seconds
-                        .filter(|e| *e >= 60),
-                )
-            });
+        let every = match spec.pgfork_history_snapshot_every_seconds {
+            Some(e) if e < 60 => {
+                return Err(ApiError::bad_request(format!(
+                    "a history snapshot every {e} s is too often: give at least 60"
+                )))
+            }
+            e => e,
+        };
+        let history_window = pgfork_core::HistoryPolicy::new(
+            spec.pgfork_history_window_seconds.unwrap_or(0),
+            every,
+            spec.pgfork_history_keep,
+        );
         let name = spec
             .name
             .clone()
@@ -1104,7 +1107,7 @@ impl Engine {
                 self.recover_staged(project, &b, &built, pit, &progress)
                     .await?;
             }
-            if history_window.is_some() {
+            if history_window.is_some_and(|h| h.keeps_wal()) {
                 self.prepare_history_dir(&b.id)?;
             }
             if let Some(rules) = mask {
@@ -1118,8 +1121,8 @@ impl Engine {
                 .await?;
             self.catch_up_sequences(project, &b).await;
             self.record_fork(project, &b).await;
-            if let Some((window, every)) = history_window {
-                self.start_history(project, &b, window, every).await?;
+            if let Some(policy) = &history_window {
+                self.start_history(project, &b, policy).await?;
             }
             if !settings.is_empty() {
                 let json = serde_json::to_string(&settings).unwrap_or_default();

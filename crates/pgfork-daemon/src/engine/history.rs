@@ -7,12 +7,6 @@
 use super::*;
 use pgfork_pg::pitr::{self, RecoveryTarget};
 
-/// How often a history snapshot is taken: a quarter of the window, at most hourly, at
-/// least every ten minutes.
-pub(crate) fn snapshot_every(window_seconds: i64) -> i64 {
-    (window_seconds / 4).clamp(600, 3600)
-}
-
 /// Where a point-in-time branch comes from: a snapshot, and how to fetch the WAL after it.
 pub(crate) struct PointInTime {
     pub snapshot_dir: PathBuf,
@@ -21,7 +15,124 @@ pub(crate) struct PointInTime {
     pub restore_command: String,
 }
 
+/// A branch's history settings as the API gives them, checked; `None`: keep nothing.
+pub(crate) fn policy_from(
+    h: &api::HistorySettings,
+) -> Result<Option<pgfork_core::HistoryPolicy>, ApiError> {
+    if h.window_seconds < 0 {
+        return Err(ApiError::bad_request(
+            "a history window is a duration (0 keeps no WAL): give e.g. 24h",
+        ));
+    }
+    if let Some(e) = h.snapshot_every_seconds.filter(|e| *e < 60) {
+        return Err(ApiError::bad_request(format!(
+            "a history snapshot every {e} s is too often: give at least 1m"
+        )));
+    }
+    if h.keep == Some(0) {
+        return Err(ApiError::bad_request(
+            "keep = 0 keeps no snapshot: give at least 1, or turn history off with a window of 0",
+        ));
+    }
+    Ok(pgfork_core::HistoryPolicy::new(
+        h.window_seconds,
+        h.snapshot_every_seconds,
+        h.keep,
+    ))
+}
+
 impl Engine {
+    /// Refuses history where it cannot be kept: a root that follows its source is
+    /// that source's copy, and archiving is the source's business.
+    pub(crate) fn check_history_allowed(
+        &self,
+        b: &Branch,
+        policy: Option<&pgfork_core::HistoryPolicy>,
+    ) -> Result<(), ApiError> {
+        if !b.state.is_live() {
+            return Err(ApiError::not_found(format!(
+                "branch {:?} is deleted: `pgfork branch recover {}` first",
+                b.name, b.name
+            )));
+        }
+        if policy.is_some() && super::create::follows_source(b) {
+            return Err(ApiError::new(
+                422,
+                "UNPROCESSABLE_ENTITY",
+                format!(
+                    "{:?} follows its source, which keeps its own history: keep history on a branch of it instead",
+                    b.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Changes what an existing branch keeps of its past. Turning its WAL archive on
+    /// or off restarts it if it runs (the archive is a server setting); a new window
+    /// starts with a snapshot, so the moments from now on are reachable at once.
+    pub(crate) async fn change_history(
+        &self,
+        p: &Project,
+        branch_id: &str,
+        policy: Option<pgfork_core::HistoryPolicy>,
+        sessions: super::Sessions,
+    ) -> Result<(), ApiError> {
+        let b = self
+            .store()
+            .branch(branch_id)
+            .map_err(store_err)?
+            .ok_or_else(|| ApiError::not_found("the branch was deleted meanwhile"))?;
+        let archive = self.layout.archive_dir(&b.id);
+        let wal_now = archive.is_dir();
+        let wal_next = policy.is_some_and(|h| h.keeps_wal());
+        if wal_now != wal_next {
+            if let super::Sessions::RefuseAfter(wait) = sessions {
+                self.wait_for_no_sessions(p, &b, wait).await?;
+            }
+            let _branch = self.lock_branch(&b.id).await;
+            let mut b = self.reread(&b)?;
+            let was_running = self.instance(p, &b).is_running();
+            if was_running {
+                self.set_running_locked(p, &mut b, false).await?;
+            }
+            if wal_next {
+                self.prepare_history_dir(&b.id)?;
+            } else {
+                // Its WAL reaches nothing without the archive's beginning.
+                let dir = archive.clone();
+                blocking(move || std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir)))
+                    .await?;
+            }
+            if was_running || wal_next {
+                self.set_running_locked(p, &mut b, true).await?;
+            }
+            tracing::info!(branch = %b.name, wal = wal_next, restarted = was_running, "history: the branch's WAL archive turned {}", if wal_next { "on" } else { "off" });
+        }
+        match policy {
+            None => {
+                self.write_store(|s| s.clear_branch_history(&b.id))
+                    .map_err(store_err)?;
+                let history: Vec<pgfork_store::Snapshot> = self
+                    .store()
+                    .snapshots(&p.id)
+                    .map_err(store_err)?
+                    .into_iter()
+                    .filter(|s| s.source_branch_id == b.id && s.reason == "history")
+                    .collect();
+                for s in history {
+                    self.delete_snapshot(&p.id, &s.id).await?;
+                }
+                tracing::info!(branch = %b.name, "history: kept no more");
+                Ok(())
+            }
+            Some(policy) if wal_next && !wal_now => self.start_history(p, &b, &policy).await,
+            Some(policy) => self
+                .write_store(|s| s.set_branch_history(&b.id, &policy))
+                .map_err(store_err),
+        }
+    }
+
     /// Turns history on for a branch about to start for the first time.
     pub(crate) fn prepare_history_dir(&self, branch_id: &str) -> Result<(), ApiError> {
         let dir = self.layout.archive_dir(branch_id);
@@ -32,16 +143,15 @@ impl Engine {
             .map_err(io_err("protect", &dir))
     }
 
-    /// Records the window and takes the first history snapshot (running branch).
+    /// Records what the branch keeps of its past and takes the first history snapshot
+    /// (running branch).
     pub(crate) async fn start_history(
         &self,
         p: &Project,
         b: &Branch,
-        window: i64,
-        every: Option<i64>,
+        policy: &pgfork_core::HistoryPolicy,
     ) -> Result<(), ApiError> {
-        let every = every.unwrap_or_else(|| snapshot_every(window));
-        self.write_store(|s| s.set_branch_history(&b.id, window, every))
+        self.write_store(|s| s.set_branch_history(&b.id, policy))
             .map_err(store_err)?;
         self.history_snapshot(p, b).await.map(|_| ())
     }
@@ -57,21 +167,29 @@ impl Engine {
     }
 
     pub(crate) fn history_view(&self, b: &Branch, sizes: bool) -> Option<api::BranchHistory> {
-        let (window, every) = self.store().branch_history(&b.id).ok().flatten()?;
-        let oldest_snapshot = self
+        let policy = self.store().branch_history(&b.id).ok().flatten()?;
+        let taken: Vec<DateTime<Utc>> = self
             .store()
             .snapshots(&b.project_id)
             .ok()?
             .into_iter()
             .filter(|s| s.source_branch_id == b.id && s.reason == "history")
             .map(|s| s.created_at)
-            .min();
-        let window_start = Utc::now() - chrono::Duration::seconds(window);
+            .collect();
+        let oldest = taken.iter().min().copied().map(|t| {
+            if policy.keeps_wal() {
+                t.max(Utc::now() - chrono::Duration::seconds(policy.window_seconds))
+            } else {
+                t
+            }
+        });
         Some(api::BranchHistory {
-            window_seconds: window,
-            snapshot_every_seconds: every,
-            oldest: oldest_snapshot.map(|t| t.max(window_start)),
-            archive_bytes: sizes
+            window_seconds: policy.window_seconds,
+            snapshot_every_seconds: policy.snapshot_every_seconds,
+            keep: policy.keep,
+            snapshots: taken.len() as u32,
+            oldest,
+            archive_bytes: (sizes && policy.keeps_wal())
                 .then(|| pgfork_pg::import::dir_bytes(&self.layout.archive_dir(&b.id))),
         })
     }
@@ -85,20 +203,23 @@ impl Engine {
         target: RecoveryTarget,
     ) -> Result<PointInTime, ApiError> {
         let archive = self.layout.archive_dir(&parent.id);
-        let Some((window, _)) = self
-            .store()
-            .branch_history(&parent.id)
-            .map_err(store_err)?
-            .filter(|_| archive.is_dir())
+        let policy = self.store().branch_history(&parent.id).map_err(store_err)?;
+        let Some(window) = policy
+            .filter(|h| h.keeps_wal() && archive.is_dir())
+            .map(|h| h.window_seconds)
         else {
-            return Err(ApiError::new(
-                422,
-                "UNPROCESSABLE_ENTITY",
+            let why = if policy.is_some() {
                 format!(
-                    "{:?} keeps no history, so it cannot be branched at a past moment: branches made with `[history] window = \"24h\"` in .pgfork.toml keep one",
-                    parent.name
-                ),
-            ));
+                    "{:?} keeps snapshots on a schedule but no WAL, so only those moments can be used: `pgfork snapshot list`, then `--from-snapshot` or `branch restore --to SNAPSHOT` (or `pgfork branch history {} --window 24h` to keep every moment)",
+                    parent.name, parent.name
+                )
+            } else {
+                format!(
+                    "{:?} keeps no history, so it cannot be branched at a past moment: `pgfork branch history {} --window 24h` (or `[history] window = \"24h\"` in .pgfork.toml for new branches) keeps one",
+                    parent.name, parent.name
+                )
+            };
+            return Err(ApiError::new(422, "UNPROCESSABLE_ENTITY", why));
         };
         let mut snaps: Vec<pgfork_store::Snapshot> = self
             .store()
@@ -330,10 +451,10 @@ impl Engine {
     }
 
     /// The reaper's part: a history snapshot per interval (of running branches only:
-    /// nothing is woken for it), and what falls out of the window dropped.
+    /// nothing is woken for it), and what the window and `keep` no longer need dropped.
     pub async fn keep_history(&self, now: DateTime<Utc>) {
         let histories = self.store().branch_histories().unwrap_or_default();
-        for (branch_id, window, every) in histories {
+        for (branch_id, policy) in histories {
             let Ok(Some(b)) = self.store().branch(&branch_id) else {
                 continue;
             };
@@ -351,10 +472,8 @@ impl Engine {
                 .filter(|s| s.source_branch_id == b.id && s.reason == "history")
                 .collect();
             mine.sort_by_key(|s| s.created_at);
-            let due = mine
-                .last()
-                .is_none_or(|s| s.created_at + chrono::Duration::seconds(every) <= now);
-            if due && self.instance(&p, &b).is_running() {
+            let newest = mine.last().map(|s| s.created_at);
+            if policy.snapshot_due(newest, now) && self.instance(&p, &b).is_running() {
                 match self.history_snapshot(&p, &b).await {
                     Ok(s) => mine.push(s),
                     Err(e) => {
@@ -362,22 +481,21 @@ impl Engine {
                     }
                 }
             }
-            // The newest snapshot at or before the window's start is the base of the
-            // window; older ones, and the WAL before it, are no longer needed.
-            let start = now - chrono::Duration::seconds(window);
-            let Some(base_at) = mine
-                .iter()
-                .filter(|s| s.created_at <= start)
-                .map(|s| s.created_at)
-                .max()
-            else {
-                continue;
-            };
-            for s in mine.iter().filter(|s| s.created_at < base_at) {
-                tracing::info!(branch = %b.name, snapshot = %s.name, "out of the history window: deleting");
+            let taken: Vec<DateTime<Utc>> = mine.iter().map(|s| s.created_at).collect();
+            let drop = pgfork_core::history_to_drop(&taken, &policy, now);
+            for &i in &drop {
+                let s = &mine[i];
+                tracing::info!(branch = %b.name, snapshot = %s.name, "no longer needed by the branch's history: deleting");
                 let _ = self.delete_snapshot(&p.id, &s.id).await;
             }
-            let Some(base) = mine.iter().find(|s| s.created_at == base_at) else {
+            if !policy.keeps_wal() {
+                continue;
+            }
+            // The WAL before the oldest snapshot kept reaches nothing any more.
+            let Some(base) = (0..mine.len())
+                .find(|i| !drop.contains(i))
+                .map(|i| &mine[i])
+            else {
                 continue;
             };
             let label =
@@ -392,17 +510,5 @@ impl Engine {
                 .await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_snapshots_are_between_ten_minutes_and_an_hour_apart() {
-        assert_eq!(snapshot_every(86_400), 3600);
-        assert_eq!(snapshot_every(3600), 900);
-        assert_eq!(snapshot_every(60), 600);
     }
 }

@@ -1,5 +1,5 @@
 //! Changing a branch's settings (name, protection, TTL, idle timeout, pairing): metadata only, under
-//! the branch's lock.
+//! the branch's lock; and what it keeps of its past (history.rs), which may restart it.
 
 use super::*;
 
@@ -11,11 +11,28 @@ impl Engine {
         req: api::BranchUpdateRequest,
     ) -> Result<api::BranchResponse, ApiError> {
         let project = self.project(project_ref)?;
+        let mut u = req.branch;
+        // Checked before anything changes; applied after the metadata, outside the
+        // branch's lock (it restarts the branch and takes a snapshot under it).
+        let history = u
+            .pgfork_history
+            .take()
+            .map(|h| super::history::policy_from(&h))
+            .transpose()?;
+        let sessions = if u.pgfork_refuse_sessions {
+            super::Sessions::RefuseAfter(std::time::Duration::from_secs(
+                u.pgfork_wait_seconds.unwrap_or(0),
+            ))
+        } else {
+            super::Sessions::End
+        };
         let _op = self.in_flight().await;
         let found = self.branch(&project, branch_ref)?;
-        let _branch = self.lock_branch(&found.id).await;
+        if let Some(h) = &history {
+            self.check_history_allowed(&found, h.as_ref())?;
+        }
+        let branch_lock = self.lock_branch(&found.id).await;
         let mut b = self.reread(&found)?;
-        let u = req.branch;
         if let Some(name) = u.name {
             validate_branch_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
             if name != b.name
@@ -71,6 +88,12 @@ impl Engine {
         // of its own: a refresh runs them again.
         if migrated && req_after_create_reported {
             self.record_baseline(&project, &b).await;
+        }
+        drop(branch_lock);
+        if let Some(policy) = history {
+            self.change_history(&project, &b.id, policy, sessions)
+                .await?;
+            b = self.reread(&b)?;
         }
         Ok(self.branch_response(&project, &b, None))
     }
