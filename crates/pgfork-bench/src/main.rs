@@ -235,7 +235,7 @@ async fn bench_one(
         &size.1.to_string(),
         "--no-hooks",
     ])?;
-    let main = st.json(&["branch", "get", "main"])?;
+    let main = st.json(&["branch", "get", "main", "--show-password"])?;
     let logical = main["logical_bytes"].as_u64().unwrap_or(0);
     eprintln!(
         "  {storage} {}: root of {:.2} GB built in {:.0} s",
@@ -458,7 +458,7 @@ fn bench_mask(pgfork: &Path, base: &Path) -> Result<()> {
 async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
     let st = Store::new(base, "proxy", pgfork)?;
     st.run(&["init", "--sample", "--scale", "10", "--no-hooks"])?;
-    let main = st.json(&["branch", "get", "main"])?;
+    let main = st.json(&["branch", "get", "main", "--show-password"])?;
     let url = main["url"].as_str().unwrap_or_default().to_string();
     let id = main["id"].as_str().unwrap_or_default().to_string();
     let port = main["port"].as_u64().unwrap_or(0);
@@ -467,34 +467,7 @@ async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
         "postgresql:///postgres?host={}&port={port}&user=postgres",
         socket_dir.display()
     );
-    let pgbench = |target: &str| -> Result<f64> {
-        let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
-            .args(["-n", "-S", "-c", "8", "-j", "2", "-T", "10", target])
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("tps = ")
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-            })
-            .with_context(|| {
-                format!(
-                    "pgbench printed no tps: {text}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })
-    };
-    let (mut via, mut straight) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        via.push(pgbench(&url)?);
-        straight.push(pgbench(&direct)?);
-    }
-    let (v, d) = (
-        via.iter().sum::<f64>() / 2.0,
-        straight.iter().sum::<f64>() / 2.0,
-    );
-    println!("pgbench -S -c 8 -j 2, 2×10 s alternating: proxy {v:.0} tps, straight to the unix socket {d:.0} tps: {:.2}×", v / d);
+    front_door_throughput(&st, &url, &direct, &socket_dir, port)?;
     let connect = |u: String| async move {
         let mut times = Vec::new();
         for _ in 0..200 {
@@ -554,8 +527,359 @@ async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
     Ok(())
 }
 
+/// pgbench -S through each front door, alternating rounds in one run: pgfork's proxy,
+/// pgbouncer (session mode, SCRAM, in front of the same branch's unix socket), `pgfork url
+/// --direct`, and each door with TLS. Same data, same server, same client.
+fn front_door_throughput(
+    st: &Store,
+    url: &str,
+    direct: &str,
+    socket_dir: &Path,
+    port: u64,
+) -> Result<()> {
+    let seconds = std::env::var("PGFORK_BENCH_SECONDS").unwrap_or_else(|_| "10".into());
+    let rounds: usize = std::env::var("PGFORK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2);
+    let pgbench = |target: &str| -> Result<f64> {
+        let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+            .args(["-n", "-S", "-c", "8", "-j", "2", "-T", &seconds, target])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("tps = ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .with_context(|| {
+                format!(
+                    "pgbench printed no tps: {text}{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    };
+    let bouncer = Pgbouncer::start(st, url, socket_dir, port)?;
+    let url_direct = st.run(&["url", "main", "--direct"])?.trim().to_string();
+    // pgbouncer has no channel binding: neither side uses it, so the TLS rows compare
+    // the same handshake and the same record layer.
+    let tls = |u: &str| {
+        let sep = if u.contains('?') { '&' } else { '?' };
+        format!("{u}{sep}sslmode=require&channel_binding=disable")
+    };
+    let doors: Vec<(&str, String)> = vec![
+        ("pgfork proxy", url.to_string()),
+        ("pgbouncer", bouncer.url.clone()),
+        ("pgfork proxy, TLS", tls(url)),
+        ("pgbouncer, TLS", tls(&bouncer.url)),
+        ("pgfork url --direct (unix socket)", url_direct),
+        (
+            "straight to the unix socket (superuser)",
+            direct.to_string(),
+        ),
+    ];
+    let mut tps: Vec<Vec<f64>> = vec![Vec::new(); doors.len()];
+    for _ in 0..rounds {
+        for (i, (_, target)) in doors.iter().enumerate() {
+            tps[i].push(pgbench(target)?);
+        }
+    }
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let direct_tps = mean(&tps[5]);
+    println!("pgbench -S -c 8 -j 2, {rounds}×{seconds} s per door, alternating:");
+    for (i, (name, _)) in doors.iter().enumerate() {
+        println!(
+            "  {name:<42} {:>8.0} tps  ({:.2}× direct)",
+            mean(&tps[i]),
+            mean(&tps[i]) / direct_tps
+        );
+    }
+    println!(
+        "  proxy / pgbouncer: {:.2}× plain, {:.2}× TLS",
+        mean(&tps[0]) / mean(&tps[1]),
+        mean(&tps[2]) / mean(&tps[3])
+    );
+    drop(bouncer);
+    Ok(())
+}
+
+/// A pgbouncer in session mode in front of a branch's unix socket, with the branch
+/// owner's SCRAM verifier as its auth file: the same authentication as pgfork's proxy.
+struct Pgbouncer {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Pgbouncer {
+    fn start(st: &Store, url: &str, socket_dir: &Path, port: u64) -> Result<Pgbouncer> {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::process::CommandExt;
+        let exe = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .context("pgbouncer is not installed (apt-get install pgbouncer)")?;
+        let parsed = url::Url::parse(url)?;
+        let role = parsed.username().to_string();
+        let password = parsed.password().unwrap_or_default().to_string();
+        let owner = std::fs::metadata(socket_dir)?;
+        let dir = st.home.parent().unwrap_or(&st.home).join("pgbouncer");
+        std::fs::create_dir_all(&dir)?;
+        let superuser = format!(
+            "postgresql:///postgres?host={}&port={port}&user=postgres",
+            socket_dir.display()
+        );
+        let verifier = Command::new("/usr/lib/postgresql/15/bin/psql")
+            .args(["-XAtq", "-d", &superuser, "-c"])
+            .arg(format!(
+                "SELECT rolpassword FROM pg_authid WHERE rolname = '{role}'"
+            ))
+            .output()?;
+        let verifier = String::from_utf8_lossy(&verifier.stdout).trim().to_string();
+        if !verifier.starts_with("SCRAM-SHA-256$") {
+            bail!("{role} has no SCRAM verifier to give pgbouncer");
+        }
+        let listen = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let key = dir.join("key.pem");
+        let cert = dir.join("cert.pem");
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()?;
+        if !made.success() {
+            bail!("openssl could not make pgbouncer's certificate");
+        }
+        std::fs::write(
+            dir.join("users.txt"),
+            format!("\"{role}\" \"{verifier}\"\n"),
+        )?;
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\npostgres = host={} port={port} dbname=postgres user={role}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = session\nmax_client_conn = 100\ndefault_pool_size = 20\nlog_connections = 0\nlog_disconnections = 0\nlogfile = {}\npidfile = {}\nclient_tls_sslmode = allow\nclient_tls_key_file = {}\nclient_tls_cert_file = {}\n",
+                socket_dir.display(),
+                dir.join("users.txt").display(),
+                dir.join("pgbouncer.log").display(),
+                dir.join("pgbouncer.pid").display(),
+                key.display(),
+                cert.display(),
+            ),
+        )?;
+        for f in std::fs::read_dir(&dir)?.flatten() {
+            std::os::unix::fs::chown(f.path(), Some(owner.uid()), Some(owner.gid()))?;
+        }
+        std::os::unix::fs::chown(&dir, Some(owner.uid()), Some(owner.gid()))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(dir.join("pgbouncer.ini"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if nix_is_root() {
+            cmd.uid(owner.uid()).gid(owner.gid());
+        }
+        let child = cmd.spawn()?;
+        let url = format!("postgresql://{role}:{password}@127.0.0.1:{listen}/postgres");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "pgbouncer did not start: {}",
+                    std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Pgbouncer { child, dir, url })
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `pgfork-bench production [XFS_DIR]`: create → first query of branches of a root
+/// adopted from a data directory tuned like production (512 MB of shared buffers, a
+/// large WAL reserve, preload libraries, 300 connections), next to branches of a sample
+/// root of the same data size, in one run on a reflink store.
+async fn bench_production(pgfork: &Path, xfs: Option<PathBuf>) -> Result<()> {
+    let (base, mounted) = match xfs {
+        Some(d) => (d, None),
+        None => {
+            let (d, img) = mount_xfs()?;
+            (d.clone(), Some((d, img)))
+        }
+    };
+    let result = production_rows(pgfork, &base).await;
+    if let Some((d, img)) = mounted {
+        let _ = Command::new("umount").arg(&d).status();
+        let _ = std::fs::remove_file(&img);
+        let _ = std::fs::remove_dir(&d);
+    }
+    result
+}
+
+async fn production_rows(pgfork: &Path, base: &Path) -> Result<()> {
+    const BIN: &str = "/usr/lib/postgresql/15/bin";
+    let src = base.join("prod-src");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(&src)?;
+    let pgdata = src.join("pgdata");
+    let as_postgres = |program: &str| {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(Path::new(BIN).join(program));
+        c
+    };
+    if !Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&src)
+        .status()?
+        .success()
+    {
+        bail!("could not give {} to the postgres user", src.display());
+    }
+    let ok = |c: &mut Command, what: &str| -> Result<()> {
+        let out = c.stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            bail!("{what}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    ok(
+        as_postgres("initdb").args(["-D"]).arg(&pgdata).args([
+            "-U",
+            "postgres",
+            "--data-checksums",
+            "-A",
+            "trust",
+        ]),
+        "initdb",
+    )?;
+    let tuning = "shared_buffers = '512MB'\nmax_connections = 300\nmin_wal_size = '1GB'\nmax_wal_size = '4GB'\nwal_keep_size = '512MB'\ncheckpoint_timeout = '30min'\neffective_cache_size = '8GB'\nmaintenance_work_mem = '256MB'\nwal_buffers = '16MB'\nshared_preload_libraries = 'pg_stat_statements'\nlogging_collector = on\nmax_wal_senders = 10\nwal_level = replica\n";
+    let conf = pgdata.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf)?;
+    text.push_str(tuning);
+    std::fs::write(&conf, text)?;
+    let sock = src.display().to_string();
+    ok(
+        as_postgres("pg_ctl")
+            .args(["-D"])
+            .arg(&pgdata)
+            .args(["-w", "-l"])
+            .arg(src.join("server.log"))
+            .args([
+                "-o",
+                &format!("-k {sock} -c listen_addresses='' -p 5499"),
+                "start",
+            ]),
+        "start the production cluster",
+    )?;
+    let url = format!("postgresql:///postgres?host={sock}&port=5499&user=postgres");
+    let t = Instant::now();
+    ok(
+        Command::new(Path::new(BIN).join("pgbench")).args(["-i", "-q", "-s", "30", &url]),
+        "pgbench -i",
+    )?;
+    ok(
+        Command::new(Path::new(BIN).join("pgbench")).args(["-n", "-c", "4", "-T", "30", &url]),
+        "pgbench writes",
+    )?;
+    ok(
+        Command::new(Path::new(BIN).join("psql")).args(["-XAtq", "-d", &url, "-c", "CHECKPOINT"]),
+        "checkpoint",
+    )?;
+    ok(
+        as_postgres("pg_ctl")
+            .args(["-D"])
+            .arg(&pgdata)
+            .args(["-w", "-m", "fast", "stop"]),
+        "stop the production cluster",
+    )?;
+    let wal = std::fs::read_dir(pgdata.join("pg_wal"))?
+        .flatten()
+        .filter(|e| e.file_name().len() == 24)
+        .count();
+    eprintln!(
+        "production cluster: pgbench scale 30 + 30 s of writes in {:.0} s; {wal} WAL segments kept",
+        t.elapsed().as_secs_f64()
+    );
+    let mut rows = Vec::new();
+    for (label, init) in [
+        (
+            "adopted production directory",
+            vec![
+                "init",
+                "--from-dir",
+                pgdata.to_str().unwrap_or_default(),
+                "--no-hooks",
+            ],
+        ),
+        (
+            "sample root (scale 30)",
+            vec!["init", "--sample", "--scale", "30", "--no-hooks"],
+        ),
+    ] {
+        let st = Store::new(base, "production", pgfork)?;
+        let t = Instant::now();
+        st.run(&init)?;
+        let made = t.elapsed().as_secs_f64();
+        let mut times = Vec::new();
+        for i in 0..10 {
+            let name = format!("p{i}");
+            let t = Instant::now();
+            st.run(&["branch", "create", &name])?;
+            let url = st.run(&["url", &name])?.trim().to_string();
+            first_query(&url).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            st.run(&["branch", "delete", &name, "--purge"])?;
+        }
+        rows.push((label, made, pct(&times, 50.0), pct(&times, 95.0)));
+    }
+    println!("create → first query, reflink, idle parent, 10 runs each, one run:");
+    for (label, made, p50, p95) in &rows {
+        println!("  {label:<30} root made in {made:.1} s; p50 {p50:.0} ms, p95 {p95:.0} ms");
+    }
+    if let [a, b] = rows.as_slice() {
+        println!("  production / sample p50: {:.2}×", a.2 / b.2);
+    }
+    let _ = std::fs::remove_dir_all(&src);
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("production") {
+        let pgfork = std::env::current_exe()?.with_file_name("pgfork");
+        return bench_production(&pgfork, std::env::args().nth(2).map(PathBuf::from)).await;
+    }
     if std::env::args().nth(1).as_deref() == Some("checkout") {
         let pgfork = std::env::current_exe()?.with_file_name("pgfork");
         let base = std::env::args()

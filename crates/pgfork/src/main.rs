@@ -28,8 +28,15 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
+    // Two workers: the daemon relays client traffic while it clones and starts
+    // branches. PGFORK_RUNTIME_THREADS changes it (pgfork-bench proxy measures both).
+    let workers = std::env::var("PGFORK_RUNTIME_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(2);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
