@@ -27,5 +27,7 @@ if ! command -v cargo >/dev/null; then
     echo "error: cargo is not installed: install Rust from https://rustup.rs, then run this again" >&2
     exit 1
 fi
+target_dir="${CARGO_TARGET_DIR:-target}"
+[ -x "$target_dir/release/pgfork" ] || echo "building pgfork (the first build takes about 4 minutes on two cores; later ones seconds)"
 cargo build --release -p pgfork
-exec ./target/release/pgfork demo "$@"
+exec "$target_dir/release/pgfork" demo "$@"

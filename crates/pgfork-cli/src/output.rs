@@ -15,6 +15,22 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
+static SHOW_PASSWORD: AtomicBool = AtomicBool::new(false);
+
+/// `--show-password`: URLs in output keep their passwords.
+pub fn set_show_password(show: bool) {
+    SHOW_PASSWORD.store(show, Ordering::Relaxed);
+}
+
+/// A URL as output shows it: redacted unless `--show-password`.
+pub fn shown_url(url: &str) -> String {
+    if SHOW_PASSWORD.load(Ordering::Relaxed) {
+        url.to_string()
+    } else {
+        redacted(url)
+    }
+}
+
 /// A line on stderr that helps but is not needed: silent with `-q`.
 #[macro_export]
 macro_rules! note {
@@ -33,7 +49,8 @@ pub struct BranchView<'a> {
     pub parent: Option<&'a str>,
     pub state: &'a str,
     pub port: u16,
-    pub url: &'a str,
+    /// Password as `****` unless `--show-password`.
+    pub url: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub protected: bool,
@@ -63,7 +80,7 @@ pub fn view(b: &Branch) -> BranchView<'_> {
         parent: b.parent_name.as_deref(),
         state: b.state_word(),
         port: b.port,
-        url: &b.connection_uri,
+        url: shown_url(&b.connection_uri),
         created_at: b.created_at,
         expires_at: b.expires_at,
         protected: b.protected,
@@ -95,6 +112,47 @@ pub fn redacted(url: &str) -> String {
     match url[scheme_end..at].split_once(':') {
         Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end], &url[at..]),
         None => url.to_string(),
+    }
+}
+
+/// What a branch keeps of its past, in one line.
+pub fn history_summary(h: Option<&pgfork_api::BranchHistory>) -> String {
+    let Some(h) = h else {
+        return "none (`pgfork branch history NAME --window 24h` keeps every moment of a day)"
+            .to_string();
+    };
+    let span = |s: i64| ago(chrono::Duration::seconds(s));
+    let kept = match h.keep {
+        Some(k) => format!(
+            "{} snapshot{} (at most {k})",
+            h.snapshots,
+            if h.snapshots == 1 { "" } else { "s" }
+        ),
+        None => format!(
+            "{} snapshot{}",
+            h.snapshots,
+            if h.snapshots == 1 { "" } else { "s" }
+        ),
+    };
+    let since = h
+        .oldest
+        .map(|t| format!(", back to {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+        .unwrap_or_default();
+    let archive = h
+        .archive_bytes
+        .map(|b| format!(", WAL archive {}", pgfork_core::human_bytes(b)))
+        .unwrap_or_default();
+    if h.window_seconds > 0 {
+        format!(
+            "every moment of the last {} ({kept}, one every {}{since}{archive})",
+            span(h.window_seconds),
+            span(h.snapshot_every_seconds)
+        )
+    } else {
+        format!(
+            "a snapshot every {}, no WAL ({kept}{since})",
+            span(h.snapshot_every_seconds)
+        )
     }
 }
 

@@ -422,6 +422,7 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
                         .snapshot_every_seconds()
                         .ok()
                         .flatten(),
+                    pgfork_history_keep: ctx.cfg.history.keep().ok().flatten(),
                     ..Default::default()
                 },
                 endpoints: vec![],
@@ -438,11 +439,12 @@ async fn create_for(ctx: &Ctx, git: &str, all: &[api::Branch]) -> Result<api::Br
             .branch;
     }
     eprintln!(
-        "pgfork: created {}database branch {:?} from {:?} in {:.2} s",
+        "pgfork: created {}database branch {:?} from {:?} in {:.2} s; `pgfork branch delete {}` removes it",
         if masking.is_some() { "masked " } else { "" },
         b.name,
         b.parent_name.as_deref().unwrap_or("-"),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        b.name
     );
     Ok(b)
 }
@@ -561,11 +563,11 @@ pub async fn announce_deletions(changes: &[(String, Option<String>)]) {
         }
         match renamed.as_deref() {
             Some("") => eprintln!(
-                "pgfork: database branch {:?} follows the rename of git branch {git} (same URL)",
+                "pgfork: database branch {:?} follows the rename of git branch {git} (same URL); renaming it back moves it back",
                 b.name
             ),
             Some(to) => eprintln!(
-                "pgfork: database branch {:?} follows git branch {git} to {to} (same URL)",
+                "pgfork: database branch {:?} follows git branch {git} to {to} (same URL); `git branch -m {to} {git}` moves it back",
                 b.name
             ),
             None => eprintln!(
@@ -627,6 +629,41 @@ pub fn on_reference_transaction(state: &str, stdin: &str) {
     ])
     .args(&deleted);
     detach(&mut cmd);
+}
+
+/// post-merge, in git's terminal: one line per database branch the merge made
+/// removable, with the command that brings it back; the detached gc does the work.
+/// Asks a daemon that already runs, and only briefly (a merge must stay fast).
+pub async fn announce_gc() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let Ok(repo) = Repo::discover(&cwd) else {
+        return;
+    };
+    let Ok(cfg) = project::read_config(&repo.root.join(project::CONFIG_FILE)) else {
+        return;
+    };
+    let Ok(client) = connect::client() else {
+        return;
+    };
+    let client = client.with_timeout(std::time::Duration::from_millis(500));
+    let project = cfg.project.name.clone();
+    let ctx = Ctx {
+        repo,
+        cfg,
+        client,
+        project,
+    };
+    let Ok(plan) = gc_plan(&ctx).await else {
+        return;
+    };
+    for a in plan.iter().filter(|a| a.action == "delete") {
+        eprintln!(
+            "pgfork: database branch {:?} goes to the trash ({}); `pgfork branch recover {}` brings it back",
+            a.branch, a.detail, a.branch
+        );
+    }
 }
 
 /// post-merge: let gc look at what the merge made removable, after git is done.

@@ -73,7 +73,30 @@ fn passwords_are_printed_only_by_the_commands_that_are_about_them() {
         !init.contains(&password) && init.contains("pgfork_owner:****@"),
         "{init}"
     );
-    env.ok(&["branch", "create", "x"]);
+    let created = env.ok(&["branch", "create", "x"]);
+    let x_url = env.url("x");
+    let x_secret = x_url
+        .rsplit_once('@')
+        .map(|(l, _)| l.rsplit(':').next().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(
+        !x_secret.is_empty() && !created.contains(&x_secret) && created.contains(":****@"),
+        "{created}"
+    );
+    for shown in [
+        env.ok(&["branch", "get", "x"]),
+        env.ok(&["branch", "get", "x", "--json"]),
+        env.ok(&["branch", "list", "--json"]),
+        env.ok(&["status", "--json"]),
+    ] {
+        assert!(
+            !shown.contains(&x_secret) && !shown.contains(&password),
+            "{shown}"
+        );
+    }
+    // Asked for, it is there: the same URL `pgfork url` prints.
+    let asked = env.json(&["branch", "get", "x", "--show-password"]);
+    assert_eq!(asked["url"], x_url.as_str());
     env.ok(&["branch", "delete", "x"]);
     let recovered = env.ok(&["branch", "recover", "x"]);
     let x_password = env.url("x");

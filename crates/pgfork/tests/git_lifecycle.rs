@@ -236,8 +236,14 @@ fn deletions_prunes_ttls_and_gc() {
         return;
     };
     init_repo(&env);
-    // -D of an unmerged branch: soft delete.
-    env.git(&["checkout", "-q", "-b", "unmerged"]);
+    // -D of an unmerged branch: soft delete. Its creation said how to undo it.
+    let out = env.git_output(&env.repo, &["checkout", "-q", "-b", "unmerged"]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("created database branch \"unmerged\"")
+            && said.contains("`pgfork branch delete unmerged` removes it"),
+        "{said}"
+    );
     std::fs::write(env.repo.join("u.txt"), "u").expect("write");
     env.git(&["add", "u.txt"]);
     env.git(&["commit", "-q", "-m", "u"]);
@@ -257,7 +263,8 @@ fn deletions_prunes_ttls_and_gc() {
     let out = env.git_output(&env.repo, &["branch", "-m", "old-name", "new-name"]);
     let said = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
-        said.contains("follows git branch old-name to new-name"),
+        said.contains("follows git branch old-name to new-name")
+            && said.contains("`git branch -m new-name old-name` moves it back"),
         "{said}"
     );
 
@@ -324,7 +331,19 @@ fn deletions_prunes_ttls_and_gc() {
     env.git(&["add", "m.txt"]);
     env.git(&["commit", "-q", "-m", "m"]);
     env.git(&["checkout", "-q", "main"]);
-    env.git(&["merge", "-q", "--no-ff", "-m", "merge", "merged"]);
+    let out = env.git_output(
+        &env.repo,
+        &["merge", "-q", "--no-ff", "-m", "merge", "merged"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    // The terminal where git merged says which database goes, and how to undo it.
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("database branch \"merged\" goes to the trash")
+            && said.contains("`pgfork branch recover merged` brings it back")
+            && !said.contains("\"fresh\""),
+        "{said}"
+    );
     wait_state(&env, "merged", "deleted");
     assert_eq!(
         env.states().get("fresh").map(String::as_str),

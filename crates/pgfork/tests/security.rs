@@ -78,7 +78,8 @@ fn another_user_cannot_take_a_live_or_trashed_branch_port() {
         assert!(out.contains("Address already in use"), "{out}");
     }
     // The trashed branch's port answers, from pgfork, that nothing is there.
-    let url = env.branch("gone")["url"].as_str().expect("url").to_string();
+    let gone = env.json(&["branch", "get", "gone", "--show-password"]);
+    let url = gone["url"].as_str().expect("url").to_string();
     let err = psql(&url, "SELECT 1").expect_err("no branch behind a trashed port");
     assert!(err.contains("no pgfork branch"), "{err}");
     // Recover keeps the URL: the port was never anyone else's.

@@ -28,6 +28,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
             unmasked,
             from_snapshot,
             at,
+            history,
             json,
         } => {
             if let Some(snap) = from_snapshot {
@@ -93,13 +94,17 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .map(|path| project::read_config(&path))
                 .transpose()?;
             let postgres_settings = repo_cfg.as_ref().and_then(|c| c.postgres_settings());
-            let (history_window, history_every) = match &repo_cfg {
+            let (mut history_window, history_every, history_keep) = match &repo_cfg {
                 Some(c) => (
                     c.history.window_seconds()?,
                     c.history.snapshot_every_seconds()?,
+                    c.history.keep()?,
                 ),
-                None => (None, None),
+                None => (None, None, None),
             };
+            if let Some(w) = history.as_deref() {
+                history_window = Some(parse_window(w)?);
+            }
             let (parent_timestamp, parent_lsn) = match at.as_deref() {
                 Some(a) => parse_moment(a)?,
                 None => (None, None),
@@ -133,6 +138,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                             pgfork_postgres_settings: postgres_settings,
                             pgfork_history_window_seconds: history_window,
                             pgfork_history_snapshot_every_seconds: history_every,
+                            pgfork_history_keep: history_keep,
                             // An absolute time is what every Neon-v2 server understands.
                             pgfork_ttl_seconds: None,
                             parent_lsn,
@@ -144,6 +150,8 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 .await?;
             if no_wait {
                 if json {
+                    let mut resp = resp;
+                    resp.branch.connection_uri = output::shown_url(&resp.branch.connection_uri);
                     print_json(&resp)?;
                 } else {
                     let running: Vec<&str> = resp
@@ -181,7 +189,7 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                     b.parent_name.as_deref().unwrap_or("-"),
                     b.clone_method
                 );
-                println!("{}", b.connection_uri);
+                println!("{}", output::shown_url(&b.connection_uri));
             }
         }
         BranchCommand::List { all, json } => {
@@ -239,6 +247,11 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
                 let v = serde_json::to_value(view(&b))?;
                 if let Some(obj) = v.as_object() {
                     for (k, val) in obj {
+                        if k == "history" {
+                            let h = crate::output::history_summary(b.pgfork_history.as_ref());
+                            println!("{k:<14} {h}");
+                            continue;
+                        }
                         let s = match val {
                             serde_json::Value::String(s) => s.clone(),
                             serde_json::Value::Null => "-".into(),
@@ -290,6 +303,75 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
         }
         BranchCommand::Refresh { name, opts } => {
             return super::reset::reset(&c, &p, reset_request(name, opts, true), explicit).await;
+        }
+        BranchCommand::History {
+            name,
+            window,
+            snapshot_every,
+            keep,
+            off,
+            force,
+            wait,
+            json,
+        } => {
+            if keep == Some(0) {
+                bail!("--keep 0 keeps no snapshot: give at least 1, or --off to keep nothing");
+            }
+            let current = c.get_branch(&p, &name, true).await?.branch;
+            let change = off || window.is_some() || snapshot_every.is_some() || keep.is_some();
+            let b = if change {
+                let now = current.pgfork_history.as_ref();
+                let window_seconds = match window.as_deref() {
+                    Some(w) => parse_window(w)?,
+                    None if off => 0,
+                    None => now.map(|h| h.window_seconds).unwrap_or(0),
+                };
+                let snapshot_every_seconds = match snapshot_every.as_deref() {
+                    Some(e) => Some(pgfork_core::parse_ttl(e)?.as_secs() as i64),
+                    // A new window gets the interval that suits it, unless one was set.
+                    None if off || window.is_some() => None,
+                    None => now.map(|h| h.snapshot_every_seconds),
+                };
+                let keep = if off {
+                    None
+                } else {
+                    keep.or(now.and_then(|h| h.keep))
+                };
+                if !off && window_seconds == 0 && snapshot_every_seconds.is_none() {
+                    bail!(
+                        "a window of 0 keeps no WAL, so history needs a snapshot interval: add --snapshot-every 1h, or use --off to keep nothing"
+                    );
+                }
+                let wait_seconds = match &wait {
+                    Some(w) => Some(pgfork_core::parse_ttl(w)?.as_secs()),
+                    None => None,
+                };
+                let req = api::BranchUpdateRequest {
+                    branch: api::BranchUpdate {
+                        pgfork_history: Some(api::HistorySettings {
+                            window_seconds,
+                            snapshot_every_seconds,
+                            keep,
+                        }),
+                        pgfork_refuse_sessions: !force,
+                        pgfork_wait_seconds: wait_seconds,
+                        ..Default::default()
+                    },
+                };
+                c.update_branch(&p, &current.id, &req).await?;
+                c.get_branch(&p, &current.id, true).await?.branch
+            } else {
+                current
+            };
+            if json {
+                print_json(&b.pgfork_history)?;
+            } else {
+                println!(
+                    "{:?} keeps {}",
+                    b.name,
+                    crate::output::history_summary(b.pgfork_history.as_ref())
+                );
+            }
         }
         BranchCommand::Start { name } => {
             let b = c.set_running(&p, &name, true).await?.branch;
@@ -375,6 +457,16 @@ pub(super) async fn branch(cmd: BranchCommand, explicit: Option<&str>) -> Result
         BranchCommand::Unprotect { name } => set_protected(&c, &p, &name, false).await?,
     }
     Ok(0)
+}
+
+/// A history window: a duration, or `0`/`off` for none.
+pub(super) fn parse_window(s: &str) -> Result<i64> {
+    match s.trim() {
+        "0" | "off" | "none" => Ok(0),
+        other => Ok(pgfork_core::parse_ttl(other)?
+            .as_secs()
+            .min(i64::MAX as u64) as i64),
+    }
 }
 
 /// `10m` → 600, `-1`/`never` → -1, `default` → 0 (Neon's suspend_timeout_seconds).

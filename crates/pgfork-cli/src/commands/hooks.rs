@@ -87,6 +87,7 @@ pub(super) async fn hook(name: &str, args: &[String]) -> i32 {
             }
             "post-merge" => {
                 pairing::on_merge();
+                pairing::announce_gc().await;
                 Ok(())
             }
             "settle" | "gc" => {

@@ -55,6 +55,7 @@ use webhook::webhook;
 
 pub async fn run(cli: Cli) -> Result<i32> {
     output::set_quiet(cli.quiet);
+    output::set_show_password(cli.show_password);
     let explicit = cli.project.as_deref();
     match cli.command {
         Command::Init(args) => init(args, explicit).await,

@@ -42,9 +42,15 @@ pub(super) async fn reset(
             .as_deref()
             .is_none_or(|c| c.trim().is_empty())
         {
-            bail!("this repository's .pgfork.toml has no [hooks] after_create command: `pgfork branch reset {}` resets without migrating", b.name);
+            // Nothing of its own to run again: the refresh is the reset.
+            crate::note!(
+                "note: this repository's .pgfork.toml has no [hooks] after_create command, so refreshing {:?} is a reset",
+                b.name
+            );
+            None
+        } else {
+            Some(ctx)
         }
-        Some(ctx)
     } else {
         None
     };
