@@ -460,9 +460,17 @@ async fn bench_proxy(pgfork: &Path, base: &Path) -> Result<()> {
     st.run(&["init", "--sample", "--scale", "10", "--no-hooks"])?;
     let main = st.json(&["branch", "get", "main", "--show-password"])?;
     let url = main["url"].as_str().unwrap_or_default().to_string();
-    let id = main["id"].as_str().unwrap_or_default().to_string();
-    let port = main["port"].as_u64().unwrap_or(0);
-    let socket_dir = st.home.join("run").join(&id);
+    // The branch's own socket (its directory is the runtime directory's, not the
+    // store's): what `url --direct` names.
+    let own = url::Url::parse(st.run(&["url", "main", "--direct"])?.trim())?;
+    let query = |k: &str| {
+        own.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let socket_dir = PathBuf::from(query("host"));
+    let port: u64 = query("port").parse().unwrap_or(0);
     let direct = format!(
         "postgresql:///postgres?host={}&port={port}&user=postgres",
         socket_dir.display()

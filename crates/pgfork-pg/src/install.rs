@@ -22,6 +22,30 @@ impl PgInstall {
         self.bin_dir.join(name)
     }
 
+    /// The `wal_compression` a branch keeping history runs with: lz4 where this build
+    /// has it (Postgres 15+ configured `--with-lz4`: fast, and it shrinks a busy branch's
+    /// archive several times), else the always-available `on` (pglz). Asked of
+    /// `pg_config` once per installation.
+    pub fn history_wal_compression(&self) -> &'static str {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static SEEN: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+        let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        let lz4 = *seen.entry(self.bin_dir.clone()).or_insert_with(|| {
+            self.major >= 15
+                && Command::new(self.bin("pg_config"))
+                    .arg("--configure")
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--with-lz4"))
+        });
+        if lz4 {
+            "lz4"
+        } else {
+            "on"
+        }
+    }
+
     /// Inspects one bin directory; `None` when it has no working `postgres`.
     pub fn probe(bin_dir: &Path) -> Option<PgInstall> {
         let out = Command::new(bin_dir.join("postgres"))

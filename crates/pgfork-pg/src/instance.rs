@@ -297,7 +297,8 @@ impl Instance {
             .arg("unix_socket_permissions=0700");
         // A branch never archives into its parent's archive, nor waits for its standby;
         // one with history archives into its own.
-        for (k, v) in crate::sanitize::always(self.archive_dir.as_deref()) {
+        let compression = install.history_wal_compression();
+        for (k, v) in crate::sanitize::always(self.archive_dir.as_deref(), compression) {
             cmd.arg("-c").arg(format!("{k}={v}"));
         }
         for (k, v) in extra {

@@ -18,13 +18,20 @@ pub const ALWAYS: &[(&str, &str)] = &[("archive_mode", "off"), ("synchronous_sta
 
 /// [`ALWAYS`], except that a branch keeping history archives its WAL into its own
 /// `archive` directory (never its parent's or production's archive).
-pub fn always(archive: Option<&std::path::Path>) -> Vec<(&'static str, String)> {
+pub fn always(
+    archive: Option<&std::path::Path>,
+    wal_compression: &str,
+) -> Vec<(&'static str, String)> {
     match archive {
         None => ALWAYS.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         Some(dir) => vec![
             ("archive_mode", "on".to_string()),
             ("archive_command", archive_command(dir)),
             ("synchronous_standby_names", String::new()),
+            // Full-page images are most of a busy branch's WAL: compressed, the archive
+            // is smaller and a branch at a past moment has less to read (pgfork-bench
+            // history measures both).
+            ("wal_compression", wal_compression.to_string()),
         ],
     }
 }

@@ -16,16 +16,23 @@ impl Engine {
     /// schema changed" figure.
     pub(crate) async fn record_fork(&self, project: &Project, b: &Branch) {
         let inst = self.instance(project, b);
-        let digest = match sql::connect(&inst, &project.db_name).await {
-            Ok(client) => pgfork_pg::schema::fingerprint(&client).await.ok(),
-            Err(_) => None,
+        // A new branch is its parent's schema at the fork, and its baseline too: one
+        // look serves both (it is on the way to the branch's first query).
+        let (writes, digest) = match sql::connect(&inst, &project.db_name).await {
+            Ok(client) => (
+                pgfork_pg::schema::user_writes(&client).await.ok(),
+                pgfork_pg::schema::fingerprint(&client).await.ok(),
+            ),
+            Err(_) => (None, None),
         };
         if let Err(e) =
             self.write_store(|s| s.set_branch_fork(&b.id, Utc::now(), digest.as_deref()))
         {
             tracing::warn!(branch = %b.name, error = %e, "could not record when the branch forked");
         }
-        self.record_baseline(project, b).await;
+        if let (Some(w), Some(d)) = (writes, digest) {
+            let _ = self.write_store(|s| s.set_branch_baseline(&b.id, w, &d));
+        }
     }
 
     /// Records `b`'s own writes and schema now, the baseline its "changes of its own"
