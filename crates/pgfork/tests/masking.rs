@@ -320,7 +320,15 @@ fn pseudonyms_keep_joins_and_unsafe_or_failing_rules_leave_no_branch() {
     let mut start = env.command(&["daemon", "start"]);
     start.env("FAILPOINTS", "mask-before-update=sleep(5000)");
     assert!(start.status().expect("start").success());
-    let made = env.json(&["branch", "create", "slow", "--mask", &r, "--no-wait"]);
+    let made = env.json(&[
+        "branch",
+        "create",
+        "slow",
+        "--mask",
+        &r,
+        "--no-wait",
+        "--show-password",
+    ]);
     let url = made["branch"]["connection_uri"]
         .as_str()
         .expect("the planned branch's URL")
