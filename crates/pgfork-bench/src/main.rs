@@ -1019,8 +1019,7 @@ fn bench_history(pgfork: &Path, args: &[String]) -> Result<()> {
         ])?;
         let cfg = st.repo.join(".pgfork.toml");
         let mut text = std::fs::read_to_string(&cfg)?;
-        // No snapshot on a schedule during the run: only the ones busy WAL brings early
-        // (with the reaper looking every 30 s) shorten the replay to the end of the load.
+        // One base snapshot: a moment at the end of the load replays all of it.
         text.push_str("\n[history]\nwindow = \"24h\"\nsnapshot_every = \"24h\"\n");
         std::fs::write(&cfg, text)?;
         st.run(&["branch", "create", "h"])?;
@@ -1054,8 +1053,7 @@ fn bench_history(pgfork: &Path, args: &[String]) -> Result<()> {
         // The moment: the end of the load (the segment it is in is switched and read).
         let moment = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let grown = dir_size(&archive).saturating_sub(before);
-        // Busy WAL brings history snapshots early (pgfork_core::WAL_SEGMENTS_PER_SNAPSHOT):
-        // the replay to the moment starts at the newest of them.
+        // The replay to the moment starts at the newest history snapshot before it.
         let history_snapshots = st
             .json(&["snapshot", "list"])?
             .as_array()

@@ -13,12 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 /// Scheduled snapshots kept when no window bounds them and `keep` is not given.
 pub const DEFAULT_SCHEDULED_KEEP: u32 = 24;
 
-/// A branch that has archived this many WAL segments since its newest history snapshot
-/// gets the next one early (at most one a minute): what bounds the replay to a moment is
-/// the WAL after the snapshot before it, and Postgres replays it on one core (about
-/// 0.4 s a segment of busy pgbench WAL on a 2-core machine).
-pub const WAL_SEGMENTS_PER_SNAPSHOT: u64 = 4;
-
 /// A branch's history settings (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPolicy {
@@ -60,22 +54,9 @@ impl HistoryPolicy {
         }
     }
 
-    /// Whether a snapshot is due, given when the newest one was taken and how many WAL
-    /// segments were archived since: on the interval, or early when the WAL to replay
-    /// from it has grown (with a window, at most one a minute).
-    pub fn snapshot_due(
-        &self,
-        newest: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-        segments_since: u64,
-    ) -> bool {
-        let Some(t) = newest else {
-            return true;
-        };
-        t + Duration::seconds(self.snapshot_every_seconds) <= now
-            || (self.keeps_wal()
-                && segments_since >= WAL_SEGMENTS_PER_SNAPSHOT
-                && t + Duration::seconds(60) <= now)
+    /// Whether a snapshot is due, given when the newest one was taken.
+    pub fn snapshot_due(&self, newest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        newest.is_none_or(|t| t + Duration::seconds(self.snapshot_every_seconds) <= now)
     }
 }
 
@@ -159,18 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_is_due_after_its_interval_or_early_after_much_wal() {
+    fn a_snapshot_is_due_after_its_interval() {
         let p = HistoryPolicy::new(3600, Some(600), None).expect("window");
-        assert!(p.snapshot_due(None, at(0), 0));
-        assert!(!p.snapshot_due(Some(at(0)), at(9), 0));
-        assert!(p.snapshot_due(Some(at(0)), at(10), 0));
-        // Much WAL: early, but not more than once a minute.
-        assert!(p.snapshot_due(Some(at(0)), at(2), WAL_SEGMENTS_PER_SNAPSHOT));
-        assert!(!p.snapshot_due(Some(at(0)), at(0), 100));
-        assert!(!p.snapshot_due(Some(at(0)), at(2), WAL_SEGMENTS_PER_SNAPSHOT - 1));
-        // Without a window there is no WAL to bound: the schedule alone.
-        let s = HistoryPolicy::new(0, Some(600), None).expect("schedule");
-        assert!(!s.snapshot_due(Some(at(0)), at(2), 100));
+        assert!(p.snapshot_due(None, at(0)));
+        assert!(!p.snapshot_due(Some(at(0)), at(9)));
+        assert!(p.snapshot_due(Some(at(0)), at(10)));
     }
 
     #[test]

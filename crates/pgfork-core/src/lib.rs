@@ -16,10 +16,7 @@ mod state;
 mod ttl;
 
 pub use error::CoreError;
-pub use history::{
-    default_snapshot_every, history_to_drop, HistoryPolicy, DEFAULT_SCHEDULED_KEEP,
-    WAL_SEGMENTS_PER_SNAPSHOT,
-};
+pub use history::{default_snapshot_every, history_to_drop, HistoryPolicy, DEFAULT_SCHEDULED_KEEP};
 pub use name::{
     preserved_name, safe_dir_name, validate_branch_name, validate_project_name, MAX_NAME_CHARS,
 };

@@ -15,31 +15,6 @@ pub(crate) struct PointInTime {
     pub restore_command: String,
 }
 
-/// WAL segments archived into `dir` after `t` (by their files' modification times).
-fn segments_archived_since(dir: &Path, t: DateTime<Utc>) -> u64 {
-    let since = std::time::SystemTime::from(t);
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| {
-                    let name = e.file_name();
-                    name.len() == 24
-                        && name
-                            .to_string_lossy()
-                            .bytes()
-                            .all(|c| c.is_ascii_hexdigit())
-                })
-                .filter(|e| {
-                    e.metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|m| m > since)
-                })
-                .count() as u64
-        })
-        .unwrap_or(0)
-}
-
 /// A branch's history settings as the API gives them, checked; `None`: keep nothing.
 pub(crate) fn policy_from(
     h: &api::HistorySettings,
@@ -498,11 +473,7 @@ impl Engine {
                 .collect();
             mine.sort_by_key(|s| s.created_at);
             let newest = mine.last().map(|s| s.created_at);
-            let since = newest
-                .filter(|_| policy.keeps_wal())
-                .map(|t| segments_archived_since(&self.layout.archive_dir(&b.id), t))
-                .unwrap_or(0);
-            if policy.snapshot_due(newest, now, since) && self.instance(&p, &b).is_running() {
+            if policy.snapshot_due(newest, now) && self.instance(&p, &b).is_running() {
                 match self.history_snapshot(&p, &b).await {
                     Ok(s) => mine.push(s),
                     Err(e) => {
