@@ -32,6 +32,23 @@ pub fn stopped_marker() -> PathBuf {
 
 impl Ctx {
     /// For hooks: `None` (silently) outside a pgfork repository.
+    /// For a line in git's terminal: this repository's project, and a client that asks
+    /// a daemon already running, briefly (never starts one: git must stay fast).
+    pub fn to_announce() -> Option<Ctx> {
+        let repo = Repo::discover(&std::env::current_dir().ok()?).ok()?;
+        let cfg = project::read_config(&repo.root.join(project::CONFIG_FILE)).ok()?;
+        let client = connect::client()
+            .ok()?
+            .with_timeout(std::time::Duration::from_millis(500));
+        let project = cfg.project.name.clone();
+        Some(Ctx {
+            repo,
+            cfg,
+            client,
+            project,
+        })
+    }
+
     pub async fn for_hook() -> Result<Option<Ctx>> {
         let Ok(cwd) = std::env::current_dir() else {
             return Ok(None);
@@ -532,20 +549,10 @@ pub fn deleted_branches(stdin: &str) -> Vec<(String, Option<String>)> {
 /// ran, with the command that undoes it. Asks a daemon that already runs (never starts
 /// one: `git branch -D` must stay fast); the detached settle step does the work.
 pub async fn announce_deletions(changes: &[(String, Option<String>)]) {
-    let Ok(cwd) = std::env::current_dir() else {
+    let Some(ctx) = Ctx::to_announce() else {
         return;
     };
-    let Ok(repo) = Repo::discover(&cwd) else {
-        return;
-    };
-    let Ok(cfg) = project::read_config(&repo.root.join(project::CONFIG_FILE)) else {
-        return;
-    };
-    let Ok(client) = connect::client() else {
-        return;
-    };
-    let client = client.with_timeout(std::time::Duration::from_millis(500));
-    let Ok(branches) = client.list_branches(&cfg.project.name, false, false).await else {
+    let Ok(branches) = ctx.client.list_branches(&ctx.project, false, false).await else {
         return;
     };
     // git renames a branch in two transactions (delete, then create): this one cannot
@@ -635,25 +642,8 @@ pub fn on_reference_transaction(state: &str, stdin: &str) {
 /// removable, with the command that brings it back; the detached gc does the work.
 /// Asks a daemon that already runs, and only briefly (a merge must stay fast).
 pub async fn announce_gc() {
-    let Ok(cwd) = std::env::current_dir() else {
+    let Some(ctx) = Ctx::to_announce() else {
         return;
-    };
-    let Ok(repo) = Repo::discover(&cwd) else {
-        return;
-    };
-    let Ok(cfg) = project::read_config(&repo.root.join(project::CONFIG_FILE)) else {
-        return;
-    };
-    let Ok(client) = connect::client() else {
-        return;
-    };
-    let client = client.with_timeout(std::time::Duration::from_millis(500));
-    let project = cfg.project.name.clone();
-    let ctx = Ctx {
-        repo,
-        cfg,
-        client,
-        project,
     };
     let Ok(plan) = gc_plan(&ctx).await else {
         return;

@@ -113,14 +113,7 @@ impl Engine {
             None => {
                 self.write_store(|s| s.clear_branch_history(&b.id))
                     .map_err(store_err)?;
-                let history: Vec<pgfork_store::Snapshot> = self
-                    .store()
-                    .snapshots(&p.id)
-                    .map_err(store_err)?
-                    .into_iter()
-                    .filter(|s| s.source_branch_id == b.id && s.reason == "history")
-                    .collect();
-                for s in history {
+                for s in self.history_snapshots(&b).map_err(store_err)? {
                     self.delete_snapshot(&p.id, &s.id).await?;
                 }
                 tracing::info!(branch = %b.name, "history: kept no more");
@@ -166,14 +159,27 @@ impl Engine {
         self.take_snapshot(p, b, &name, "history", None).await
     }
 
+    /// The history snapshots of `b`, oldest first.
+    fn history_snapshots(
+        &self,
+        b: &Branch,
+    ) -> Result<Vec<pgfork_store::Snapshot>, pgfork_store::StoreError> {
+        let mut mine: Vec<pgfork_store::Snapshot> = self
+            .store()
+            .snapshots(&b.project_id)?
+            .into_iter()
+            .filter(|s| s.source_branch_id == b.id && s.reason == "history")
+            .collect();
+        mine.sort_by_key(|s| s.created_at);
+        Ok(mine)
+    }
+
     pub(crate) fn history_view(&self, b: &Branch, sizes: bool) -> Option<api::BranchHistory> {
         let policy = self.store().branch_history(&b.id).ok().flatten()?;
         let taken: Vec<DateTime<Utc>> = self
-            .store()
-            .snapshots(&b.project_id)
+            .history_snapshots(b)
             .ok()?
             .into_iter()
-            .filter(|s| s.source_branch_id == b.id && s.reason == "history")
             .map(|s| s.created_at)
             .collect();
         let oldest = taken.iter().min().copied().map(|t| {
@@ -464,14 +470,7 @@ impl Engine {
             let Ok(Some(p)) = self.store().project(&b.project_id) else {
                 continue;
             };
-            let mut mine: Vec<pgfork_store::Snapshot> = self
-                .store()
-                .snapshots(&p.id)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|s| s.source_branch_id == b.id && s.reason == "history")
-                .collect();
-            mine.sort_by_key(|s| s.created_at);
+            let mut mine = self.history_snapshots(&b).unwrap_or_default();
             let newest = mine.last().map(|s| s.created_at);
             if policy.snapshot_due(newest, now) && self.instance(&p, &b).is_running() {
                 match self.history_snapshot(&p, &b).await {
